@@ -1,0 +1,38 @@
+//! The local bbr backup artifact, compatible with Go bbr in both directions.
+//!
+//! An artifact is a directory `<deployment>_<YYYYMMDDTHHMMSSZ>` holding a `metadata`
+//! YAML file and one uncompressed tar per backed-up job (see `bbr.md` §4). This crate
+//! knows everything about that directory and nothing about BOSH or SSH:
+//!
+//! * [`metadata`] — the Go bbr `metadata` schema, parsed with serde-saphyr and written
+//!   byte-for-byte like Go's `gopkg.in/yaml.v2`;
+//! * [`timefmt`] — the two timestamp layouts (metadata times, directory names);
+//! * [`naming`] — artifact file and directory names;
+//! * [`tarstream`] — a zero-copy incremental tar parser that SHA-256 hashes every
+//!   file entry while the bytes stream in from the network;
+//! * [`safety`] — path-traversal checks for tar entries before a restore;
+//! * [`artifact_dir`] — creating, opening and validating the artifact directory.
+//!
+//! Everything is synchronous and free of global state except [`timefmt::metadata_time`],
+//! which consults the process time zone (`TZ`).
+
+pub mod artifact_dir;
+pub mod error;
+pub mod metadata;
+pub mod naming;
+pub mod safety;
+pub mod tarstream;
+#[cfg(test)]
+mod testutil;
+pub mod timefmt;
+mod yaml_emit;
+
+pub use artifact_dir::{ArtifactCheck, ArtifactDir, ArtifactKind, listed_artifacts};
+pub use error::ArtifactError;
+pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata, Metadata};
+pub use naming::{
+    artifact_dir_name, backup_one_restore_all_name, custom_artifact_file, default_artifact_file,
+};
+pub use safety::{check_entries_safe, check_entry_safe};
+pub use tarstream::{EntryKind, TarEntryInfo, TarHasher, TarSummary, hash_tar_file, scan_tar_file};
+pub use timefmt::{artifact_timestamp, metadata_time};

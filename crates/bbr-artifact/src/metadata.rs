@@ -1,0 +1,544 @@
+//! The artifact's `metadata` file, Go bbr schema (`backup/metadata.go`, `bbr.md` §4.2).
+//!
+//! Parsing is lenient like Go's `yaml.Unmarshal` into the Go structs: unknown keys are
+//! ignored, missing sections default to empty, `index` may be a string or an integer.
+//! Writing ([`Metadata::to_yaml`]) reproduces Go's `yaml.v2` output byte for byte, so
+//! artifacts stay interchangeable with Go bbr in both directions.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::ArtifactError;
+use crate::yaml_emit::{self, Node};
+
+/// Tar entry name as stored in the tar (e.g. `./redis-server/dump.rdb`) → lowercase
+/// hex SHA-256 of its content.
+pub type Checksums = BTreeMap<String, String>;
+
+/// The whole `metadata` document.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metadata {
+    /// Default artifacts, grouped per instance (`instances`).
+    pub instances: Vec<InstanceMetadata>,
+    /// Named artifacts, i.e. backup-one-restore-all (`custom_artifacts`).
+    pub custom_artifacts: Vec<ArtifactMetadata>,
+    /// Start and finish time of the backup (`backup_activity`).
+    pub backup_activity: BackupActivity,
+}
+
+/// One `instances[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstanceMetadata {
+    /// Instance group name.
+    pub name: String,
+    /// BOSH instance index, as a string (`"0"`).
+    pub index: String,
+    /// One entry per backed-up job.
+    pub artifacts: Vec<ArtifactMetadata>,
+}
+
+/// One artifact: its name (job name or custom name) and the checksums of its tar's files.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArtifactMetadata {
+    /// Job name for default artifacts, the artifact name for custom ones.
+    pub name: String,
+    /// Checksums of the files in the artifact's tar.
+    pub checksums: Checksums,
+}
+
+/// `backup_activity`: times in Go layout `2006/01/02 15:04:05 MST` (see
+/// [`crate::timefmt::metadata_time`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackupActivity {
+    /// When the backup started.
+    pub start_time: Option<String>,
+    /// When the backup finished; absent until set.
+    pub finish_time: Option<String>,
+}
+
+impl ArtifactMetadata {
+    /// An artifact entry with the given name and checksums.
+    pub fn new(name: impl Into<String>, checksums: Checksums) -> Self {
+        Self {
+            name: name.into(),
+            checksums,
+        }
+    }
+}
+
+impl Metadata {
+    /// Parses `metadata` text. Accepts everything Go bbr writes and reads: missing
+    /// sections, unknown keys, integer indexes, no trailing newline, an empty document.
+    pub fn parse(text: &str) -> Result<Metadata, ArtifactError> {
+        if text.trim().is_empty() {
+            // yaml.Unmarshal of an empty document leaves the struct zero.
+            return Ok(Metadata::default());
+        }
+        let raw: Option<RawMetadata> =
+            serde_saphyr::from_str(text).map_err(|e| ArtifactError::MetadataParse {
+                path: None,
+                message: e.to_string(),
+            })?;
+        let raw = raw.unwrap_or_default();
+        Ok(Metadata {
+            instances: raw
+                .instances
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| InstanceMetadata {
+                    name: i.name.unwrap_or_default(),
+                    index: i.index.unwrap_or_default(),
+                    artifacts: i
+                        .artifacts
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(RawArtifact::into_artifact)
+                        .collect(),
+                })
+                .collect(),
+            custom_artifacts: raw
+                .custom_artifacts
+                .unwrap_or_default()
+                .into_iter()
+                .map(RawArtifact::into_artifact)
+                .collect(),
+            backup_activity: raw
+                .backup_activity
+                .map(|a| BackupActivity {
+                    start_time: a.start_time.filter(|s| !s.is_empty()),
+                    finish_time: a.finish_time.filter(|s| !s.is_empty()),
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Serialises exactly like Go bbr (`yaml.v2` of its `metadata` struct): key order
+    /// `instances`, `custom_artifacts`, `backup_activity`; the first two omitted when
+    /// empty; `finish_time` omitted when unset; checksum keys sorted the yaml.v2 way.
+    ///
+    /// `backup_activity` is omitted altogether when neither time is set (Go always
+    /// writes it, but every metadata Go bbr writes has a start time, and some older
+    /// fixtures lack the section); when only `finish_time` is set, `start_time: ""`
+    /// is written as Go would.
+    pub fn to_yaml(&self) -> String {
+        let mut root: Vec<(&str, Node<'_>)> = Vec::new();
+        if !self.instances.is_empty() {
+            let items = self
+                .instances
+                .iter()
+                .map(|i| {
+                    Node::Struct(vec![
+                        ("name", Node::Str(&i.name)),
+                        ("index", Node::Str(&i.index)),
+                        (
+                            "artifacts",
+                            Node::Seq(i.artifacts.iter().map(artifact_node).collect()),
+                        ),
+                    ])
+                })
+                .collect();
+            root.push(("instances", Node::Seq(items)));
+        }
+        if !self.custom_artifacts.is_empty() {
+            root.push((
+                "custom_artifacts",
+                Node::Seq(self.custom_artifacts.iter().map(artifact_node).collect()),
+            ));
+        }
+        let activity = &self.backup_activity;
+        if activity.start_time.is_some() || activity.finish_time.is_some() {
+            let mut fields = vec![(
+                "start_time",
+                Node::Str(activity.start_time.as_deref().unwrap_or("")),
+            )];
+            if let Some(finish) = activity.finish_time.as_deref().filter(|s| !s.is_empty()) {
+                fields.push(("finish_time", Node::Str(finish)));
+            }
+            root.push(("backup_activity", Node::Struct(fields)));
+        }
+        yaml_emit::emit(&Node::Struct(root))
+    }
+
+    /// Records a default artifact of instance `instance_name`/`index`, appending to that
+    /// instance's entry or creating it (at the end) if absent.
+    pub fn add_instance_artifact(
+        &mut self,
+        instance_name: &str,
+        index: &str,
+        artifact: ArtifactMetadata,
+    ) {
+        match self
+            .instances
+            .iter_mut()
+            .find(|i| i.name == instance_name && i.index == index)
+        {
+            Some(instance) => instance.artifacts.push(artifact),
+            None => self.instances.push(InstanceMetadata {
+                name: instance_name.to_string(),
+                index: index.to_string(),
+                artifacts: vec![artifact],
+            }),
+        }
+    }
+
+    /// Records a custom (named) artifact.
+    pub fn add_custom_artifact(&mut self, artifact: ArtifactMetadata) {
+        self.custom_artifacts.push(artifact);
+    }
+
+    /// The default artifact `artifact` of instance `name`/`index`, if recorded.
+    pub fn find_instance_artifact(
+        &self,
+        name: &str,
+        index: &str,
+        artifact: &str,
+    ) -> Option<&ArtifactMetadata> {
+        self.instances
+            .iter()
+            .filter(|i| i.name == name && i.index == index)
+            .flat_map(|i| i.artifacts.iter())
+            .find(|a| a.name == artifact)
+    }
+
+    /// The custom artifact `name`, if recorded.
+    pub fn find_custom_artifact(&self, name: &str) -> Option<&ArtifactMetadata> {
+        self.custom_artifacts.iter().find(|a| a.name == name)
+    }
+}
+
+fn artifact_node(a: &ArtifactMetadata) -> Node<'_> {
+    Node::Struct(vec![
+        ("name", Node::Str(&a.name)),
+        (
+            "checksums",
+            Node::Map(
+                a.checksums
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Node::Str(v)))
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+// ----- serde shapes (everything optional/nullable, like Go's zero values) -----
+
+#[derive(Deserialize, Default)]
+struct RawMetadata {
+    #[serde(default)]
+    instances: Option<Vec<RawInstance>>,
+    #[serde(default)]
+    custom_artifacts: Option<Vec<RawArtifact>>,
+    #[serde(default)]
+    backup_activity: Option<RawActivity>,
+}
+
+#[derive(Deserialize)]
+struct RawInstance {
+    #[serde(default)]
+    name: Option<String>,
+    /// serde-saphyr hands a plain scalar's raw text to a `String` (`0` → `"0"`,
+    /// `007` → `"007"`), like yaml.v2 does for Go string fields.
+    #[serde(default)]
+    index: Option<String>,
+    #[serde(default)]
+    artifacts: Option<Vec<RawArtifact>>,
+}
+
+#[derive(Deserialize)]
+struct RawArtifact {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    checksums: Option<BTreeMap<String, Option<String>>>,
+}
+
+impl RawArtifact {
+    fn into_artifact(self) -> ArtifactMetadata {
+        ArtifactMetadata {
+            name: self.name.unwrap_or_default(),
+            checksums: self
+                .checksums
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawActivity {
+    #[serde(default)]
+    start_time: Option<String>,
+    #[serde(default)]
+    finish_time: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixtures() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gobbr")
+    }
+
+    fn fixture_metadata() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(fixtures()).expect("fixtures dir") {
+            let dir = entry.expect("entry").path();
+            let meta = dir.join("metadata");
+            if meta.is_file() {
+                let text = std::fs::read_to_string(&meta).expect("read metadata");
+                out.push((dir.display().to_string(), text));
+            }
+        }
+        assert_eq!(out.len(), 4, "expected four fixture artifacts");
+        out
+    }
+
+    #[test]
+    fn every_fixture_parses_and_round_trips_byte_exact() {
+        for (dir, text) in fixture_metadata() {
+            let meta = Metadata::parse(&text).unwrap_or_else(|e| panic!("{dir}: {e}"));
+            assert!(!meta.instances.is_empty(), "{dir}");
+            let out = meta.to_yaml();
+            assert_eq!(
+                out.trim_end_matches('\n'),
+                text.trim_end_matches('\n'),
+                "{dir}"
+            );
+            assert!(out.ends_with('\n') && !out.ends_with("\n\n"));
+            assert_eq!(Metadata::parse(&out).expect("reparse"), meta);
+        }
+    }
+
+    #[test]
+    fn redis_fixture_content() {
+        let text = std::fs::read_to_string(fixtures().join("redis-backup/metadata")).expect("read");
+        let meta = Metadata::parse(&text).expect("parse");
+        assert_eq!(meta.instances.len(), 3);
+        assert_eq!(meta.instances[0].name, "other-redis");
+        assert_eq!(meta.instances[2].index, "1");
+        let a = meta
+            .find_instance_artifact("redis", "1", "redis-server")
+            .expect("artifact");
+        assert_eq!(
+            a.checksums["./redis-server/dump.rdb"],
+            "66f7f1c19210f601eb7e087f510cbf6c045ca70654dc4c323902204dc4c38108"
+        );
+        assert!(
+            meta.find_instance_artifact("redis", "2", "redis-server")
+                .is_none()
+        );
+        assert_eq!(meta.backup_activity, BackupActivity::default());
+    }
+
+    const SPEC_EXAMPLE: &str = r#"instances:
+- name: other-redis
+  index: "0"
+  artifacts:
+  - name: redis-server
+    checksums:
+      ./redis-server/appendonly.aof: be1b7e4e577b7cbcd556ec75f2f4b2e2d3afca1e40f8ce5a2b748b462cf4bd53
+      ./redis-server/dump.rdb: 3f1baf2147d8e9bc91fdbf21f7d384601d0c20130064a1f02d5d096ccf94a3fe
+- name: redis
+  index: "0"
+  artifacts:
+  - name: redis-server
+    checksums:
+      ./redis-server/appendonly.aof: be1b7e4e577b7cbcd556ec75f2f4b2e2d3afca1e40f8ce5a2b748b462cf4bd53
+      ./redis-server/dump.rdb: ba3589985f5f4869fe62d155faee8e59c328b42875cb7e3fbb18c7b8152a92d2
+- name: redis
+  index: "1"
+  artifacts:
+  - name: redis-server
+    checksums:
+      ./redis-server/appendonly.aof: be1b7e4e577b7cbcd556ec75f2f4b2e2d3afca1e40f8ce5a2b748b462cf4bd53
+      ./redis-server/dump.rdb: 66f7f1c19210f601eb7e087f510cbf6c045ca70654dc4c323902204dc4c38108
+custom_artifacts:
+- name: redis-server-redis-test-backup-one-restore-all
+  checksums:
+    ./redis/redis-backup: 8d7fa73732d6dba6f6af01621552d3a6d814d2042c959465d0562a97c3f796b0
+backup_activity:
+  start_time: 2017/01/23 14:10:02 UTC
+  finish_time: 2017/01/23 14:10:31 UTC
+"#;
+
+    #[test]
+    fn spec_example_round_trips() {
+        let meta = Metadata::parse(SPEC_EXAMPLE).expect("parse");
+        assert_eq!(meta.custom_artifacts.len(), 1);
+        assert_eq!(
+            meta.backup_activity.start_time.as_deref(),
+            Some("2017/01/23 14:10:02 UTC")
+        );
+        assert_eq!(meta.to_yaml(), SPEC_EXAMPLE);
+    }
+
+    #[test]
+    fn builds_the_spec_example_with_helpers() {
+        let sums = |aof: &str, rdb: &str| -> Checksums {
+            [
+                ("./redis-server/appendonly.aof".to_string(), aof.to_string()),
+                ("./redis-server/dump.rdb".to_string(), rdb.to_string()),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let aof = "be1b7e4e577b7cbcd556ec75f2f4b2e2d3afca1e40f8ce5a2b748b462cf4bd53";
+        let mut meta = Metadata {
+            backup_activity: BackupActivity {
+                start_time: Some("2017/01/23 14:10:02 UTC".into()),
+                finish_time: None,
+            },
+            ..Metadata::default()
+        };
+        meta.add_instance_artifact(
+            "other-redis",
+            "0",
+            ArtifactMetadata::new(
+                "redis-server",
+                sums(
+                    aof,
+                    "3f1baf2147d8e9bc91fdbf21f7d384601d0c20130064a1f02d5d096ccf94a3fe",
+                ),
+            ),
+        );
+        meta.add_instance_artifact(
+            "redis",
+            "0",
+            ArtifactMetadata::new(
+                "redis-server",
+                sums(
+                    aof,
+                    "ba3589985f5f4869fe62d155faee8e59c328b42875cb7e3fbb18c7b8152a92d2",
+                ),
+            ),
+        );
+        meta.add_instance_artifact(
+            "redis",
+            "1",
+            ArtifactMetadata::new(
+                "redis-server",
+                sums(
+                    aof,
+                    "66f7f1c19210f601eb7e087f510cbf6c045ca70654dc4c323902204dc4c38108",
+                ),
+            ),
+        );
+        meta.add_custom_artifact(ArtifactMetadata::new(
+            "redis-server-redis-test-backup-one-restore-all",
+            [(
+                "./redis/redis-backup".to_string(),
+                "8d7fa73732d6dba6f6af01621552d3a6d814d2042c959465d0562a97c3f796b0".to_string(),
+            )]
+            .into_iter()
+            .collect(),
+        ));
+        meta.backup_activity.finish_time = Some("2017/01/23 14:10:31 UTC".into());
+        assert_eq!(meta.to_yaml(), SPEC_EXAMPLE);
+        assert!(
+            meta.find_custom_artifact("redis-server-redis-test-backup-one-restore-all")
+                .is_some()
+        );
+        assert!(meta.find_custom_artifact("nope").is_none());
+    }
+
+    #[test]
+    fn add_instance_artifact_appends_to_existing_instance() {
+        let mut meta = Metadata::default();
+        meta.add_instance_artifact("bosh", "0", ArtifactMetadata::new("a", Checksums::new()));
+        meta.add_instance_artifact("bosh", "1", ArtifactMetadata::new("a", Checksums::new()));
+        meta.add_instance_artifact("bosh", "0", ArtifactMetadata::new("b", Checksums::new()));
+        assert_eq!(meta.instances.len(), 2);
+        assert_eq!(meta.instances[0].artifacts.len(), 2);
+        assert_eq!(meta.instances[0].artifacts[1].name, "b");
+        assert_eq!(
+            meta.to_yaml(),
+            "instances:\n- name: bosh\n  index: \"0\"\n  artifacts:\n  - name: a\n    checksums: {}\n  - name: b\n    checksums: {}\n- name: bosh\n  index: \"1\"\n  artifacts:\n  - name: a\n    checksums: {}\n"
+        );
+    }
+
+    #[test]
+    fn lenient_parsing() {
+        let text = "instances:\n- name: bosh\n  index: 0\n  extra: [1, 2]\n  artifacts:\n  - name: bosh\n    checksums:\n      ./backup: abc\nunknown_key: {a: b}\n";
+        let meta = Metadata::parse(text).expect("parse");
+        assert_eq!(meta.instances[0].index, "0");
+        assert!(meta.custom_artifacts.is_empty());
+        assert_eq!(meta.backup_activity, BackupActivity::default());
+
+        let meta = Metadata::parse("custom_artifacts:\n- name: x\n  checksums:\n").expect("parse");
+        assert!(meta.instances.is_empty());
+        assert!(meta.custom_artifacts[0].checksums.is_empty());
+
+        let meta = Metadata::parse("instances:\ncustom_artifacts: []\n").expect("parse");
+        assert_eq!(meta, Metadata::default());
+
+        // Scalars keep their raw text, as yaml.v2 does for Go string fields.
+        let meta = Metadata::parse(
+            "instances:\n- name: true\n  index: 007\n  artifacts:\n  - name: 0123\n    checksums:\n      ./a: 1.50\n      ./b: ~\n      ./c: 0x1F\n",
+        )
+        .expect("parse");
+        assert_eq!(meta.instances[0].name, "true");
+        assert_eq!(meta.instances[0].index, "007");
+        let a = &meta.instances[0].artifacts[0];
+        assert_eq!(a.name, "0123");
+        assert_eq!(a.checksums["./a"], "1.50");
+        assert_eq!(a.checksums["./b"], "");
+        assert_eq!(a.checksums["./c"], "0x1F");
+
+        assert_eq!(Metadata::parse("").expect("empty"), Metadata::default());
+        assert_eq!(Metadata::parse("\n\n").expect("blank"), Metadata::default());
+
+        let meta = Metadata::parse("backup_activity:\n  start_time: \"2017/01/23 14:10:02 UTC\"\n")
+            .expect("parse");
+        assert_eq!(
+            meta.to_yaml(),
+            "backup_activity:\n  start_time: 2017/01/23 14:10:02 UTC\n"
+        );
+    }
+
+    #[test]
+    fn malformed_metadata_names_the_problem() {
+        for bad in [
+            "instances: [\n",
+            "instances:\n- name: [a, b]\n",
+            "instances: 5\n",
+            "instances:\n- artifacts:\n  - checksums: [a]\n",
+            "- just\n- a list\n",
+        ] {
+            let err = Metadata::parse(bad).expect_err(bad);
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("failed to unmarshal metadata: "),
+                "{bad:?}: {msg}"
+            );
+            assert!(
+                msg.len() > "failed to unmarshal metadata: ".len() + 5,
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn emits_quotes_for_names_that_need_them() {
+        let mut meta = Metadata::default();
+        let mut sums = Checksums::new();
+        sums.insert("./file10".into(), "0".into());
+        sums.insert("./file9".into(), "a".repeat(64));
+        sums.insert("./with space: colon".into(), "1e5".into());
+        meta.add_instance_artifact("true", "12", ArtifactMetadata::new("null", sums));
+        let yaml = meta.to_yaml();
+        assert_eq!(
+            yaml,
+            format!(
+                "instances:\n- name: \"true\"\n  index: \"12\"\n  artifacts:\n  - name: \"null\"\n    checksums:\n      ./file9: {}\n      ./file10: \"0\"\n      './with space: colon': \"1e5\"\n",
+                "a".repeat(64)
+            )
+        );
+        assert_eq!(Metadata::parse(&yaml).expect("reparse"), meta);
+    }
+}

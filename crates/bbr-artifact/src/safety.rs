@@ -1,0 +1,260 @@
+//! Path-traversal checks for tar entries, run on every entry of every tar before a
+//! restore uploads anything (the remote side extracts as root with `tar -x`).
+//!
+//! [`check_entry_safe`] looks at one entry: no absolute name, no `..` component, and
+//! link targets that stay inside the extraction root when resolved lexically (symlinks
+//! relative to the entry's directory, hardlinks relative to the root, as tar stores
+//! them). [`check_entries_safe`] also looks across entries: nothing may be extracted
+//! *through* a symlink of the archive, and no link target may leave a symlink with
+//! `..` — the two ways a chain of individually harmless links can escape.
+
+use std::collections::HashSet;
+
+use crate::error::ArtifactError;
+use crate::tarstream::{EntryKind, TarEntryInfo};
+
+fn unsafe_entry(entry: &TarEntryInfo, reason: String) -> ArtifactError {
+    ArtifactError::UnsafeEntry {
+        file: None,
+        entry: entry.name.clone(),
+        reason,
+    }
+}
+
+/// The components of a relative path, without empty and `.` components.
+fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+/// Refuses an entry that would be written outside the extraction root: an absolute
+/// name, a name with a `..` component, or a symlink/hardlink whose target is absolute
+/// or climbs above the root.
+pub fn check_entry_safe(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
+    if entry.name.is_empty() {
+        return Err(unsafe_entry(entry, "empty name".into()));
+    }
+    if entry.name.starts_with('/') {
+        return Err(unsafe_entry(entry, "absolute path".into()));
+    }
+    if entry.name.split('/').any(|c| c == "..") {
+        return Err(unsafe_entry(entry, "path contains a '..' component".into()));
+    }
+    let is_symlink = match entry.kind {
+        EntryKind::Symlink => true,
+        EntryKind::Hardlink => false,
+        _ => return Ok(()),
+    };
+    let what = if is_symlink { "symlink" } else { "hardlink" };
+    let target = entry.link_name.as_deref().unwrap_or("");
+    if target.starts_with('/') {
+        return Err(unsafe_entry(
+            entry,
+            format!("{what} target {target} is absolute"),
+        ));
+    }
+    let mut depth: usize = if is_symlink {
+        // A symlink's target is relative to the directory holding it.
+        components(&entry.name).count().saturating_sub(1)
+    } else {
+        // A hardlink's target is an archive member name, relative to the root.
+        0
+    };
+    for c in components(target) {
+        if c == ".." {
+            if depth == 0 {
+                return Err(unsafe_entry(
+                    entry,
+                    format!("{what} target {target} escapes the extraction root"),
+                ));
+            }
+            depth -= 1;
+        } else {
+            depth += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Runs [`check_entry_safe`] on every entry and also refuses entries extracted through
+/// a symlink of the same archive and link targets that leave such a symlink with `..`.
+pub fn check_entries_safe(entries: &[TarEntryInfo]) -> Result<(), ArtifactError> {
+    let symlinks: HashSet<String> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Symlink)
+        .map(|e| components(&e.name).collect::<Vec<_>>().join("/"))
+        .collect();
+    let symlink_prefix = |parts: &[&str]| -> Option<String> {
+        (1..=parts.len())
+            .map(|n| parts[..n].join("/"))
+            .find(|p| symlinks.contains(p))
+    };
+    for entry in entries {
+        check_entry_safe(entry)?;
+        if symlinks.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = components(&entry.name).collect();
+        if let Some(parent) = parts.split_last().map(|(_, parent)| parent)
+            && let Some(link) = symlink_prefix(parent)
+        {
+            return Err(unsafe_entry(
+                entry,
+                format!("path goes through the symlink ./{link} of the archive"),
+            ));
+        }
+        let mut stack: Vec<&str> = match entry.kind {
+            EntryKind::Symlink => parts[..parts.len().saturating_sub(1)].to_vec(),
+            EntryKind::Hardlink => Vec::new(),
+            _ => continue,
+        };
+        for c in components(entry.link_name.as_deref().unwrap_or("")) {
+            if c == ".." {
+                if let Some(link) = symlink_prefix(&stack) {
+                    return Err(unsafe_entry(
+                        entry,
+                        format!("link target leaves the symlink ./{link} of the archive with '..'"),
+                    ));
+                }
+                stack.pop();
+            } else {
+                stack.push(c);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> TarEntryInfo {
+        TarEntryInfo {
+            name: name.into(),
+            kind: EntryKind::File,
+            size: 0,
+            link_name: None,
+        }
+    }
+
+    fn link(name: &str, kind: EntryKind, target: &str) -> TarEntryInfo {
+        TarEntryInfo {
+            name: name.into(),
+            kind,
+            size: 0,
+            link_name: Some(target.into()),
+        }
+    }
+
+    fn reason(err: ArtifactError) -> String {
+        match err {
+            ArtifactError::UnsafeEntry { reason, .. } => reason,
+            other => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn ordinary_entries_are_safe() {
+        for name in [
+            "./",
+            "./a",
+            "./a/b/c",
+            "a",
+            "a/./b",
+            "./.hidden",
+            "./a..b",
+            "./...",
+            "./a/",
+        ] {
+            check_entry_safe(&file(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for (name, target) in [
+            ("./a/l", "b"),
+            ("./a/l", "../b"),
+            ("./a/b/l", "../../c"),
+            ("./l", "."),
+            ("./l", "./x/../y"),
+            ("./a/l", ""),
+        ] {
+            check_entry_safe(&link(name, EntryKind::Symlink, target))
+                .unwrap_or_else(|e| panic!("{name} -> {target}: {e}"));
+        }
+        check_entry_safe(&link("./a/h", EntryKind::Hardlink, "./a/orig")).expect("hardlink");
+        check_entry_safe(&link("./a/h", EntryKind::Hardlink, "./a/../orig")).expect("hardlink");
+    }
+
+    #[test]
+    fn absolute_and_dotdot_names_are_refused() {
+        let err = check_entry_safe(&file("/etc/passwd")).expect_err("absolute");
+        assert_eq!(
+            err.to_string(),
+            "unsafe tar entry /etc/passwd: absolute path"
+        );
+        for name in ["../evil", "./../evil", "./a/../../evil", "./a/..", ".."] {
+            let err = check_entry_safe(&file(name)).expect_err(name);
+            assert_eq!(err.entry(), Some(name));
+            assert!(reason(err).contains("'..'"), "{name}");
+        }
+        assert!(check_entry_safe(&file("")).is_err());
+    }
+
+    #[test]
+    fn escaping_link_targets_are_refused() {
+        for (name, kind, target, why) in [
+            ("./l", EntryKind::Symlink, "..", "escapes"),
+            ("./a/l", EntryKind::Symlink, "../..", "escapes"),
+            ("./a/l", EntryKind::Symlink, "../../etc", "escapes"),
+            ("./a/l", EntryKind::Symlink, "b/../../../x", "escapes"),
+            ("./l", EntryKind::Symlink, "/etc/shadow", "absolute"),
+            ("./h", EntryKind::Hardlink, "/etc/shadow", "absolute"),
+            // A hardlink target is relative to the root, not to the entry's directory.
+            ("./a/b/h", EntryKind::Hardlink, "../x", "escapes"),
+        ] {
+            let err = check_entry_safe(&link(name, kind, target)).expect_err(target);
+            assert_eq!(err.entry(), Some(name));
+            let msg = reason(err);
+            assert!(msg.contains(why) && msg.contains(target), "{msg}");
+        }
+    }
+
+    #[test]
+    fn entries_through_symlinks_are_refused() {
+        let entries = vec![
+            file("./"),
+            link("./dir", EntryKind::Symlink, "sub"),
+            file("./dir/x"),
+        ];
+        let err = check_entries_safe(&entries).expect_err("through symlink");
+        assert_eq!(err.entry(), Some("./dir/x"));
+        assert!(err.to_string().contains("symlink ./dir"), "{err}");
+
+        // The classic chain: each link is lexically inside the root, together they escape.
+        let entries = vec![
+            TarEntryInfo {
+                name: "./a/".into(),
+                kind: EntryKind::Dir,
+                size: 0,
+                link_name: None,
+            },
+            link("./a/b", EntryKind::Symlink, ".."),
+            link("./c", EntryKind::Symlink, "a/b/.."),
+        ];
+        for e in &entries {
+            check_entry_safe(e).expect("individually safe");
+        }
+        let err = check_entries_safe(&entries).expect_err("chain");
+        assert_eq!(err.entry(), Some("./c"));
+        assert!(
+            err.to_string().contains("leaves the symlink ./a/b"),
+            "{err}"
+        );
+
+        // Links into symlinked directories without '..' are fine.
+        let entries = vec![
+            link("./s", EntryKind::Symlink, "real"),
+            link("./t", EntryKind::Symlink, "s/file"),
+            file("./real/file"),
+        ];
+        check_entries_safe(&entries).expect("safe");
+    }
+}

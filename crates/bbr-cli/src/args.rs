@@ -1,0 +1,272 @@
+//! Command-line parsing with urfave/cli v1 semantics, as Go bbr has them: command flags go
+//! before the subcommand, long flags may be written with one or two dashes, `--flag=value`
+//! and `--flag value` are both accepted, and `-h`/`--help` anywhere asks for help.
+//!
+//! clap is not used because Go bbr's help layout, its `--<flag> flag is required.` errors
+//! (printed after the command help) and its single-dash long flags are part of the contract.
+
+use std::time::Duration;
+
+/// The five subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subcommand {
+    /// `pre-backup-check` / `c`.
+    PreBackupCheck,
+    /// `backup` / `b`.
+    Backup,
+    /// `restore` / `r`.
+    Restore,
+    /// `backup-cleanup`.
+    BackupCleanup,
+    /// `restore-cleanup`.
+    RestoreCleanup,
+}
+
+impl Subcommand {
+    /// Parses a subcommand name or alias.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pre-backup-check" | "c" => Subcommand::PreBackupCheck,
+            "backup" | "b" => Subcommand::Backup,
+            "restore" | "r" => Subcommand::Restore,
+            "backup-cleanup" => Subcommand::BackupCleanup,
+            "restore-cleanup" => Subcommand::RestoreCleanup,
+            _ => return None,
+        })
+    }
+
+    /// The canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subcommand::PreBackupCheck => "pre-backup-check",
+            Subcommand::Backup => "backup",
+            Subcommand::Restore => "restore",
+            Subcommand::BackupCleanup => "backup-cleanup",
+            Subcommand::RestoreCleanup => "restore-cleanup",
+        }
+    }
+}
+
+/// A flag definition: names (first is canonical), whether it takes a value.
+pub struct FlagSpec {
+    /// Canonical name and aliases, without dashes.
+    pub names: &'static [&'static str],
+    /// False for booleans.
+    pub takes_value: bool,
+}
+
+/// The `bbr director` command flags.
+pub const DIRECTOR_FLAGS: &[FlagSpec] = &[
+    FlagSpec { names: &["host"], takes_value: true },
+    FlagSpec { names: &["username", "u"], takes_value: true },
+    FlagSpec { names: &["private-key-path", "key"], takes_value: true },
+    FlagSpec { names: &["debug"], takes_value: false },
+    FlagSpec { names: &["known-hosts"], takes_value: true },
+    FlagSpec { names: &["max-parallel"], takes_value: true },
+    FlagSpec { names: &["script-timeout"], takes_value: true },
+];
+
+/// Flags of `backup` and `restore`.
+pub const ARTIFACT_FLAGS: &[FlagSpec] = &[FlagSpec { names: &["artifact-path", "a"], takes_value: true }];
+
+/// Parsed flags: canonical name → value ("true" for booleans).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    values: Vec<(&'static str, String)>,
+}
+
+impl Flags {
+    /// The value of `name`, if given and non-empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// True when a boolean flag was given.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| v != "false")
+    }
+}
+
+/// Result of parsing one level of flags.
+#[derive(Debug)]
+pub struct ParsedLevel {
+    /// The flags.
+    pub flags: Flags,
+    /// Remaining arguments (the first non-flag and everything after it).
+    pub rest: Vec<String>,
+    /// `-h`/`--help` was among the flags.
+    pub help: bool,
+}
+
+/// Parses flags from the front of `args` until the first non-flag argument.
+pub fn parse_flags(specs: &[FlagSpec], args: &[String]) -> Result<ParsedLevel, String> {
+    let mut flags = Flags::default();
+    let mut help = false;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg == "--" {
+            i += 1;
+            break;
+        }
+        let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            break;
+        };
+        if stripped.is_empty() {
+            break;
+        }
+        let (name, inline) = match stripped.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (stripped, None),
+        };
+        if name == "help" || name == "h" {
+            help = true;
+            i += 1;
+            continue;
+        }
+        let Some(spec) = specs.iter().find(|s| s.names.contains(&name)) else {
+            return Err(format!("flag provided but not defined: -{name}"));
+        };
+        let value = if !spec.takes_value {
+            inline.unwrap_or_else(|| "true".to_string())
+        } else if let Some(v) = inline {
+            v
+        } else {
+            i += 1;
+            match args.get(i) {
+                Some(v) => v.clone(),
+                None => return Err(format!("flag needs an argument: -{name}")),
+            }
+        };
+        flags.values.push((spec.names[0], value));
+        i += 1;
+    }
+    Ok(ParsedLevel { flags, rest: args[i..].to_vec(), help })
+}
+
+/// Parses a Go-style duration (`90s`, `5m`, `1h30m`, `250ms`) or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+        let factor = match unit.as_str() {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("invalid duration {text:?}: unknown unit {unit:?}")),
+        };
+        total += value * factor;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() || !any || total <= 0.0 {
+        return Err(format!("invalid duration {text:?}: use e.g. 90s, 15m or 1h30m"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Splits `--host` into (deployment name, connect host, port): a scheme is stripped, the
+/// port defaults to 22, `[v6]:port` is understood.
+pub fn parse_host(host: &str) -> Result<(String, String, u16), String> {
+    let without_scheme = host.split_once("://").map(|(_, r)| r).unwrap_or(host);
+    let without_path = without_scheme.split('/').next().unwrap_or("");
+    let (name, port) = if let Some(rest) = without_path.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(|| format!("invalid host {host:?}"))?;
+        let port = after.strip_prefix(':').unwrap_or("");
+        (h.to_string(), port)
+    } else {
+        match without_path.split_once(':') {
+            Some((h, p)) => (h.to_string(), p),
+            None => (without_path.to_string(), ""),
+        }
+    };
+    if name.is_empty() {
+        return Err(format!("invalid host {host:?}: no host name"));
+    }
+    let port = if port.is_empty() {
+        22
+    } else {
+        port.parse().map_err(|_| format!("invalid host {host:?}: bad port {port:?}"))?
+    };
+    Ok((name.clone(), name, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_in_go_styles() {
+        let p = parse_flags(
+            DIRECTOR_FLAGS,
+            &strings(&["--host", "h:2222", "-u", "vcap", "-key=k", "--debug", "backup", "-a", "x"]),
+        )
+        .unwrap();
+        assert_eq!(p.flags.get("host"), Some("h:2222"));
+        assert_eq!(p.flags.get("username"), Some("vcap"));
+        assert_eq!(p.flags.get("private-key-path"), Some("k"));
+        assert!(p.flags.is_set("debug"));
+        assert_eq!(p.rest, strings(&["backup", "-a", "x"]));
+        assert!(parse_flags(DIRECTOR_FLAGS, &strings(&["--bogus"])).is_err());
+        assert!(parse_flags(DIRECTOR_FLAGS, &strings(&["--host"])).is_err());
+        assert!(parse_flags(DIRECTOR_FLAGS, &strings(&["--help"])).unwrap().help);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(parse_host("10.0.0.6").unwrap(), ("10.0.0.6".into(), "10.0.0.6".into(), 22));
+        assert_eq!(parse_host("10.0.0.6:2222").unwrap().2, 2222);
+        assert_eq!(parse_host("ssh://d.example:25").unwrap().0, "d.example");
+        assert_eq!(parse_host("[::1]:2200").unwrap(), ("::1".into(), "::1".into(), 2200));
+        assert!(parse_host(":22").is_err());
+        assert!(parse_host("h:port").is_err());
+    }
+
+    #[test]
+    fn subcommand_aliases() {
+        assert_eq!(Subcommand::parse("c"), Some(Subcommand::PreBackupCheck));
+        assert_eq!(Subcommand::parse("b"), Some(Subcommand::Backup));
+        assert_eq!(Subcommand::parse("r"), Some(Subcommand::Restore));
+        assert_eq!(Subcommand::parse("x"), None);
+    }
+}

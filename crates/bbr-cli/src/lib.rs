@@ -1,0 +1,279 @@
+//! The `bbr` command line: argument handling, the director-mode wiring, output rendering,
+//! signal handling and exit codes. The workflows themselves live in `bbr-core`.
+
+pub mod args;
+pub mod director;
+pub mod help;
+pub mod output;
+pub mod signals;
+
+use args::{parse_flags, Subcommand, ARTIFACT_FLAGS, DIRECTOR_FLAGS};
+use bbr_core::error::ErrorList;
+use bbr_core::report::ReporterExt;
+use bbr_core::workflow::{self, BackupRequest, RunOptions};
+use bbr_core::StopSignal;
+use output::Logger;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The version printed by `bbr version` and given to metadata scripts as `BBR_VERSION`.
+pub const VERSION: &str = match option_env!("BBR_BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// The footer advising `backup-cleanup`.
+pub const BACKUP_CLEANUP_ADVICE: &str = "It is recommended that you run `bbr backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
+
+fn red(text: &str) -> String {
+    format!("\x1b[31m{text}\x1b[0m")
+}
+
+/// Runs bbr with `args` (including the program name) and returns the exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let rest = &args[1.min(args.len())..];
+    let Some(command) = rest.first() else {
+        print!("{}", help::app_help(VERSION));
+        return 0;
+    };
+    match command.as_str() {
+        "help" | "h" | "--help" | "-h" => {
+            print!("{}", help::app_help(VERSION));
+            0
+        }
+        "version" | "v" | "--version" | "-v" => {
+            println!("bbr version {VERSION}");
+            0
+        }
+        "director" => director(&rest[1..]),
+        other => {
+            println!("Error command '{other}' not found\n");
+            print!("{}", help::app_help(VERSION));
+            1
+        }
+    }
+}
+
+fn usage_error(message: &str, help_text: &str) -> i32 {
+    println!("Incorrect Usage: {message}\n");
+    print!("{help_text}");
+    1
+}
+
+fn required(flag: &str, help_text: &str) -> i32 {
+    print!("{help_text}");
+    eprintln!("{}", red(&format!("--{flag} flag is required.")));
+    1
+}
+
+/// The settings of one `bbr director` invocation.
+struct DirectorInvocation {
+    sub: Subcommand,
+    host: String,
+    username: String,
+    key_path: PathBuf,
+    known_hosts: PathBuf,
+    debug: bool,
+    max_parallel: usize,
+    script_timeout: Option<std::time::Duration>,
+    artifact_path: Option<String>,
+}
+
+fn director(args: &[String]) -> i32 {
+    let level = match parse_flags(DIRECTOR_FLAGS, args) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e, &help::director_help()),
+    };
+    let wants_help = level.help || args.iter().any(|a| a == "--help" || a == "-h");
+    let Some(sub_name) = level.rest.first() else {
+        print!("{}", help::director_help());
+        return if wants_help { 0 } else { 1 };
+    };
+    let Some(sub) = Subcommand::parse(sub_name) else {
+        println!("Error command '{sub_name}' not found\n");
+        print!("{}", help::director_help());
+        return 1;
+    };
+    let sub_level = match parse_flags(
+        if matches!(sub, Subcommand::Backup | Subcommand::Restore) { ARTIFACT_FLAGS } else { &[] },
+        &level.rest[1..],
+    ) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e, &help::director_subcommand_help(sub)),
+    };
+    if sub_level.help {
+        print!("{}", help::director_subcommand_help(sub));
+        return 0;
+    }
+    if level.help {
+        print!("{}", help::director_help());
+        return 0;
+    }
+    let flags = &level.flags;
+    for flag in ["host", "username", "private-key-path"] {
+        if flags.get(flag).is_none() {
+            return required(flag, &help::director_help());
+        }
+    }
+    if sub == Subcommand::Restore && sub_level.flags.get("artifact-path").is_none() {
+        return required("artifact-path", &help::director_subcommand_help(sub));
+    }
+    let max_parallel = match flags.get("max-parallel").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("{}", red("--max-parallel must be a whole number of at least 1."));
+            return 1;
+        }
+    };
+    let script_timeout = match flags.get("script-timeout").map(args::parse_duration) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprintln!("{}", red(&format!("--script-timeout: {e}")));
+            return 1;
+        }
+    };
+    let known_hosts = match flags.get("known-hosts") {
+        Some(p) => PathBuf::from(p),
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".ssh").join("known_hosts"),
+            None => {
+                eprintln!("{}", red("HOME is not set: give --known-hosts FILE."));
+                return 1;
+            }
+        },
+    };
+    let invocation = DirectorInvocation {
+        sub,
+        host: flags.get("host").unwrap_or_default().to_string(),
+        username: flags.get("username").unwrap_or_default().to_string(),
+        key_path: PathBuf::from(flags.get("private-key-path").unwrap_or_default()),
+        known_hosts,
+        debug: flags.is_set("debug"),
+        max_parallel,
+        script_timeout,
+        artifact_path: sub_level.flags.get("artifact-path").map(str::to_string),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("could not start the runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(run_director(invocation))
+}
+
+/// Writes `bbr-<RFC3339 UTC>.err.log` in the working directory; returns false on failure.
+fn write_error_log(errors: &ErrorList, command: &str) -> bool {
+    let name = format!("bbr-{}.err.log", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    let mut text = format!("bbr {VERSION}: {command}\n");
+    for (i, e) in errors.0.iter().enumerate() {
+        text.push_str(&format!("error {} ({:?}):\n{}\n", i + 1, e.kind, e.message));
+    }
+    std::fs::write(&name, text)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o644))
+        })
+        .is_ok()
+}
+
+/// Prints the error block (stderr) and footer; returns the exit code.
+fn finish(errors: &ErrorList, footer: Option<&str>, command: &str) -> i32 {
+    if errors.is_empty() {
+        return 0;
+    }
+    let logged = write_error_log(errors, command);
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{}", errors.render());
+    if !logged {
+        let _ = writeln!(err, "(could not write the bbr-*.err.log file in the working directory)");
+    }
+    if let Some(f) = footer {
+        let _ = writeln!(err, "{f}");
+    }
+    errors.exit_code()
+}
+
+async fn run_director(inv: DirectorInvocation) -> i32 {
+    let logger = Logger::new(inv.debug);
+    let stop = StopSignal::new();
+    let (name, connect_host, port) = match args::parse_host(&inv.host) {
+        Ok(h) => h,
+        Err(e) => {
+            let errors = ErrorList(vec![bbr_core::BbrError::general(e)]);
+            return finish(&errors, None, inv.sub.name());
+        }
+    };
+    let key = match bbr_ssh::ConnectOptions::load_key(&inv.key_path) {
+        Ok(k) => k,
+        Err(e) => {
+            let errors = ErrorList(vec![bbr_core::BbrError::general(e.to_string())]);
+            return finish(&errors, None, inv.sub.name());
+        }
+    };
+    let warn_logger = logger.clone();
+    let options = bbr_ssh::ConnectOptions {
+        host: connect_host,
+        port,
+        user: inv.username.clone(),
+        key,
+        host_key: bbr_ssh::HostKeyPolicy::KnownHosts(inv.known_hosts.clone()),
+        on_warning: Arc::new(move |m| warn_logger.warn(m)),
+    };
+    let source = director::DirectorSource::new(name.clone(), options);
+    let run_options = RunOptions {
+        bbr_version: VERSION.to_string(),
+        max_parallel: inv.max_parallel,
+        script_timeout: inv.script_timeout,
+        stop: stop.clone(),
+    };
+    let trap = match inv.sub {
+        Subcommand::PreBackupCheck => None,
+        Subcommand::Restore => Some(signals::Wording::Restore),
+        _ => Some(signals::Wording::Backup),
+    };
+    let _signals = signals::install(logger.clone(), stop.clone(), trap);
+    let code = match inv.sub {
+        Subcommand::PreBackupCheck => {
+            let errors = workflow::pre_backup_check(&source, run_options, &logger).await;
+            if errors.is_empty() {
+                logger.print_raw("Director can be backed up.");
+                0
+            } else {
+                logger.print_raw("Director cannot be backed up.");
+                let footer = errors.first_is_artifact_dir().then_some(BACKUP_CLEANUP_ADVICE);
+                finish(&errors, footer, "pre-backup-check")
+            }
+        }
+        Subcommand::Backup => {
+            let parent = PathBuf::from(inv.artifact_path.clone().unwrap_or_else(|| ".".into()));
+            let request = BackupRequest {
+                artifact_parent: parent,
+                started: std::time::SystemTime::now(),
+                unsafe_lock_free: false,
+            };
+            let outcome = workflow::backup(&source, run_options, &request, &logger).await;
+            let footer = outcome.errors.needs_cleanup_advice().then_some(BACKUP_CLEANUP_ADVICE);
+            finish(&outcome.errors, footer, "backup")
+        }
+        Subcommand::Restore => {
+            let path = PathBuf::from(inv.artifact_path.clone().unwrap_or_default());
+            let errors = workflow::restore(&source, run_options, &path, &logger).await;
+            finish(&errors, None, "restore")
+        }
+        Subcommand::BackupCleanup => {
+            let errors = workflow::backup_cleanup(&source, run_options, &logger).await;
+            finish(&errors, None, "backup-cleanup")
+        }
+        Subcommand::RestoreCleanup => {
+            let errors = workflow::restore_cleanup(&source, run_options, &logger).await;
+            finish(&errors, None, "restore-cleanup")
+        }
+    };
+    source.disconnect().await;
+    code
+}

@@ -1,0 +1,159 @@
+//! What the operator sees on stdout: `[bbr] YYYY/MM/DD HH:MM:SS LEVEL - msg` log lines (every
+//! level on stdout, as Go bbr does), and transfer progress: a bar per artifact when stdout is
+//! a terminal, otherwise `Copying backup for job <job> on <instance> -- N% complete` lines at
+//! every 5%. Output can be paused (while the SIGINT question waits for an answer) and is
+//! buffered meanwhile.
+
+use bbr_core::report::{Level, Reporter, TransferProgress};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+
+struct State {
+    paused: bool,
+    buffered: Vec<String>,
+}
+
+/// The bbr logger.
+#[derive(Clone)]
+pub struct Logger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    debug: bool,
+    state: Mutex<State>,
+    bars: Option<MultiProgress>,
+}
+
+/// Local time in Go's log layout.
+fn timestamp() -> String {
+    chrono::Local::now().format("%Y/%m/%d %H:%M:%S").to_string()
+}
+
+impl Logger {
+    /// A logger printing DEBUG lines when `debug`; bars when stdout is a terminal.
+    pub fn new(debug: bool) -> Self {
+        let bars = std::io::stdout()
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        Self { inner: Arc::new(Inner { debug, state: Mutex::new(State { paused: false, buffered: Vec::new() }), bars }) }
+    }
+
+    /// Prints a line exactly as given (no prefix), honouring pause.
+    pub fn print_raw(&self, line: &str) {
+        let Ok(mut state) = self.inner.state.lock() else { return };
+        if state.paused {
+            state.buffered.push(line.to_string());
+            return;
+        }
+        self.emit(line);
+    }
+
+    fn emit(&self, line: &str) {
+        match &self.inner.bars {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+    }
+
+    /// Holds back every line until [`Logger::resume`].
+    pub fn pause(&self) {
+        if let Ok(mut s) = self.inner.state.lock() {
+            s.paused = true;
+        }
+    }
+
+    /// Prints what was held back and goes on printing.
+    pub fn resume(&self) {
+        let Ok(mut s) = self.inner.state.lock() else { return };
+        s.paused = false;
+        for line in std::mem::take(&mut s.buffered) {
+            self.emit(&line);
+        }
+    }
+}
+
+impl Reporter for Logger {
+    fn log(&self, level: Level, message: &str) {
+        if level == Level::Debug && !self.inner.debug {
+            return;
+        }
+        self.print_raw(&format!("[bbr] {} {} - {}", timestamp(), level.as_str(), message));
+    }
+
+    fn transfer(&self, job: &str, instance: &str, total: u64) -> Box<dyn TransferProgress> {
+        match &self.inner.bars {
+            Some(m) => {
+                let bar = m.add(ProgressBar::new(total.max(1)));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("{job} on {instance}"));
+                Box::new(Bar { bar, total })
+            }
+            None => Box::new(PercentLines {
+                logger: self.clone(),
+                label: format!("Copying backup for job {job} on {instance}"),
+                total,
+                bytes: 0,
+                logged: 0,
+                done: false,
+            }),
+        }
+    }
+}
+
+struct Bar {
+    bar: ProgressBar,
+    total: u64,
+}
+
+impl TransferProgress for Bar {
+    fn advance(&mut self, bytes: u64) {
+        let next = (self.bar.position() + bytes).min(self.total.max(1));
+        self.bar.set_position(next);
+    }
+
+    fn finish(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+struct PercentLines {
+    logger: Logger,
+    label: String,
+    total: u64,
+    bytes: u64,
+    logged: u64,
+    done: bool,
+}
+
+impl TransferProgress for PercentLines {
+    fn advance(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        let pct = if self.total == 0 { 100 } else { (self.bytes.saturating_mul(100) / self.total).min(100) };
+        if pct >= self.logged + 5 && !self.done {
+            self.logged = pct - pct % 5;
+            self.logger.log(Level::Info, &format!("{} -- {}% complete", self.label, self.logged));
+            self.done = self.logged >= 100;
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.done && self.bytes > 0 {
+            self.logger.log(Level::Info, &format!("{} -- 100% complete", self.label));
+            self.done = true;
+        }
+    }
+}

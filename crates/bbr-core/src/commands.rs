@@ -1,0 +1,141 @@
+//! The remote command vocabulary: every shell command bbr runs on a VM. Stemcells and
+//! release scripts rely on these being plain `sudo` + coreutils/findutils/tar commands.
+//!
+//! Unlike Go bbr, `sudo -n` is used everywhere so that a missing password-less sudo rule
+//! fails at once instead of hanging on a prompt.
+
+use crate::ARTIFACT_DIRECTORY;
+
+/// Quotes `s` for a POSIX shell (single quotes, `'` escaped).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Lists every file under the jobs' `bin/bbr` directories.
+pub fn find_scripts() -> String {
+    "sudo -n sh -c 'find /var/vcap/jobs/*/bin/bbr/* -type f'".to_string()
+}
+
+/// Checks whether the artifact directory exists (exit 0 means it does).
+pub fn stat_artifact_directory() -> String {
+    format!("sudo -n stat {ARTIFACT_DIRECTORY}")
+}
+
+/// Creates one job's artifact directory.
+pub fn make_directory(dir: &str) -> String {
+    format!("sudo -n mkdir -p {}", shell_quote(dir))
+}
+
+/// Human-readable disk usage of a directory (first field, e.g. `3.0M`).
+pub fn human_size(dir: &str) -> String {
+    format!("sudo -n du -sh {}", shell_quote(dir))
+}
+
+/// Lists the regular files under `dir` as NUL-terminated `<size> <relative path>` records;
+/// reads metadata only, never file content.
+pub fn list_files(dir: &str) -> String {
+    format!(
+        "sudo -n find {} -type f -printf '%s %P\\0'",
+        shell_quote(dir)
+    )
+}
+
+/// Streams `dir` as an uncompressed tar to stdout (entries `./`, `./file`, ...).
+pub fn archive(dir: &str) -> String {
+    format!("sudo -n tar -C {} -c .", shell_quote(dir))
+}
+
+/// Extracts a tar read from stdin into `dir`.
+pub fn extract(dir: &str) -> String {
+    format!("sudo -n sh -c {}", shell_quote(&format!("tar -C {} -x", shell_quote(dir))))
+}
+
+/// Removes a directory tree.
+pub fn remove(dir: &str) -> String {
+    format!("sudo -n rm -rf {}", shell_quote(dir))
+}
+
+/// Runs a release-author script as root with `env`, in its own process group under
+/// coreutils `timeout` (`0` = no limit), recording the group's id in `pid_file` so that
+/// [`kill_script`] can stop it. Exit status 124 means the time limit struck.
+pub fn run_script(
+    path: &str,
+    env: &[(&str, String)],
+    timeout_secs: u64,
+    pid_file: &str,
+) -> String {
+    let mut inner = format!("timeout -k 10 {timeout_secs} env");
+    for (k, v) in env {
+        inner.push(' ');
+        inner.push_str(&shell_quote(&format!("{k}={v}")));
+    }
+    inner.push(' ');
+    inner.push_str(&shell_quote(path));
+    let pid = shell_quote(pid_file);
+    let body = format!(
+        "{inner} </dev/null & p=$!; echo $p > {pid}; wait $p; rc=$?; rm -f {pid}; exit $rc"
+    );
+    format!("sudo -n sh -c {}", shell_quote(&body))
+}
+
+/// Stops the process group recorded in `pid_file` (TERM, then KILL after 5 s).
+pub fn kill_script(pid_file: &str) -> String {
+    let pid = shell_quote(pid_file);
+    let body = format!(
+        "p=$(cat {pid} 2>/dev/null) || exit 0; kill -TERM -- -$p 2>/dev/null; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -$p 2>/dev/null || exit 0; sleep 0.5; done; \
+         kill -KILL -- -$p 2>/dev/null; exit 0"
+    );
+    format!("sudo -n sh -c {}", shell_quote(&body))
+}
+
+/// Parses the output of [`list_files`] into `(./path, size)` pairs.
+pub fn parse_file_list(out: &[u8]) -> Vec<(String, u64)> {
+    out.split(|b| *b == 0)
+        .filter(|r| !r.is_empty())
+        .filter_map(|r| {
+            let text = String::from_utf8_lossy(r);
+            let (size, name) = text.split_once(' ')?;
+            Some((format!("./{name}"), size.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("/var/vcap/store"), "/var/vcap/store");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn script_command_sets_env_and_records_group() {
+        let c = run_script(
+            "/var/vcap/jobs/bosh/bin/bbr/backup",
+            &[("BBR_ARTIFACT_DIRECTORY", "/var/vcap/store/bbr-backup/bosh/".into())],
+            0,
+            "/tmp/bbr-1.pid",
+        );
+        assert!(c.starts_with("sudo -n sh -c '"));
+        assert!(c.contains("timeout -k 10 0 env BBR_ARTIFACT_DIRECTORY=/var/vcap/store/bbr-backup/bosh/ /var/vcap/jobs/bosh/bin/bbr/backup"));
+    }
+
+    #[test]
+    fn file_list_parsing() {
+        let out = b"5 a/b\x0012 c d\x00";
+        assert_eq!(
+            parse_file_list(out),
+            vec![("./a/b".to_string(), 5), ("./c d".to_string(), 12)]
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Finding the jobs of an instance: `find` the scripts under `/var/vcap/jobs/*/bin/bbr/`,
+//! group them by job, run every `metadata` script and apply what it says.
+
+use crate::commands;
+use crate::error::BbrError;
+use crate::model::{Job, JobMetadata, ScriptKind};
+use crate::remote::Remote;
+use crate::report::{Reporter, ReporterExt};
+use crate::script::{run_script, ScriptLimits};
+use std::collections::BTreeMap;
+
+/// Jobs that bbr ignores entirely (legacy cf-mysql).
+pub const IGNORED_JOBS: [&str; 2] = ["mysql-backup", "mysql-restore"];
+
+/// Classifies one path printed by `find`: `Some((job, kind))` when it is
+/// `/var/vcap/jobs/<job>/bin/bbr/<one of the seven names>`.
+pub fn classify_script_path(path: &str) -> Option<(String, ScriptKind)> {
+    let rest = path.strip_prefix("/var/vcap/jobs/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [job, "bin", "bbr", name] if !job.is_empty() => {
+            ScriptKind::from_file_name(name).map(|k| (job.to_string(), k))
+        }
+        _ => None,
+    }
+}
+
+/// The scripts found on an instance, by job, before metadata is applied.
+pub type FoundScripts = BTreeMap<String, BTreeMap<ScriptKind, String>>;
+
+/// Runs the script `find` on `remote`; `instance` names the instance in errors and logs.
+pub async fn find_scripts(
+    remote: &dyn Remote,
+    instance: &str,
+    reporter: &dyn Reporter,
+) -> Result<FoundScripts, BbrError> {
+    reporter.debug(format!("Attempting to find scripts on {instance}"));
+    let out = remote.run(&commands::find_scripts()).await.map_err(|e| {
+        BbrError::general(format!("finding scripts failed on {instance}: {e}"))
+    })?;
+    let mut found = FoundScripts::new();
+    if !out.success() {
+        let stderr = out.stderr_text();
+        if stderr.contains("No such file or directory") {
+            reporter.debug(format!("No files found for pattern '/var/vcap/jobs/*/bin/bbr/*'"));
+            return Ok(found);
+        }
+        return Err(BbrError::general(format!(
+            "finding scripts failed on {instance}: {} - exit code {}{}",
+            stderr,
+            out.exit_code,
+            sudo_hint(&stderr)
+        )));
+    }
+    for line in out.stdout_text().lines() {
+        let Some((job, kind)) = classify_script_path(line.trim()) else { continue };
+        if IGNORED_JOBS.contains(&job.as_str()) {
+            continue;
+        }
+        reporter.info(format!("{instance}/{job}/{}", kind.file_name()));
+        found.entry(job).or_default().insert(kind, line.trim().to_string());
+    }
+    Ok(found)
+}
+
+/// A hint appended to errors whose stderr shows that sudo wants a password.
+pub fn sudo_hint(stderr: &str) -> &'static str {
+    if stderr.contains("sudo:") && (stderr.contains("password") || stderr.contains("tty")) {
+        " (the SSH user needs password-less sudo on the VM)"
+    } else {
+        ""
+    }
+}
+
+/// Options of job discovery.
+pub struct DiscoveryOptions<'a> {
+    /// The bbr version given to metadata scripts as `BBR_VERSION`.
+    pub bbr_version: &'a str,
+    /// Director mode: ordering entries match by job name only.
+    pub omit_releases: bool,
+    /// Time limit for metadata scripts.
+    pub limits: ScriptLimits,
+    /// Release of each job name (deployment mode); missing names get "".
+    pub releases: BTreeMap<String, String>,
+}
+
+/// Builds the jobs of an instance from its found scripts: runs each `metadata` script,
+/// drops disabled jobs and warns about discontinued keys.
+pub async fn load_jobs(
+    remote: &dyn Remote,
+    instance: &str,
+    found: &FoundScripts,
+    options: &DiscoveryOptions<'_>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Job>, BbrError> {
+    let mut jobs = Vec::new();
+    let mut disabled = Vec::new();
+    for (name, scripts) in found {
+        let metadata = match scripts.get(&ScriptKind::Metadata) {
+            None => JobMetadata::default(),
+            Some(path) => {
+                let env = [("BBR_VERSION", options.bbr_version.to_string())];
+                let out = run_script(remote, path, &env, &options.limits, reporter)
+                    .await
+                    .map_err(|e| {
+                        BbrError::general(format!(
+                            "An error occurred while running metadata script for job {name} on {instance}: {e}"
+                        ))
+                    })?;
+                JobMetadata::parse(&out.stdout_text(), options.omit_releases).map_err(|e| {
+                    BbrError::general(format!(
+                        "Parsing metadata from job {name} on {instance} failed: {e}"
+                    ))
+                })?
+            }
+        };
+        if metadata.skip_bbr_scripts {
+            disabled.push(name.clone());
+            continue;
+        }
+        if metadata.backup_name.is_some() || metadata.restore_name.is_some() {
+            reporter.warn(format!(
+                "discontinued metadata keys backup_name/restore_name found in job {name}. bbr will not be able to restore this backup artifact."
+            ));
+        }
+        jobs.push(Job {
+            name: name.clone(),
+            release: options.releases.get(name).cloned().unwrap_or_default(),
+            scripts: scripts.clone(),
+            metadata,
+            backup_one_restore_all: false,
+            on_bootstrap: false,
+        });
+    }
+    if !disabled.is_empty() {
+        reporter.debug(format!(
+            "Found disabled jobs on instance {instance} jobs: {}",
+            disabled.join(" ")
+        ));
+    }
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_only_the_seven_scripts_one_level_deep() {
+        assert_eq!(
+            classify_script_path("/var/vcap/jobs/bosh/bin/bbr/backup"),
+            Some(("bosh".into(), ScriptKind::Backup))
+        );
+        assert_eq!(
+            classify_script_path("/var/vcap/jobs/x/bin/bbr/post-restore-unlock"),
+            Some(("x".into(), ScriptKind::PostRestoreUnlock))
+        );
+        assert_eq!(classify_script_path("/var/vcap/jobs/x/bin/bbr/backup.bak"), None);
+        assert_eq!(classify_script_path("/var/vcap/jobs/x/bin/bbr/sub/backup"), None);
+        assert_eq!(classify_script_path("/var/vcap/jobs/x/bin/backup"), None);
+        assert_eq!(classify_script_path("/other/jobs/x/bin/bbr/backup"), None);
+    }
+
+    #[test]
+    fn sudo_hints() {
+        assert!(!sudo_hint("sudo: a password is required").is_empty());
+        assert!(sudo_hint("find: nope").is_empty());
+    }
+}

@@ -1,0 +1,324 @@
+//! One SSH connection per host, with commands as exec channels on it.
+
+use crate::hostkey::{ClientHandler, HostKeyPolicy, Verdict};
+use async_trait::async_trait;
+use bbr_core::remote::{Output, Remote, RemoteError, StdoutSink};
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use russh::{cipher, ChannelMsg, Preferred};
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+
+/// Channels opened at once on one connection: OpenSSH's default `MaxSessions` is 10.
+const CHANNELS_PER_CONNECTION: usize = 10;
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// The private key file could not be read.
+    #[error("failed reading private key {path}: {reason}")]
+    ReadKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The private key could not be parsed.
+    #[error("ssh.NewConnection.ParsePrivateKey failed: {path}: {reason}")]
+    ParseKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// TCP connect or the SSH handshake failed.
+    #[error("ssh.Dial failed: {host}: {reason}")]
+    Dial {
+        /// host:port.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The host key was refused.
+    #[error("{0}")]
+    HostKey(String),
+    /// The server refused the key for this user.
+    #[error("ssh authentication as {user} on {host} failed: the server refused the private key")]
+    AuthRefused {
+        /// The user.
+        user: String,
+        /// host:port.
+        host: String,
+    },
+}
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Login user.
+    pub user: String,
+    /// The private key (OpenSSH or PEM; ed25519, RSA, ECDSA).
+    pub key: Arc<PrivateKey>,
+    /// Host-key policy.
+    pub host_key: HostKeyPolicy,
+    /// Called with a warning when an unknown host key was accepted and recorded.
+    pub on_warning: Arc<dyn Fn(String) + Send + Sync>,
+}
+
+impl ConnectOptions {
+    /// Loads a private key file with Go bbr's error texts.
+    pub fn load_key(path: &std::path::Path) -> Result<Arc<PrivateKey>, SshError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SshError::ReadKey {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        russh::keys::decode_secret_key(&text, None)
+            .map(Arc::new)
+            .map_err(|e| SshError::ParseKey { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    fn address(&self) -> String {
+        if self.port == 22 { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+    }
+}
+
+fn client_config() -> Arc<client::Config> {
+    let preferred = Preferred {
+        cipher: Cow::Borrowed(&[
+            cipher::AES_128_GCM,
+            cipher::AES_256_GCM,
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_256_CTR,
+            cipher::AES_128_CTR,
+        ]),
+        ..Preferred::DEFAULT
+    };
+    Arc::new(client::Config {
+        preferred,
+        window_size: 16 * 1024 * 1024,
+        maximum_packet_size: 65535,
+        channel_buffer_size: 256,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 6,
+        nodelay: true,
+        ..Default::default()
+    })
+}
+
+/// A live connection to one host; implements [`Remote`].
+pub struct SshConnection {
+    options: ConnectOptions,
+    address: String,
+    handle: AsyncMutex<Arc<Handle<ClientHandler>>>,
+    channels: Semaphore,
+}
+
+async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, SshError> {
+    let address = options.address();
+    let verdict = Arc::new(Mutex::new(None));
+    let handler = ClientHandler {
+        policy: options.host_key.clone(),
+        host: options.host.clone(),
+        port: options.port,
+        verdict: verdict.clone(),
+    };
+    let connected =
+        client::connect(client_config(), (options.host.as_str(), options.port), handler).await;
+    let recorded = verdict.lock().ok().and_then(|v| v.clone());
+    let mut handle = match (connected, recorded) {
+        (Ok(h), _) => h,
+        (Err(_), Some(Verdict::Changed { fingerprint, file, line })) => {
+            return Err(SshError::HostKey(format!(
+                "host key verification failed for {address}: the host now presents key {fingerprint}, which differs from the key recorded in {} line {line}. The VM may have been recreated, or someone may be intercepting the connection. If the change is expected, remove that line and run bbr again.",
+                file.display()
+            )));
+        }
+        (Err(_), Some(Verdict::PinMismatch { fingerprint })) => {
+            return Err(SshError::HostKey(format!(
+                "host key verification failed for {address}: the host presents key {fingerprint}, not the key the BOSH director reported"
+            )));
+        }
+        (Err(_), Some(Verdict::FileError { file, reason })) => {
+            return Err(SshError::HostKey(format!(
+                "cannot verify the host key of {address}: known_hosts file {}: {reason}",
+                file.display()
+            )));
+        }
+        (Err(e), _) => return Err(SshError::Dial { host: address, reason: e.to_string() }),
+    };
+    if let Some(Verdict::Learned { fingerprint, file }) = verdict.lock().ok().and_then(|v| v.clone()) {
+        (options.on_warning)(format!(
+            "Permanently added the host key of {address} ({fingerprint}) to {}: it was not known before",
+            file.display()
+        ));
+    }
+    let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let auth = handle
+        .authenticate_publickey(
+            options.user.clone(),
+            PrivateKeyWithHashAlg::new(options.key.clone(), hash),
+        )
+        .await
+        .map_err(|e| SshError::Dial { host: address.clone(), reason: e.to_string() })?;
+    if !auth.success() {
+        return Err(SshError::AuthRefused { user: options.user.clone(), host: address });
+    }
+    Ok(handle)
+}
+
+impl SshConnection {
+    /// Connects and authenticates.
+    pub async fn connect(options: ConnectOptions) -> Result<Arc<SshConnection>, SshError> {
+        let handle = establish(&options).await?;
+        Ok(Arc::new(SshConnection {
+            address: options.address(),
+            options,
+            handle: AsyncMutex::new(Arc::new(handle)),
+            channels: Semaphore::new(CHANNELS_PER_CONNECTION),
+        }))
+    }
+
+    fn connection_error(&self, reason: impl ToString) -> RemoteError {
+        RemoteError::Connection { host: self.address.clone(), reason: reason.to_string() }
+    }
+
+    /// Opens a session channel and starts `command`, reconnecting once if the connection
+    /// has gone away.
+    async fn open(&self, command: &str) -> Result<russh::Channel<client::Msg>, RemoteError> {
+        let mut slot = self.handle.lock().await;
+        if slot.is_closed() {
+            let fresh = establish(&self.options).await.map_err(|e| self.connection_error(e))?;
+            *slot = Arc::new(fresh);
+        }
+        let channel = match slot.channel_open_session().await {
+            Ok(c) => c,
+            Err(_) if slot.is_closed() => {
+                let fresh = establish(&self.options).await.map_err(|e| self.connection_error(e))?;
+                *slot = Arc::new(fresh);
+                slot.channel_open_session().await.map_err(|e| self.connection_error(e))?
+            }
+            Err(e) => return Err(self.connection_error(format!("ssh.NewSession failed: {e}"))),
+        };
+        drop(slot);
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| self.connection_error(format!("ssh.Run failed: {e}")))?;
+        Ok(channel)
+    }
+
+    /// Closes the connection.
+    pub async fn disconnect(&self) {
+        let slot = self.handle.lock().await;
+        let _ = slot.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// Reads channel messages until the channel closes, handing stdout to `on_stdout`.
+async fn collect(
+    read: &mut russh::ChannelReadHalf,
+    address: &str,
+    on_stdout: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+) -> Result<Output, RemoteError> {
+    let mut output = Output::default();
+    let mut status = None;
+    while let Some(msg) = read.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => {
+                on_stdout(&data).map_err(|source| RemoteError::Sink { host: address.to_string(), source })?;
+            }
+            ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => {
+                output.stderr.extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
+                status = Some(128 + 9);
+            }
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    match status {
+        Some(code) => {
+            output.exit_code = code;
+            Ok(output)
+        }
+        None => Err(RemoteError::NoExitStatus { host: address.to_string() }),
+    }
+}
+
+#[async_trait]
+impl Remote for SshConnection {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn run(&self, command: &str) -> Result<Output, RemoteError> {
+        let mut stdout = Vec::new();
+        let mut sink = |chunk: &[u8]| -> std::io::Result<()> {
+            stdout.extend_from_slice(chunk);
+            Ok(())
+        };
+        let mut output = self.run_streaming_stdout(command, &mut sink).await?;
+        output.stdout = stdout;
+        Ok(output)
+    }
+
+    async fn run_streaming_stdout(
+        &self,
+        command: &str,
+        sink: &mut StdoutSink<'_>,
+    ) -> Result<Output, RemoteError> {
+        let _permit = self.channels.acquire().await.map_err(|e| self.connection_error(e))?;
+        let channel = self.open(command).await?;
+        let (mut read, write) = channel.split();
+        let result = collect(&mut read, &self.address, sink).await;
+        if result.is_err() {
+            let _ = write.close().await;
+        }
+        result
+    }
+
+    async fn run_with_stdin(
+        &self,
+        command: &str,
+        source: &mut (dyn Read + Send),
+    ) -> Result<Output, RemoteError> {
+        let _permit = self.channels.acquire().await.map_err(|e| self.connection_error(e))?;
+        let channel = self.open(command).await?;
+        let (mut read, write) = channel.split();
+        let address = self.address.clone();
+        let send = async {
+            let mut writer = write.make_writer();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = source
+                    .read(&mut buf)
+                    .map_err(|source| RemoteError::Source { host: address.clone(), source })?;
+                if n == 0 {
+                    break;
+                }
+                if writer.write_all(&buf[..n]).await.is_err() {
+                    // The remote side stopped reading; its exit status tells why.
+                    return Ok(());
+                }
+            }
+            let _ = writer.flush().await;
+            let _ = write.eof().await;
+            Ok::<(), RemoteError>(())
+        };
+        let mut discard = |_: &[u8]| -> std::io::Result<()> { Ok(()) };
+        let receive = collect(&mut read, &self.address, &mut discard);
+        let (sent, received) = futures::join!(send, receive);
+        sent?;
+        received
+    }
+}
