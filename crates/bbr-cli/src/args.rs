@@ -57,17 +57,41 @@ pub struct FlagSpec {
 
 /// The `bbr director` command flags.
 pub const DIRECTOR_FLAGS: &[FlagSpec] = &[
-    FlagSpec { names: &["host"], takes_value: true },
-    FlagSpec { names: &["username", "u"], takes_value: true },
-    FlagSpec { names: &["private-key-path", "key"], takes_value: true },
-    FlagSpec { names: &["debug"], takes_value: false },
-    FlagSpec { names: &["known-hosts"], takes_value: true },
-    FlagSpec { names: &["max-parallel"], takes_value: true },
-    FlagSpec { names: &["script-timeout"], takes_value: true },
+    FlagSpec {
+        names: &["host"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["username", "u"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["private-key-path", "key"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["debug"],
+        takes_value: false,
+    },
+    FlagSpec {
+        names: &["known-hosts"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["max-parallel"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["script-timeout"],
+        takes_value: true,
+    },
 ];
 
 /// Flags of `backup` and `restore`.
-pub const ARTIFACT_FLAGS: &[FlagSpec] = &[FlagSpec { names: &["artifact-path", "a"], takes_value: true }];
+pub const ARTIFACT_FLAGS: &[FlagSpec] = &[FlagSpec {
+    names: &["artifact-path", "a"],
+    takes_value: true,
+}];
 
 /// Parsed flags: canonical name → value ("true" for booleans).
 #[derive(Debug, Default, Clone)]
@@ -146,7 +170,11 @@ pub fn parse_flags(specs: &[FlagSpec], args: &[String]) -> Result<ParsedLevel, S
         flags.values.push((spec.names[0], value));
         i += 1;
     }
-    Ok(ParsedLevel { flags, rest: args[i..].to_vec(), help })
+    Ok(ParsedLevel {
+        flags,
+        rest: args[i..].to_vec(),
+        help,
+    })
 }
 
 /// Parses a Go-style duration (`90s`, `5m`, `1h30m`, `250ms`) or plain seconds.
@@ -173,7 +201,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 break;
             }
         }
-        let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
         let factor = match unit.as_str() {
             "ms" => 0.001,
             "s" => 1.0,
@@ -186,7 +216,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         any = true;
     }
     if !number.is_empty() || !any || total <= 0.0 {
-        return Err(format!("invalid duration {text:?}: use e.g. 90s, 15m or 1h30m"));
+        return Err(format!(
+            "invalid duration {text:?}: use e.g. 90s, 15m or 1h30m"
+        ));
     }
     Ok(Duration::from_secs_f64(total))
 }
@@ -197,7 +229,9 @@ pub fn parse_host(host: &str) -> Result<(String, String, u16), String> {
     let without_scheme = host.split_once("://").map(|(_, r)| r).unwrap_or(host);
     let without_path = without_scheme.split('/').next().unwrap_or("");
     let (name, port) = if let Some(rest) = without_path.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| format!("invalid host {host:?}"))?;
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("invalid host {host:?}"))?;
         let port = after.strip_prefix(':').unwrap_or("");
         (h.to_string(), port)
     } else {
@@ -212,7 +246,8 @@ pub fn parse_host(host: &str) -> Result<(String, String, u16), String> {
     let port = if port.is_empty() {
         22
     } else {
-        port.parse().map_err(|_| format!("invalid host {host:?}: bad port {port:?}"))?
+        port.parse()
+            .map_err(|_| format!("invalid host {host:?}: bad port {port:?}"))?
     };
     Ok((name.clone(), name, port))
 }
@@ -229,7 +264,9 @@ mod tests {
     fn flags_in_go_styles() {
         let p = parse_flags(
             DIRECTOR_FLAGS,
-            &strings(&["--host", "h:2222", "-u", "vcap", "-key=k", "--debug", "backup", "-a", "x"]),
+            &strings(&[
+                "--host", "h:2222", "-u", "vcap", "-key=k", "--debug", "backup", "-a", "x",
+            ]),
         )
         .unwrap();
         assert_eq!(p.flags.get("host"), Some("h:2222"));
@@ -239,7 +276,11 @@ mod tests {
         assert_eq!(p.rest, strings(&["backup", "-a", "x"]));
         assert!(parse_flags(DIRECTOR_FLAGS, &strings(&["--bogus"])).is_err());
         assert!(parse_flags(DIRECTOR_FLAGS, &strings(&["--host"])).is_err());
-        assert!(parse_flags(DIRECTOR_FLAGS, &strings(&["--help"])).unwrap().help);
+        assert!(
+            parse_flags(DIRECTOR_FLAGS, &strings(&["--help"]))
+                .unwrap()
+                .help
+        );
     }
 
     #[test]
@@ -254,10 +295,16 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(parse_host("10.0.0.6").unwrap(), ("10.0.0.6".into(), "10.0.0.6".into(), 22));
+        assert_eq!(
+            parse_host("10.0.0.6").unwrap(),
+            ("10.0.0.6".into(), "10.0.0.6".into(), 22)
+        );
         assert_eq!(parse_host("10.0.0.6:2222").unwrap().2, 2222);
         assert_eq!(parse_host("ssh://d.example:25").unwrap().0, "d.example");
-        assert_eq!(parse_host("[::1]:2200").unwrap(), ("::1".into(), "::1".into(), 2200));
+        assert_eq!(
+            parse_host("[::1]:2200").unwrap(),
+            ("::1".into(), "::1".into(), 2200)
+        );
         assert!(parse_host(":22").is_err());
         assert!(parse_host("h:port").is_err());
     }

@@ -19,7 +19,11 @@ pub struct DirectorSource {
 impl DirectorSource {
     /// A source for `name` connecting with `options`.
     pub fn new(name: String, options: ConnectOptions) -> Self {
-        Self { name, options, connection: OnceCell::new() }
+        Self {
+            name,
+            options,
+            connection: OnceCell::new(),
+        }
     }
 
     /// Closes the connection if one was made.

@@ -14,7 +14,10 @@ fn columns(rows: &[(String, String)]) -> String {
 pub fn app_help(version: &str) -> String {
     let commands = columns(&[
         ("director".into(), "Backup BOSH director".into()),
-        ("help, h".into(), "Shows a list of commands or help for one command".into()),
+        (
+            "help, h".into(),
+            "Shows a list of commands or help for one command".into(),
+        ),
         ("version, v".into(), "Shows the version".into()),
     ]);
     format!(
@@ -35,11 +38,26 @@ fn director_usage(sub: Subcommand) -> &'static str {
 /// `bbr director --help`.
 pub fn director_help() -> String {
     let subs = columns(&[
-        ("pre-backup-check, c".into(), director_usage(Subcommand::PreBackupCheck).into()),
-        ("backup, b".into(), director_usage(Subcommand::Backup).into()),
-        ("restore, r".into(), director_usage(Subcommand::Restore).into()),
-        ("backup-cleanup".into(), director_usage(Subcommand::BackupCleanup).into()),
-        ("restore-cleanup".into(), director_usage(Subcommand::RestoreCleanup).into()),
+        (
+            "pre-backup-check, c".into(),
+            director_usage(Subcommand::PreBackupCheck).into(),
+        ),
+        (
+            "backup, b".into(),
+            director_usage(Subcommand::Backup).into(),
+        ),
+        (
+            "restore, r".into(),
+            director_usage(Subcommand::Restore).into(),
+        ),
+        (
+            "backup-cleanup".into(),
+            director_usage(Subcommand::BackupCleanup).into(),
+        ),
+        (
+            "restore-cleanup".into(),
+            director_usage(Subcommand::RestoreCleanup).into(),
+        ),
     ]);
     let options = columns(&[
         ("--host value".into(), "BOSH Director hostname, with an optional port. Port defaults to 22".into()),
@@ -64,8 +82,14 @@ pub fn director_help() -> String {
 /// `bbr director <sub> --help`.
 pub fn director_subcommand_help(sub: Subcommand) -> String {
     let options = match sub {
-        Subcommand::Backup => Some(("--artifact-path value, -a value", "Specify an optional path to save the backup artifacts to")),
-        Subcommand::Restore => Some(("--artifact-path value, -a value", "Path to the artifact to restore")),
+        Subcommand::Backup => Some((
+            "--artifact-path value, -a value",
+            "Specify an optional path to save the backup artifacts to",
+        )),
+        Subcommand::Restore => Some((
+            "--artifact-path value, -a value",
+            "Path to the artifact to restore",
+        )),
         _ => None,
     };
     let mut out = format!(
@@ -88,7 +112,9 @@ mod tests {
     #[test]
     fn app_help_has_the_asserted_snippets() {
         let h = app_help("1.2.3");
-        assert!(h.contains("USAGE:\n   bbr command [command options] [subcommand] [subcommand options]"));
+        assert!(h.contains(
+            "USAGE:\n   bbr command [command options] [subcommand] [subcommand options]"
+        ));
         assert!(h.contains("SUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check"));
     }
 

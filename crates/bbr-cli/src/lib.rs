@@ -7,11 +7,11 @@ pub mod help;
 pub mod output;
 pub mod signals;
 
-use args::{parse_flags, Subcommand, ARTIFACT_FLAGS, DIRECTOR_FLAGS};
+use args::{ARTIFACT_FLAGS, DIRECTOR_FLAGS, Subcommand, parse_flags};
+use bbr_core::StopSignal;
 use bbr_core::error::ErrorList;
 use bbr_core::report::ReporterExt;
 use bbr_core::workflow::{self, BackupRequest, RunOptions};
-use bbr_core::StopSignal;
 use output::Logger;
 use std::io::Write;
 use std::path::PathBuf;
@@ -96,7 +96,11 @@ fn director(args: &[String]) -> i32 {
         return 1;
     };
     let sub_level = match parse_flags(
-        if matches!(sub, Subcommand::Backup | Subcommand::Restore) { ARTIFACT_FLAGS } else { &[] },
+        if matches!(sub, Subcommand::Backup | Subcommand::Restore) {
+            ARTIFACT_FLAGS
+        } else {
+            &[]
+        },
         &level.rest[1..],
     ) {
         Ok(l) => l,
@@ -123,7 +127,10 @@ fn director(args: &[String]) -> i32 {
         None => 10,
         Some(Ok(n)) if n > 0 => n,
         Some(_) => {
-            eprintln!("{}", red("--max-parallel must be a whole number of at least 1."));
+            eprintln!(
+                "{}",
+                red("--max-parallel must be a whole number of at least 1.")
+            );
             return 1;
         }
     };
@@ -156,7 +163,10 @@ fn director(args: &[String]) -> i32 {
         script_timeout,
         artifact_path: sub_level.flags.get("artifact-path").map(str::to_string),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("could not start the runtime: {e}");
@@ -168,7 +178,10 @@ fn director(args: &[String]) -> i32 {
 
 /// Writes `bbr-<RFC3339 UTC>.err.log` in the working directory; returns false on failure.
 fn write_error_log(errors: &ErrorList, command: &str) -> bool {
-    let name = format!("bbr-{}.err.log", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    let name = format!(
+        "bbr-{}.err.log",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
     let mut text = format!("bbr {VERSION}: {command}\n");
     for (i, e) in errors.0.iter().enumerate() {
         text.push_str(&format!("error {} ({:?}):\n{}\n", i + 1, e.kind, e.message));
@@ -190,7 +203,10 @@ fn finish(errors: &ErrorList, footer: Option<&str>, command: &str) -> i32 {
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "{}", errors.render());
     if !logged {
-        let _ = writeln!(err, "(could not write the bbr-*.err.log file in the working directory)");
+        let _ = writeln!(
+            err,
+            "(could not write the bbr-*.err.log file in the working directory)"
+        );
     }
     if let Some(f) = footer {
         let _ = writeln!(err, "{f}");
@@ -245,7 +261,9 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
                 0
             } else {
                 logger.print_raw("Director cannot be backed up.");
-                let footer = errors.first_is_artifact_dir().then_some(BACKUP_CLEANUP_ADVICE);
+                let footer = errors
+                    .first_is_artifact_dir()
+                    .then_some(BACKUP_CLEANUP_ADVICE);
                 finish(&errors, footer, "pre-backup-check")
             }
         }
@@ -257,7 +275,10 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
                 unsafe_lock_free: false,
             };
             let outcome = workflow::backup(&source, run_options, &request, &logger).await;
-            let footer = outcome.errors.needs_cleanup_advice().then_some(BACKUP_CLEANUP_ADVICE);
+            let footer = outcome
+                .errors
+                .needs_cleanup_advice()
+                .then_some(BACKUP_CLEANUP_ADVICE);
             finish(&outcome.errors, footer, "backup")
         }
         Subcommand::Restore => {

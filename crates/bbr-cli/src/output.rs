@@ -37,12 +37,23 @@ impl Logger {
         let bars = std::io::stdout()
             .is_terminal()
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
-        Self { inner: Arc::new(Inner { debug, state: Mutex::new(State { paused: false, buffered: Vec::new() }), bars }) }
+        Self {
+            inner: Arc::new(Inner {
+                debug,
+                state: Mutex::new(State {
+                    paused: false,
+                    buffered: Vec::new(),
+                }),
+                bars,
+            }),
+        }
     }
 
     /// Prints a line exactly as given (no prefix), honouring pause.
     pub fn print_raw(&self, line: &str) {
-        let Ok(mut state) = self.inner.state.lock() else { return };
+        let Ok(mut state) = self.inner.state.lock() else {
+            return;
+        };
         if state.paused {
             state.buffered.push(line.to_string());
             return;
@@ -72,7 +83,9 @@ impl Logger {
 
     /// Prints what was held back and goes on printing.
     pub fn resume(&self) {
-        let Ok(mut s) = self.inner.state.lock() else { return };
+        let Ok(mut s) = self.inner.state.lock() else {
+            return;
+        };
         s.paused = false;
         for line in std::mem::take(&mut s.buffered) {
             self.emit(&line);
@@ -85,7 +98,12 @@ impl Reporter for Logger {
         if level == Level::Debug && !self.inner.debug {
             return;
         }
-        self.print_raw(&format!("[bbr] {} {} - {}", timestamp(), level.as_str(), message));
+        self.print_raw(&format!(
+            "[bbr] {} {} - {}",
+            timestamp(),
+            level.as_str(),
+            message
+        ));
     }
 
     fn transfer(&self, job: &str, instance: &str, total: u64) -> Box<dyn TransferProgress> {
@@ -142,17 +160,26 @@ struct PercentLines {
 impl TransferProgress for PercentLines {
     fn advance(&mut self, bytes: u64) {
         self.bytes += bytes;
-        let pct = if self.total == 0 { 100 } else { (self.bytes.saturating_mul(100) / self.total).min(100) };
+        let pct = self
+            .bytes
+            .saturating_mul(100)
+            .checked_div(self.total)
+            .unwrap_or(100)
+            .min(100);
         if pct >= self.logged + 5 && !self.done {
             self.logged = pct - pct % 5;
-            self.logger.log(Level::Info, &format!("{} -- {}% complete", self.label, self.logged));
+            self.logger.log(
+                Level::Info,
+                &format!("{} -- {}% complete", self.label, self.logged),
+            );
             self.done = self.logged >= 100;
         }
     }
 
     fn finish(&mut self) {
         if !self.done && self.bytes > 0 {
-            self.logger.log(Level::Info, &format!("{} -- 100% complete", self.label));
+            self.logger
+                .log(Level::Info, &format!("{} -- 100% complete", self.label));
             self.done = true;
         }
     }

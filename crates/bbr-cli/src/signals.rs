@@ -8,7 +8,7 @@
 
 use crate::output::Logger;
 use bbr_core::StopSignal;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 
 /// Which wording the SIGINT question uses.
@@ -23,22 +23,32 @@ pub enum Wording {
 impl Wording {
     fn question(self) -> &'static str {
         match self {
-            Wording::Backup => "Stopping a backup can leave the system in bad state. Are you sure you want to cancel? [yes/no]",
-            Wording::Restore => "Stopping a restore can leave the system in bad state. Are you sure you want to cancel? [yes/no]",
+            Wording::Backup => {
+                "Stopping a backup can leave the system in bad state. Are you sure you want to cancel? [yes/no]"
+            }
+            Wording::Restore => {
+                "Stopping a restore can leave the system in bad state. Are you sure you want to cancel? [yes/no]"
+            }
         }
     }
 
     fn stdin_error(self) -> &'static str {
         match self {
-            Wording::Backup => "Couldn't read from Stdin, if you still want to stop the backup send SIGTERM.",
-            Wording::Restore => "Couldn't read from Stdin, if you still want to stop the restore send SIGTERM.",
+            Wording::Backup => {
+                "Couldn't read from Stdin, if you still want to stop the backup send SIGTERM."
+            }
+            Wording::Restore => {
+                "Couldn't read from Stdin, if you still want to stop the restore send SIGTERM."
+            }
         }
     }
 
     fn advice(self) -> &'static str {
         match self {
             Wording::Backup => crate::BACKUP_CLEANUP_ADVICE,
-            Wording::Restore => "It is recommended that you run `bbr restore-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.",
+            Wording::Restore => {
+                "It is recommended that you run `bbr restore-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked."
+            }
         }
     }
 }
@@ -71,34 +81,34 @@ pub fn install(logger: Logger, stop: StopSignal, sigint: Option<Wording>) -> Ins
             }
         }));
     }
-    if let Some(wording) = sigint {
-        if let Ok(mut int) = signal(SignalKind::interrupt()) {
-            handles.push(tokio::spawn(async move {
-                while int.recv().await.is_some() {
-                    logger.pause();
-                    println!("\n{}", wording.question());
-                    let answer = tokio::task::spawn_blocking(|| {
-                        let mut line = String::new();
-                        match std::io::stdin().read_line(&mut line) {
-                            Ok(0) | Err(_) => None,
-                            Ok(_) => Some(line),
-                        }
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                    match answer {
-                        None => println!("\n{}", wording.stdin_error()),
-                        Some(a) if a.trim().eq_ignore_ascii_case("yes") => {
-                            println!("{}", wording.advice());
-                            std::process::exit(1);
-                        }
-                        Some(_) => {}
+    if let Some(wording) = sigint
+        && let Ok(mut int) = signal(SignalKind::interrupt())
+    {
+        handles.push(tokio::spawn(async move {
+            while int.recv().await.is_some() {
+                logger.pause();
+                println!("\n{}", wording.question());
+                let answer = tokio::task::spawn_blocking(|| {
+                    let mut line = String::new();
+                    match std::io::stdin().read_line(&mut line) {
+                        Ok(0) | Err(_) => None,
+                        Ok(_) => Some(line),
                     }
-                    logger.resume();
+                })
+                .await
+                .ok()
+                .flatten();
+                match answer {
+                    None => println!("\n{}", wording.stdin_error()),
+                    Some(a) if a.trim().eq_ignore_ascii_case("yes") => {
+                        println!("{}", wording.advice());
+                        std::process::exit(1);
+                    }
+                    Some(_) => {}
                 }
-            }));
-        }
+                logger.resume();
+            }
+        }));
     }
     Installed(handles)
 }

@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn bbr(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bbr")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bbr"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -32,7 +35,10 @@ fn version() {
 fn unknown_command() {
     let (code, out, _) = bbr(&["rubbish"]);
     assert_eq!(code, 1);
-    assert!(out.starts_with("Error command 'rubbish' not found\n\n"), "{out}");
+    assert!(
+        out.starts_with("Error command 'rubbish' not found\n\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -45,7 +51,9 @@ fn required_director_flags() {
     assert!(err.contains("--username flag is required."));
     let (_, _, err) = bbr(&["director", "--host", "h", "-u", "x", "backup"]);
     assert!(err.contains("--private-key-path flag is required."));
-    let (code, _, err) = bbr(&["director", "--host", "h", "-u", "x", "--key", "k", "restore"]);
+    let (code, _, err) = bbr(&[
+        "director", "--host", "h", "-u", "x", "--key", "k", "restore",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("--artifact-path flag is required."));
 }
@@ -65,10 +73,23 @@ fn bad_flag_values_are_named() {
     let (code, out, _) = bbr(&["director", "--nope", "backup"]);
     assert_eq!(code, 1);
     assert!(out.contains("Incorrect Usage"));
-    let (code, _, err) = bbr(&["director", "--host", "h", "-u", "x", "--key", "k", "--script-timeout", "soon", "backup"]);
+    let (code, _, err) = bbr(&[
+        "director",
+        "--host",
+        "h",
+        "-u",
+        "x",
+        "--key",
+        "k",
+        "--script-timeout",
+        "soon",
+        "backup",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("--script-timeout"), "{err}");
-    let (code, _, err) = bbr(&["director", "--host", "h", "-u", "x", "--key", "/no/key", "backup"]);
+    let (code, _, err) = bbr(&[
+        "director", "--host", "h", "-u", "x", "--key", "/no/key", "backup",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("failed reading private key /no/key"), "{err}");
 }

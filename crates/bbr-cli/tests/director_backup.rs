@@ -25,10 +25,20 @@ fn backup_writes_go_compatible_artifact_and_cleans_up() {
     assert_eq!(run.code(), 0, "{}", run.show());
     let artifact = h.artifact_in(h.work.path());
     let dir_name = artifact.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(dir_name.starts_with(&format!("{}_", h.name())), "{dir_name}");
-    assert!(dir_name.ends_with('Z') && dir_name.len() == h.name().len() + 17, "{dir_name}");
+    assert!(
+        dir_name.starts_with(&format!("{}_", h.name())),
+        "{dir_name}"
+    );
+    assert!(
+        dir_name.ends_with('Z') && dir_name.len() == h.name().len() + 17,
+        "{dir_name}"
+    );
     let tar = artifact.join("bosh-0-bosh.tar");
-    let listing = std::process::Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    let listing = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(listing.contains("./backup"), "{listing}");
     assert!(listing.contains("./nested/big file"), "{listing}");
@@ -40,9 +50,15 @@ fn backup_writes_go_compatible_artifact_and_cleans_up() {
         )),
         "{metadata}"
     );
-    assert!(metadata.contains("backup_activity:\n  start_time: "), "{metadata}");
+    assert!(
+        metadata.contains("backup_activity:\n  start_time: "),
+        "{metadata}"
+    );
     assert!(metadata.contains("\n  finish_time: "), "{metadata}");
-    assert!(!h.remote_marker_exists(), "remote artifact dir must be removed");
+    assert!(
+        !h.remote_marker_exists(),
+        "remote artifact dir must be removed"
+    );
     let out = run.stdout();
     for line in [
         "INFO - Looking for scripts",
@@ -63,7 +79,11 @@ fn backup_writes_go_compatible_artifact_and_cleans_up() {
     assert!(out.lines().all(|l| l.starts_with("[bbr] ")), "{out}");
     assert_eq!(
         h.events(),
-        vec!["bosh pre-backup-lock", "bosh backup", "bosh post-backup-unlock true"]
+        vec![
+            "bosh pre-backup-lock",
+            "bosh backup",
+            "bosh post-backup-unlock true"
+        ]
     );
 }
 
@@ -87,12 +107,21 @@ fn backup_script_failure_unlocks_and_exits_1_without_footer() {
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
-        run.stderr().contains("Error attempting to run backup for job bosh on bosh/0: ultra-bar - exit code 1"),
+        run.stderr().contains(
+            "Error attempting to run backup for job bosh on bosh/0: ultra-bar - exit code 1"
+        ),
         "{}",
         run.show()
     );
     assert!(!run.stderr().contains(FOOTER));
-    assert_eq!(h.events(), vec!["bosh pre-backup-lock", "bosh backup", "bosh post-backup-unlock false"]);
+    assert_eq!(
+        h.events(),
+        vec![
+            "bosh pre-backup-lock",
+            "bosh backup",
+            "bosh post-backup-unlock false"
+        ]
+    );
     assert!(!h.remote_marker_exists());
     let logs: Vec<_> = std::fs::read_dir(h.work.path())
         .unwrap()
@@ -105,45 +134,77 @@ fn backup_script_failure_unlocks_and_exits_1_without_footer() {
 #[test]
 fn lock_failure_exits_4_and_still_unlocks() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "echo 'no lock for you' >&2\nexit 1");
+    h.script(
+        "bosh",
+        "pre-backup-lock",
+        "echo 'no lock for you' >&2\nexit 1",
+    );
     h.script("bosh", "backup", "touch \"$BBR_ARTIFACT_DIRECTORY/x\"");
     h.script("bosh", "post-backup-unlock", "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 4, "{}", run.show());
     assert!(run.stderr().contains("Error attempting to run pre-backup-lock for job bosh on bosh/0: no lock for you - exit code 1"));
     assert!(!run.stderr().contains(FOOTER));
-    assert_eq!(h.events(), vec!["bosh pre-backup-lock", "bosh post-backup-unlock false"]);
+    assert_eq!(
+        h.events(),
+        vec!["bosh pre-backup-lock", "bosh post-backup-unlock false"]
+    );
 }
 
 #[test]
 fn unlock_failure_exits_8_with_footer_and_keeps_the_artifact() {
     let h = Harness::new();
-    h.script("bosh", "backup", "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"");
-    h.script("bosh", "post-backup-unlock", "echo 'cannot unlock' >&2\nexit 3");
+    h.script(
+        "bosh",
+        "backup",
+        "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"",
+    );
+    h.script(
+        "bosh",
+        "post-backup-unlock",
+        "echo 'cannot unlock' >&2\nexit 3",
+    );
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 8, "{}", run.show());
     assert!(run.stderr().contains(FOOTER), "{}", run.show());
     let artifact = h.artifact_in(h.work.path());
     assert!(artifact.join("bosh-0-bosh.tar").exists(), "drain still ran");
-    assert!(std::fs::read_to_string(artifact.join("metadata")).unwrap().contains("./d: "));
+    assert!(
+        std::fs::read_to_string(artifact.join("metadata"))
+            .unwrap()
+            .contains("./d: ")
+    );
 }
 
 #[test]
 fn existing_remote_artifact_dir_is_refused_and_preserved() {
     let h = Harness::new();
     backup_job(&h);
-    h.vm.install_file("store/bbr-backup/leftover", "x", 0o644).unwrap();
+    h.vm.install_file("store/bbr-backup/leftover", "x", 0o644)
+        .unwrap();
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("Directory /var/vcap/store/bbr-backup already exists on instance bosh/0"), "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Directory /var/vcap/store/bbr-backup already exists on instance bosh/0"),
+        "{}",
+        run.show()
+    );
     assert!(run.stderr().contains(FOOTER));
-    assert!(h.vm.exists("store/bbr-backup/leftover"), "must not be removed");
+    assert!(
+        h.vm.exists("store/bbr-backup/leftover"),
+        "must not be removed"
+    );
     assert_eq!(h.artifact_dirs(h.work.path()), 0, "no local artifact");
     assert!(h.events().is_empty());
 
     let check = h.bbr(&["pre-backup-check"]);
     assert_eq!(check.code(), 1);
-    assert!(check.stdout().contains("Director cannot be backed up."), "{}", check.show());
+    assert!(
+        check.stdout().contains("Director cannot be backed up."),
+        "{}",
+        check.show()
+    );
     assert!(check.stderr().contains(FOOTER));
 }
 
@@ -153,7 +214,10 @@ fn no_backup_scripts_is_an_error_without_footer() {
     h.script("bosh", "restore", "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains(&format!("Deployment '{}' has no backup scripts", h.name())));
+    assert!(
+        run.stderr()
+            .contains(&format!("Deployment '{}' has no backup scripts", h.name()))
+    );
     assert!(!run.stderr().contains(FOOTER));
     assert_eq!(h.artifact_dirs(h.work.path()), 0);
 }
@@ -163,10 +227,18 @@ fn disabled_and_mysql_jobs_are_skipped() {
     let h = Harness::new();
     h.script("bosh", "backup", "touch \"$BBR_ARTIFACT_DIRECTORY/b\"");
     h.script("bosh", "metadata", "echo 'skip_bbr_scripts: true'");
-    h.script("mysql-backup", "backup", "touch \"$BBR_ARTIFACT_DIRECTORY/m\"");
+    h.script(
+        "mysql-backup",
+        "backup",
+        "touch \"$BBR_ARTIFACT_DIRECTORY/m\"",
+    );
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("has no backup scripts"), "{}", run.show());
+    assert!(
+        run.stderr().contains("has no backup scripts"),
+        "{}",
+        run.show()
+    );
     assert!(!run.stdout().contains("mysql-backup"));
 }
 
@@ -175,7 +247,11 @@ fn metadata_sees_bbr_version_and_orders_locks_by_job_name() {
     let h = Harness::new();
     // "first" must be locked before "second", which must be locked before "third"
     h.script("first", "metadata", "[ -n \"$BBR_VERSION\" ] || exit 9\necho 'backup_should_be_locked_before:\n- job_name: second\n  release: bosh'");
-    h.script("second", "metadata", "echo 'backup_should_be_locked_before:\n- job_name: third\n  release: whatever'");
+    h.script(
+        "second",
+        "metadata",
+        "echo 'backup_should_be_locked_before:\n- job_name: third\n  release: whatever'",
+    );
     for job in ["first", "second", "third"] {
         h.script(job, "pre-backup-lock", "");
         h.script(job, "backup", "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
@@ -183,9 +259,19 @@ fn metadata_sees_bbr_version_and_orders_locks_by_job_name() {
     }
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
-    assert!(run.stdout().contains("Detected order: first should be locked before second during backup"), "{}", run.show());
+    assert!(
+        run.stdout()
+            .contains("Detected order: first should be locked before second during backup"),
+        "{}",
+        run.show()
+    );
     let events = h.events();
-    let pos = |e: &str| events.iter().position(|x| x == e).unwrap_or_else(|| panic!("{e} not in {events:?}"));
+    let pos = |e: &str| {
+        events
+            .iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("{e} not in {events:?}"))
+    };
     assert!(pos("first pre-backup-lock") < pos("second pre-backup-lock"));
     assert!(pos("second pre-backup-lock") < pos("third pre-backup-lock"));
     assert!(pos("third post-backup-unlock true") < pos("second post-backup-unlock true"));
@@ -199,13 +285,24 @@ fn metadata_sees_bbr_version_and_orders_locks_by_job_name() {
 #[test]
 fn cyclic_ordering_is_refused_before_anything_is_locked() {
     let h = Harness::new();
-    h.script("a", "metadata", "echo 'backup_should_be_locked_before:\n- job_name: b\n  release: r'");
-    h.script("b", "metadata", "echo 'backup_should_be_locked_before:\n- job_name: a\n  release: r'");
+    h.script(
+        "a",
+        "metadata",
+        "echo 'backup_should_be_locked_before:\n- job_name: b\n  release: r'",
+    );
+    h.script(
+        "b",
+        "metadata",
+        "echo 'backup_should_be_locked_before:\n- job_name: a\n  release: r'",
+    );
     h.script("a", "backup", "");
     h.script("b", "pre-backup-lock", "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("job locking dependency graph is cyclic"));
+    assert!(
+        run.stderr()
+            .contains("job locking dependency graph is cyclic")
+    );
     assert_eq!(h.artifact_dirs(h.work.path()), 0);
     assert!(!h.events().iter().any(|e| e.contains("pre-backup-lock")));
 }
@@ -213,11 +310,20 @@ fn cyclic_ordering_is_refused_before_anything_is_locked() {
 #[test]
 fn invalid_metadata_yaml_fails() {
     let h = Harness::new();
-    h.script("bosh", "metadata", "echo 'backup_should_be_locked_before: [: nope'");
+    h.script(
+        "bosh",
+        "metadata",
+        "echo 'backup_should_be_locked_before: [: nope'",
+    );
     h.script("bosh", "backup", "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("Parsing metadata from job bosh on bosh/0 failed"), "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Parsing metadata from job bosh on bosh/0 failed"),
+        "{}",
+        run.show()
+    );
 }
 
 #[test]
@@ -227,8 +333,16 @@ fn discontinued_backup_name_warns_and_uses_default_artifact() {
     h.script("bosh", "backup", "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
-    assert!(run.stdout().contains("WARN - discontinued metadata keys backup_name/restore_name found in job bosh"));
-    assert!(h.artifact_in(h.work.path()).join("bosh-0-bosh.tar").exists());
+    assert!(
+        run.stdout().contains(
+            "WARN - discontinued metadata keys backup_name/restore_name found in job bosh"
+        )
+    );
+    assert!(
+        h.artifact_in(h.work.path())
+            .join("bosh-0-bosh.tar")
+            .exists()
+    );
 }
 
 #[test]
@@ -250,7 +364,8 @@ fn pre_backup_check_reports_success_and_runs_no_lock() {
 fn backup_cleanup_unlocks_and_removes_the_marker() {
     let h = Harness::new();
     backup_job(&h);
-    h.vm.install_file("store/bbr-backup/bosh/partial", "x", 0o644).unwrap();
+    h.vm.install_file("store/bbr-backup/bosh/partial", "x", 0o644)
+        .unwrap();
     let run = h.bbr(&["backup-cleanup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(!h.remote_marker_exists());
@@ -265,7 +380,8 @@ fn restore_cleanup_removes_the_marker() {
     let h = Harness::new();
     h.script("bosh", "restore", "");
     h.script("bosh", "post-restore-unlock", "");
-    h.vm.install_file("store/bbr-backup/bosh/partial", "x", 0o644).unwrap();
+    h.vm.install_file("store/bbr-backup/bosh/partial", "x", 0o644)
+        .unwrap();
     let run = h.bbr(&["restore-cleanup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(!h.remote_marker_exists());

@@ -3,8 +3,8 @@
 
 mod support;
 
-use support::*;
 use std::path::Path;
+use support::*;
 
 fn restore_job(h: &Harness, job: &str) {
     h.script(job, "pre-restore-lock", "");
@@ -27,7 +27,10 @@ fn restores_the_go_bbr_integration_fixture() {
     let fixture = fixture("director-backup-integration");
     let run = h.bbr(&["restore", "--artifact-path", &arg(&fixture)]);
     assert_eq!(run.code(), 0, "{}", run.show());
-    assert_eq!(h.vm.read("store/restored/bosh/backup").unwrap(), "this is a backup\n");
+    assert_eq!(
+        h.vm.read("store/restored/bosh/backup").unwrap(),
+        "this is a backup\n"
+    );
     let out = run.stdout();
     for line in [
         &format!("INFO - Starting restore of {}...", h.name()),
@@ -40,20 +43,38 @@ fn restores_the_go_bbr_integration_fixture() {
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
-    assert_eq!(h.events(), vec!["bosh pre-restore-lock", "bosh restore", "bosh post-restore-unlock"]);
+    assert_eq!(
+        h.events(),
+        vec![
+            "bosh pre-restore-lock",
+            "bosh restore",
+            "bosh post-restore-unlock"
+        ]
+    );
     assert!(!h.remote_marker_exists());
 }
 
 #[test]
 fn restores_the_go_bbr_three_job_fixture() {
     let h = Harness::new();
-    for job in ["amazing-backup-and-restore", "remarkable-backup-and-restore", "test-backup-and-restore"] {
+    for job in [
+        "amazing-backup-and-restore",
+        "remarkable-backup-and-restore",
+        "test-backup-and-restore",
+    ] {
         restore_job(&h, job);
     }
     let run = h.bbr(&["r", "-a", &arg(&fixture("director-backup"))]);
     assert_eq!(run.code(), 0, "{}", run.show());
-    for job in ["amazing-backup-and-restore", "remarkable-backup-and-restore", "test-backup-and-restore"] {
-        assert_eq!(h.vm.read(format!("store/restored/{job}/backup")).unwrap(), "this is a backup\n");
+    for job in [
+        "amazing-backup-and-restore",
+        "remarkable-backup-and-restore",
+        "test-backup-and-restore",
+    ] {
+        assert_eq!(
+            h.vm.read(format!("store/restored/{job}/backup")).unwrap(),
+            "this is a backup\n"
+        );
     }
 }
 
@@ -71,13 +92,22 @@ fn backup_then_restore_round_trips_every_file() {
     let artifact = h.artifact_in(h.work.path());
     // what the VM produced, as bbr stored it
     let original = {
-        let out = std::process::Command::new("tar").args(["-xOf"]).arg(artifact.join("bosh-0-db.tar")).arg("./dir with space/deeper/blob").output().unwrap();
+        let out = std::process::Command::new("tar")
+            .args(["-xOf"])
+            .arg(artifact.join("bosh-0-db.tar"))
+            .arg("./dir with space/deeper/blob")
+            .output()
+            .unwrap();
         out.stdout
     };
     assert_eq!(original.len(), 2_000_000);
     let restore = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
     assert_eq!(restore.code(), 0, "{}", restore.show());
-    assert_eq!(h.vm.read_bytes("store/restored/db/dir with space/deeper/blob").unwrap(), original);
+    assert_eq!(
+        h.vm.read_bytes("store/restored/db/dir with space/deeper/blob")
+            .unwrap(),
+        original
+    );
     assert_eq!(h.vm.read("store/restored/db/top").unwrap(), "hi\n");
     assert!(h.vm.exists("store/restored/db/empty"));
     assert!(h.vm.exists("store/restored/db/zero"));
@@ -104,8 +134,16 @@ fn corrupted_content_is_refused_before_any_lock_or_restore_script() {
     });
     let run = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("Backup is corrupted"), "{}", run.show());
-    assert!(run.stderr().contains("bosh-0-bosh.tar"), "names the file: {}", run.show());
+    assert!(
+        run.stderr().contains("Backup is corrupted"),
+        "{}",
+        run.show()
+    );
+    assert!(
+        run.stderr().contains("bosh-0-bosh.tar"),
+        "names the file: {}",
+        run.show()
+    );
     assert!(h.events().is_empty(), "no script may run: {:?}", h.events());
     assert!(!h.remote_marker_exists(), "uploaded data is removed");
     assert!(!h.vm.exists("store/restored"));
@@ -123,7 +161,11 @@ fn truncated_tar_is_refused_before_contacting_the_vm() {
     let run = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(run.stderr().contains("bosh-0-bosh.tar"), "{}", run.show());
-    assert!(!run.stdout().contains("Looking for scripts"), "{}", run.show());
+    assert!(
+        !run.stdout().contains("Looking for scripts"),
+        "{}",
+        run.show()
+    );
     assert!(h.events().is_empty());
 }
 
@@ -131,13 +173,20 @@ fn truncated_tar_is_refused_before_contacting_the_vm() {
 fn missing_tar_and_missing_metadata_are_named() {
     let h = Harness::new();
     restore_job(&h, "bosh");
-    let artifact = corrupt_copy(&h, |dir| std::fs::remove_file(dir.join("bosh-0-bosh.tar")).unwrap());
+    let artifact = corrupt_copy(&h, |dir| {
+        std::fs::remove_file(dir.join("bosh-0-bosh.tar")).unwrap()
+    });
     let run = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("bosh-0-bosh.tar"), "{}", run.show());
     let run = h.bbr(&["restore", "--artifact-path", "i-am-not-here"]);
     assert_eq!(run.code(), 1);
-    assert!(run.stderr().contains("i-am-not-here: no such file or directory"), "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("i-am-not-here: no such file or directory"),
+        "{}",
+        run.show()
+    );
 }
 
 #[test]
@@ -165,7 +214,11 @@ fn tar_entry_escaping_the_target_is_refused() {
     .unwrap();
     let run = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("../x"), "names the entry: {}", run.show());
+    assert!(
+        run.stderr().contains("../x"),
+        "names the entry: {}",
+        run.show()
+    );
     assert!(h.events().is_empty());
 }
 
@@ -175,10 +228,21 @@ fn pre_restore_lock_failure_skips_restore_but_unlocks() {
     h.script("bosh", "pre-restore-lock", "echo 'nope' >&2\nexit 1");
     h.script("bosh", "restore", "");
     h.script("bosh", "post-restore-unlock", "");
-    let run = h.bbr(&["restore", "-a", &arg(&fixture("director-backup-integration"))]);
+    let run = h.bbr(&[
+        "restore",
+        "-a",
+        &arg(&fixture("director-backup-integration")),
+    ]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("pre-restore-lock failed"), "{}", run.show());
-    assert_eq!(h.events(), vec!["bosh pre-restore-lock", "bosh post-restore-unlock"]);
+    assert!(
+        run.stderr().contains("pre-restore-lock failed"),
+        "{}",
+        run.show()
+    );
+    assert_eq!(
+        h.events(),
+        vec!["bosh pre-restore-lock", "bosh post-restore-unlock"]
+    );
     assert!(!h.remote_marker_exists());
 }
 
@@ -186,8 +250,16 @@ fn pre_restore_lock_failure_skips_restore_but_unlocks() {
 fn restore_failure_still_unlocks() {
     let h = Harness::new();
     h.script("bosh", "restore", "echo 'restore broke' >&2\nexit 2");
-    h.script("bosh", "post-restore-unlock", "echo 'unlock broke' >&2\nexit 1");
-    let run = h.bbr(&["restore", "-a", &arg(&fixture("director-backup-integration"))]);
+    h.script(
+        "bosh",
+        "post-restore-unlock",
+        "echo 'unlock broke' >&2\nexit 1",
+    );
+    let run = h.bbr(&[
+        "restore",
+        "-a",
+        &arg(&fixture("director-backup-integration")),
+    ]);
     assert_eq!(run.code(), 9, "{}", run.show());
     assert!(run.stderr().contains("Failed to restore: Error attempting to run restore for job bosh on bosh/0: restore broke - exit code 2"), "{}", run.show());
     assert!(run.stderr().contains("unlock broke"));
@@ -198,23 +270,43 @@ fn restore_failure_still_unlocks() {
 fn restore_refuses_existing_marker_and_missing_scripts() {
     let h = Harness::new();
     restore_job(&h, "bosh");
-    h.vm.install_file("store/bbr-backup/keep", "x", 0o644).unwrap();
-    let run = h.bbr(&["restore", "-a", &arg(&fixture("director-backup-integration"))]);
+    h.vm.install_file("store/bbr-backup/keep", "x", 0o644)
+        .unwrap();
+    let run = h.bbr(&[
+        "restore",
+        "-a",
+        &arg(&fixture("director-backup-integration")),
+    ]);
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("Check artifact dir failed: Directory /var/vcap/store/bbr-backup already exists on instance bosh/0"), "{}", run.show());
     assert!(h.vm.exists("store/bbr-backup/keep"));
 
     let empty = Harness::new();
     empty.script("bosh", "backup", "");
-    let run = empty.bbr(&["restore", "-a", &arg(&fixture("director-backup-integration"))]);
+    let run = empty.bbr(&[
+        "restore",
+        "-a",
+        &arg(&fixture("director-backup-integration")),
+    ]);
     assert_eq!(run.code(), 1);
-    assert!(run.stderr().contains(&format!("Deployment '{}' has no restore scripts", empty.name())), "{}", run.show());
+    assert!(
+        run.stderr().contains(&format!(
+            "Deployment '{}' has no restore scripts",
+            empty.name()
+        )),
+        "{}",
+        run.show()
+    );
 }
 
 #[test]
 fn restore_orders_locks_by_metadata() {
     let h = Harness::new();
-    for job in ["amazing-backup-and-restore", "remarkable-backup-and-restore", "test-backup-and-restore"] {
+    for job in [
+        "amazing-backup-and-restore",
+        "remarkable-backup-and-restore",
+        "test-backup-and-restore",
+    ] {
         restore_job(&h, job);
     }
     h.script(
@@ -226,8 +318,14 @@ fn restore_orders_locks_by_metadata() {
     assert_eq!(run.code(), 0, "{}", run.show());
     let events = h.events();
     let pos = |e: &str| events.iter().position(|x| x == e).unwrap();
-    assert!(pos("test-backup-and-restore pre-restore-lock") < pos("amazing-backup-and-restore pre-restore-lock"));
-    assert!(pos("amazing-backup-and-restore post-restore-unlock") < pos("test-backup-and-restore post-restore-unlock"));
+    assert!(
+        pos("test-backup-and-restore pre-restore-lock")
+            < pos("amazing-backup-and-restore pre-restore-lock")
+    );
+    assert!(
+        pos("amazing-backup-and-restore post-restore-unlock")
+            < pos("test-backup-and-restore post-restore-unlock")
+    );
 }
 
 #[test]
@@ -235,7 +333,11 @@ fn discontinued_restore_name_refuses_the_restore() {
     let h = Harness::new();
     restore_job(&h, "bosh");
     h.script("bosh", "metadata", "echo 'restore_name: foo'");
-    let run = h.bbr(&["restore", "-a", &arg(&fixture("director-backup-integration"))]);
+    let run = h.bbr(&[
+        "restore",
+        "-a",
+        &arg(&fixture("director-backup-integration")),
+    ]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(run.stderr().contains("discontinued metadata keys backup_name/restore_name found on instance bosh. bbr cannot restore this backup artifact."));
     assert!(!h.events().iter().any(|e| e.contains("restore")));

@@ -10,7 +10,11 @@ use support::*;
 
 fn simple_backup(h: &Harness) {
     h.script("bosh", "pre-backup-lock", "");
-    h.script("bosh", "backup", "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"");
+    h.script(
+        "bosh",
+        "backup",
+        "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"",
+    );
     h.script("bosh", "post-backup-unlock", "");
 }
 
@@ -20,9 +24,18 @@ fn unknown_host_key_is_recorded_with_a_warning_and_a_changed_one_refused() {
     simple_backup(&h);
     let first = h.bbr(&["pre-backup-check"]);
     assert_eq!(first.code(), 0, "{}", first.show());
-    assert!(first.stdout().contains("WARN - Permanently added the host key"), "{}", first.show());
+    assert!(
+        first
+            .stdout()
+            .contains("WARN - Permanently added the host key"),
+        "{}",
+        first.show()
+    );
     let known = std::fs::read_to_string(h.known_hosts()).unwrap();
-    assert!(known.contains(&format!("[{}]:{}", h.vm.addr(), h.vm.port())), "{known}");
+    assert!(
+        known.contains(&format!("[{}]:{}", h.vm.addr(), h.vm.port())),
+        "{known}"
+    );
 
     let second = h.bbr(&["pre-backup-check"]);
     assert_eq!(second.code(), 0);
@@ -31,15 +44,27 @@ fn unknown_host_key_is_recorded_with_a_warning_and_a_changed_one_refused() {
     h.vm.regenerate_host_key().unwrap();
     let changed = h.bbr(&["backup"]);
     assert_eq!(changed.code(), 1, "{}", changed.show());
-    assert!(changed.stderr().contains("host key verification failed"), "{}", changed.show());
-    assert!(changed.stderr().contains(&h.known_hosts().display().to_string()));
+    assert!(
+        changed.stderr().contains("host key verification failed"),
+        "{}",
+        changed.show()
+    );
+    assert!(
+        changed
+            .stderr()
+            .contains(&h.known_hosts().display().to_string())
+    );
     assert!(h.events().is_empty(), "nothing ran on an unverified host");
 }
 
 #[test]
 fn every_client_key_type_works() {
     for key_type in [KeyType::Rsa, KeyType::Ecdsa, KeyType::Ed25519] {
-        let h = Harness::with(VmOptions::new().client_key_type(key_type).host_key_type(key_type));
+        let h = Harness::with(
+            VmOptions::new()
+                .client_key_type(key_type)
+                .host_key_type(key_type),
+        );
         simple_backup(&h);
         let run = h.bbr(&["backup"]);
         assert_eq!(run.code(), 0, "{key_type:?}: {}", run.show());
@@ -52,8 +77,16 @@ fn a_user_without_passwordless_sudo_gets_a_clear_error() {
     simple_backup(&h);
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("finding scripts failed on bosh/0"), "{}", run.show());
-    assert!(run.stderr().contains("password-less sudo"), "{}", run.show());
+    assert!(
+        run.stderr().contains("finding scripts failed on bosh/0"),
+        "{}",
+        run.show()
+    );
+    assert!(
+        run.stderr().contains("password-less sudo"),
+        "{}",
+        run.show()
+    );
 }
 
 #[test]
@@ -63,25 +96,49 @@ fn unreadable_and_invalid_keys_and_unresolvable_hosts() {
     std::fs::write(&bad_key, "not a key").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bbr"))
         .current_dir(h.work.path())
-        .args(["director", "--host", &h.vm.host_arg(), "-u", "vcap", "--key"])
+        .args([
+            "director",
+            "--host",
+            &h.vm.host_arg(),
+            "-u",
+            "vcap",
+            "--key",
+        ])
         .arg(&bad_key)
         .arg("backup")
         .output()
         .unwrap();
     let run = Run(out);
     assert_eq!(run.code(), 1);
-    assert!(run.stderr().contains("ssh.NewConnection.ParsePrivateKey failed"), "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("ssh.NewConnection.ParsePrivateKey failed"),
+        "{}",
+        run.show()
+    );
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bbr"))
         .current_dir(h.work.path())
-        .args(["director", "--host", "no-such-host.invalid", "-u", "vcap", "--key"])
+        .args([
+            "director",
+            "--host",
+            "no-such-host.invalid",
+            "-u",
+            "vcap",
+            "--key",
+        ])
         .arg(h.vm.client_key_path())
         .arg("backup")
         .output()
         .unwrap();
     let run = Run(out);
     assert_eq!(run.code(), 1);
-    assert!(run.stderr().contains("ssh.Dial failed: no-such-host.invalid"), "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("ssh.Dial failed: no-such-host.invalid"),
+        "{}",
+        run.show()
+    );
 }
 
 #[test]
@@ -98,8 +155,13 @@ fn the_private_key_never_reaches_output_or_logs() {
         }
     }
     assert!(run.stdout().contains("DEBUG"), "debug output is on");
-    for line in key.lines().filter(|l| l.len() > 20 && !l.starts_with("-----")) {
-        assert!(!run.stdout().contains(line) && !run.stderr().contains(line) && !logs.contains(line));
+    for line in key
+        .lines()
+        .filter(|l| l.len() > 20 && !l.starts_with("-----"))
+    {
+        assert!(
+            !run.stdout().contains(line) && !run.stderr().contains(line) && !logs.contains(line)
+        );
     }
 }
 
@@ -107,14 +169,32 @@ fn the_private_key_never_reaches_output_or_logs() {
 fn a_hanging_script_is_killed_at_the_timeout_and_jobs_are_unlocked() {
     let h = Harness::new();
     h.script("bosh", "pre-backup-lock", "");
-    h.script("bosh", "backup", "echo $$ > /var/vcap/sys/backup.pid\nsleep 300 &\nwait");
+    h.script(
+        "bosh",
+        "backup",
+        "echo $$ > /var/vcap/sys/backup.pid\nsleep 300 &\nwait",
+    );
     h.script("bosh", "post-backup-unlock", "");
     let started = std::time::Instant::now();
     let run = h.bbr(&["--script-timeout", "2s", "backup"]);
-    assert!(started.elapsed().as_secs() < 60, "bbr waited for the script");
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "bbr waited for the script"
+    );
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("timed out after 2s"), "{}", run.show());
-    assert_eq!(h.events(), vec!["bosh pre-backup-lock", "bosh backup", "bosh post-backup-unlock false"]);
+    assert!(
+        run.stderr().contains("timed out after 2s"),
+        "{}",
+        run.show()
+    );
+    assert_eq!(
+        h.events(),
+        vec![
+            "bosh pre-backup-lock",
+            "bosh backup",
+            "bosh post-backup-unlock false"
+        ]
+    );
     let pid = h.vm.read("sys/backup.pid").unwrap();
     let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
     assert!(!alive, "the script's process group is gone");
@@ -125,9 +205,18 @@ fn a_hanging_script_is_killed_at_the_timeout_and_jobs_are_unlocked() {
 fn sigterm_kills_the_running_script_unlocks_and_cleans_up() {
     let h = Harness::new();
     h.script("bosh", "pre-backup-lock", "");
-    h.script("bosh", "backup", "touch /var/vcap/sys/backup-started\nsleep 300");
+    h.script(
+        "bosh",
+        "backup",
+        "touch /var/vcap/sys/backup-started\nsleep 300",
+    );
     h.script("bosh", "post-backup-unlock", "");
-    let mut child = h.command(&["backup"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = h
+        .command(&["backup"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut reader = BufReader::new(stdout);
     let mut seen = String::new();
@@ -150,7 +239,15 @@ fn sigterm_kills_the_running_script_unlocks_and_cleans_up() {
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert_ne!(status.code(), Some(0), "{seen}{rest}");
-    assert_eq!(h.events(), vec!["bosh pre-backup-lock", "bosh backup", "bosh post-backup-unlock false"], "{seen}{rest}");
+    assert_eq!(
+        h.events(),
+        vec![
+            "bosh pre-backup-lock",
+            "bosh backup",
+            "bosh post-backup-unlock false"
+        ],
+        "{seen}{rest}"
+    );
     assert!(!h.remote_marker_exists(), "{seen}{rest}");
 }
 
@@ -192,7 +289,11 @@ fn sigint_answered_no_lets_the_backup_finish() {
     let run = Run(out);
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(run.stdout().contains("Stopping a backup can leave the system in bad state. Are you sure you want to cancel? [yes/no]\n"), "{}", run.show());
-    assert!(h.artifact_in(h.work.path()).join("bosh-0-bosh.tar").exists());
+    assert!(
+        h.artifact_in(h.work.path())
+            .join("bosh-0-bosh.tar")
+            .exists()
+    );
 }
 
 #[test]
@@ -200,22 +301,41 @@ fn sigint_answered_yes_exits_1_with_advice() {
     let (_h, out) = sigint_run("yes\n");
     let run = Run(out);
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stdout().contains("It is recommended that you run `bbr backup-cleanup`"), "{}", run.show());
+    assert!(
+        run.stdout()
+            .contains("It is recommended that you run `bbr backup-cleanup`"),
+        "{}",
+        run.show()
+    );
 }
 
 #[test]
 fn a_connection_dropped_mid_drain_fails_the_backup_and_cleanup_still_happens() {
     let h = Harness::new();
-    h.script("bosh", "backup", "head -c 400000000 /dev/zero > \"$BBR_ARTIFACT_DIRECTORY/big\"");
+    h.script(
+        "bosh",
+        "backup",
+        "head -c 400000000 /dev/zero > \"$BBR_ARTIFACT_DIRECTORY/big\"",
+    );
     h.script("bosh", "post-backup-unlock", "");
-    let mut child = h.command(&["backup"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = h
+        .command(&["backup"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
     loop {
         let mut line = String::new();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "bbr ended early: {seen}");
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "bbr ended early: {seen}"
+        );
         seen.push_str(&line);
-        if line.contains("Copying backup --") {
+        // bytes are flowing on the tar channel (killing earlier would only exercise the
+        // reconnect that later commands get)
+        if line.contains("-- 5% complete") {
             break;
         }
     }
@@ -227,9 +347,19 @@ fn a_connection_dropped_mid_drain_fails_the_backup_and_cleanup_still_happens() {
     let status = child.wait().unwrap();
     let all = format!("{seen}{rest}\n--- stderr\n{stderr}");
     assert_eq!(status.code(), Some(1), "{all}");
-    assert!(stderr.contains("Error streaming backup from remote instance") || stderr.contains("Backup is corrupted"), "{all}");
-    assert!(stderr.contains("It is recommended that you run `bbr backup-cleanup`"), "{all}");
-    assert!(!h.remote_marker_exists(), "bbr reconnected for cleanup: {all}");
+    assert!(
+        stderr.contains("Error streaming backup from remote instance")
+            || stderr.contains("Backup is corrupted"),
+        "{all}"
+    );
+    assert!(
+        stderr.contains("It is recommended that you run `bbr backup-cleanup`"),
+        "{all}"
+    );
+    assert!(
+        !h.remote_marker_exists(),
+        "bbr reconnected for cleanup: {all}"
+    );
     assert!(rest.contains("Failed to create backup of"), "{all}");
 }
 
@@ -237,7 +367,11 @@ fn a_connection_dropped_mid_drain_fails_the_backup_and_cleanup_still_happens() {
 fn a_full_artifact_disk_fails_the_drain_with_a_clear_error() {
     let h = Harness::new();
     h.script("bosh", "pre-backup-lock", "");
-    h.script("bosh", "backup", "head -c 8000000 /dev/urandom > \"$BBR_ARTIFACT_DIRECTORY/big\"");
+    h.script(
+        "bosh",
+        "backup",
+        "head -c 8000000 /dev/urandom > \"$BBR_ARTIFACT_DIRECTORY/big\"",
+    );
     h.script("bosh", "post-backup-unlock", "");
     let small = h.work.path().join("small");
     std::fs::create_dir(&small).unwrap();
@@ -246,12 +380,29 @@ fn a_full_artifact_disk_fails_the_drain_with_a_clear_error() {
         .arg(&small)
         .status()
         .unwrap();
-    assert!(mounted.success(), "tests run as root and can mount a small tmpfs");
+    assert!(
+        mounted.success(),
+        "tests run as root and can mount a small tmpfs"
+    );
     let run = h.bbr(&["backup", "--artifact-path", &small.to_string_lossy()]);
     let _ = std::process::Command::new("umount").arg(&small).status();
     assert_eq!(run.code(), 1, "{}", run.show());
-    assert!(run.stderr().contains("No space left on device"), "{}", run.show());
-    assert!(run.stderr().contains("It is recommended that you run `bbr backup-cleanup`"));
-    assert_eq!(h.events(), vec!["bosh pre-backup-lock", "bosh backup", "bosh post-backup-unlock true"]);
+    assert!(
+        run.stderr().contains("No space left on device"),
+        "{}",
+        run.show()
+    );
+    assert!(
+        run.stderr()
+            .contains("It is recommended that you run `bbr backup-cleanup`")
+    );
+    assert_eq!(
+        h.events(),
+        vec![
+            "bosh pre-backup-lock",
+            "bosh backup",
+            "bosh post-backup-unlock true"
+        ]
+    );
     assert!(!h.remote_marker_exists());
 }

@@ -9,7 +9,8 @@ use crate::ARTIFACT_DIRECTORY;
 /// Quotes `s` for a POSIX shell (single quotes, `'` escaped).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))
     {
         return s.to_string();
     }
@@ -52,7 +53,10 @@ pub fn archive(dir: &str) -> String {
 
 /// Extracts a tar read from stdin into `dir`.
 pub fn extract(dir: &str) -> String {
-    format!("sudo -n sh -c {}", shell_quote(&format!("tar -C {} -x", shell_quote(dir))))
+    format!(
+        "sudo -n sh -c {}",
+        shell_quote(&format!("tar -C {} -x", shell_quote(dir)))
+    )
 }
 
 /// Removes a directory tree.
@@ -63,12 +67,7 @@ pub fn remove(dir: &str) -> String {
 /// Runs a release-author script as root with `env`, in its own process group under
 /// coreutils `timeout` (`0` = no limit), recording the group's id in `pid_file` so that
 /// [`kill_script`] can stop it. Exit status 124 means the time limit struck.
-pub fn run_script(
-    path: &str,
-    env: &[(&str, String)],
-    timeout_secs: u64,
-    pid_file: &str,
-) -> String {
+pub fn run_script(path: &str, env: &[(&str, String)], timeout_secs: u64, pid_file: &str) -> String {
     let mut inner = format!("timeout -k 10 {timeout_secs} env");
     for (k, v) in env {
         inner.push(' ');
@@ -83,13 +82,14 @@ pub fn run_script(
     format!("sudo -n sh -c {}", shell_quote(&body))
 }
 
-/// Stops the process group recorded in `pid_file` (TERM, then KILL after 5 s).
+/// Stops the process group recorded in `pid_file` (TERM, then KILL after 5 s). Written for
+/// dash as well as bash: dash's `kill` takes no `--`, so the group is given as `-PGID`.
 pub fn kill_script(pid_file: &str) -> String {
     let pid = shell_quote(pid_file);
     let body = format!(
-        "p=$(cat {pid} 2>/dev/null) || exit 0; kill -TERM -- -$p 2>/dev/null; \
-         for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -$p 2>/dev/null || exit 0; sleep 0.5; done; \
-         kill -KILL -- -$p 2>/dev/null; exit 0"
+        "p=$(cat {pid} 2>/dev/null) || exit 0; kill -TERM -$p 2>/dev/null; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -$p 2>/dev/null || exit 0; sleep 0.5; done; \
+         kill -KILL -$p 2>/dev/null; exit 0"
     );
     format!("sudo -n sh -c {}", shell_quote(&body))
 }
@@ -122,7 +122,10 @@ mod tests {
     fn script_command_sets_env_and_records_group() {
         let c = run_script(
             "/var/vcap/jobs/bosh/bin/bbr/backup",
-            &[("BBR_ARTIFACT_DIRECTORY", "/var/vcap/store/bbr-backup/bosh/".into())],
+            &[(
+                "BBR_ARTIFACT_DIRECTORY",
+                "/var/vcap/store/bbr-backup/bosh/".into(),
+            )],
             0,
             "/tmp/bbr-1.pid",
         );
@@ -136,6 +139,49 @@ mod tests {
         assert_eq!(
             parse_file_list(out),
             vec![("./a/b".to_string(), 5), ("./c d".to_string(), 12)]
+        );
+    }
+}
+
+#[cfg(test)]
+mod shell_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The kill command must work under dash (`/bin/sh` on Debian and Ubuntu stemcells).
+    #[test]
+    fn kill_script_stops_a_process_group_under_dash() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("hang");
+        std::fs::write(&script, "#!/bin/sh\nsleep 100 &\nwait\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pid_file = dir.path().join("p.pid");
+        let pid_file = pid_file.to_str().unwrap();
+        let run =
+            run_script(script.to_str().unwrap(), &[], 0, pid_file).replacen("sudo -n ", "", 1);
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(run)
+            .spawn()
+            .unwrap();
+        while std::fs::read_to_string(pid_file)
+            .map(|p| p.trim().is_empty())
+            .unwrap_or(true)
+        {
+            std::thread::yield_now();
+        }
+        let kill = kill_script(pid_file).replacen("sudo -n ", "", 1);
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(kill)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        assert_ne!(exit.code(), Some(0), "the script was killed, not completed");
+        assert!(
+            !std::path::Path::new(pid_file).exists(),
+            "the pid file is removed"
         );
     }
 }

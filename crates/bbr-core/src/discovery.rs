@@ -6,7 +6,7 @@ use crate::error::BbrError;
 use crate::model::{Job, JobMetadata, ScriptKind};
 use crate::remote::Remote;
 use crate::report::{Reporter, ReporterExt};
-use crate::script::{run_script, ScriptLimits};
+use crate::script::{ScriptLimits, run_script};
 use std::collections::BTreeMap;
 
 /// Jobs that bbr ignores entirely (legacy cf-mysql).
@@ -35,14 +35,15 @@ pub async fn find_scripts(
     reporter: &dyn Reporter,
 ) -> Result<FoundScripts, BbrError> {
     reporter.debug(format!("Attempting to find scripts on {instance}"));
-    let out = remote.run(&commands::find_scripts()).await.map_err(|e| {
-        BbrError::general(format!("finding scripts failed on {instance}: {e}"))
-    })?;
+    let out = remote
+        .run(&commands::find_scripts())
+        .await
+        .map_err(|e| BbrError::general(format!("finding scripts failed on {instance}: {e}")))?;
     let mut found = FoundScripts::new();
     if !out.success() {
         let stderr = out.stderr_text();
         if stderr.contains("No such file or directory") {
-            reporter.debug(format!("No files found for pattern '/var/vcap/jobs/*/bin/bbr/*'"));
+            reporter.debug("No files found for pattern '/var/vcap/jobs/*/bin/bbr/*'");
             return Ok(found);
         }
         return Err(BbrError::general(format!(
@@ -53,12 +54,17 @@ pub async fn find_scripts(
         )));
     }
     for line in out.stdout_text().lines() {
-        let Some((job, kind)) = classify_script_path(line.trim()) else { continue };
+        let Some((job, kind)) = classify_script_path(line.trim()) else {
+            continue;
+        };
         if IGNORED_JOBS.contains(&job.as_str()) {
             continue;
         }
         reporter.info(format!("{instance}/{job}/{}", kind.file_name()));
-        found.entry(job).or_default().insert(kind, line.trim().to_string());
+        found
+            .entry(job)
+            .or_default()
+            .insert(kind, line.trim().to_string());
     }
     Ok(found)
 }
@@ -155,8 +161,14 @@ mod tests {
             classify_script_path("/var/vcap/jobs/x/bin/bbr/post-restore-unlock"),
             Some(("x".into(), ScriptKind::PostRestoreUnlock))
         );
-        assert_eq!(classify_script_path("/var/vcap/jobs/x/bin/bbr/backup.bak"), None);
-        assert_eq!(classify_script_path("/var/vcap/jobs/x/bin/bbr/sub/backup"), None);
+        assert_eq!(
+            classify_script_path("/var/vcap/jobs/x/bin/bbr/backup.bak"),
+            None
+        );
+        assert_eq!(
+            classify_script_path("/var/vcap/jobs/x/bin/bbr/sub/backup"),
+            None
+        );
         assert_eq!(classify_script_path("/var/vcap/jobs/x/bin/backup"), None);
         assert_eq!(classify_script_path("/other/jobs/x/bin/bbr/backup"), None);
     }

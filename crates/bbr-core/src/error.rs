@@ -34,7 +34,10 @@ pub struct BbrError {
 impl BbrError {
     /// An error of the given kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// A general error (exit bit 1).
@@ -96,7 +99,9 @@ impl ErrorList {
 
     /// True when the first error is an artifact-directory error (pre-backup-check footer).
     pub fn first_is_artifact_dir(&self) -> bool {
-        self.0.first().is_some_and(|e| e.kind == ErrorKind::ArtifactDir)
+        self.0
+            .first()
+            .is_some_and(|e| e.kind == ErrorKind::ArtifactDir)
     }
 
     /// Renders the list as `N error(s) occurred:` followed by `error i:` blocks. Unlike Go
@@ -153,6 +158,9 @@ mod tests {
         let one = ErrorList(vec![BbrError::general("foo")]);
         assert_eq!(one.render(), "1 error occurred:\nerror 1:\nfoo\n");
         let two = ErrorList(vec![BbrError::general("foo"), BbrError::general("bar")]);
-        assert_eq!(two.render(), "2 errors occurred:\nerror 1:\nfoo\nerror 2:\nbar\n");
+        assert_eq!(
+            two.render(),
+            "2 errors occurred:\nerror 1:\nfoo\nerror 2:\nbar\n"
+        );
     }
 }

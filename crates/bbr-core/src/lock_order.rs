@@ -128,7 +128,10 @@ mod tests {
             metadata: JobMetadata {
                 backup_should_be_locked_before: before
                     .iter()
-                    .map(|(j, r)| LockBefore { job_name: j.to_string(), release: r.to_string() })
+                    .map(|(j, r)| LockBefore {
+                        job_name: j.to_string(),
+                        release: r.to_string(),
+                    })
                     .collect(),
                 ..Default::default()
             },
@@ -145,7 +148,11 @@ mod tests {
     fn names(levels: &[Vec<InstanceJob>]) -> Vec<Vec<String>> {
         levels
             .iter()
-            .map(|l| l.iter().map(|(i, j)| format!("{}/{}", i.group, j.name)).collect())
+            .map(|l| {
+                l.iter()
+                    .map(|(i, j)| format!("{}/{}", i.group, j.name))
+                    .collect()
+            })
             .collect()
     }
 
@@ -157,7 +164,10 @@ mod tests {
     #[test]
     fn independent_jobs_share_a_level() {
         let jobs = on("a", vec![job("x", "r", &[]), job("y", "r", &[])]);
-        assert_eq!(names(&order(&jobs, Phase::Backup).unwrap()), vec![vec!["a/x", "a/y"]]);
+        assert_eq!(
+            names(&order(&jobs, Phase::Backup).unwrap()),
+            vec![vec!["a/x", "a/y"]]
+        );
     }
 
     #[test]
@@ -176,14 +186,23 @@ mod tests {
     fn release_must_match_and_absent_jobs_are_ignored() {
         let jobs = on(
             "a",
-            vec![job("x", "r", &[("y", "other"), ("ghost", "r")]), job("y", "r", &[])],
+            vec![
+                job("x", "r", &[("y", "other"), ("ghost", "r")]),
+                job("y", "r", &[]),
+            ],
         );
-        assert_eq!(names(&order(&jobs, Phase::Backup).unwrap()), vec![vec!["a/x", "a/y"]]);
+        assert_eq!(
+            names(&order(&jobs, Phase::Backup).unwrap()),
+            vec![vec!["a/x", "a/y"]]
+        );
     }
 
     #[test]
     fn cycles_are_refused() {
-        let jobs = on("a", vec![job("x", "r", &[("y", "r")]), job("y", "r", &[("x", "r")])]);
+        let jobs = on(
+            "a",
+            vec![job("x", "r", &[("y", "r")]), job("y", "r", &[("x", "r")])],
+        );
         assert_eq!(order(&jobs, Phase::Backup).unwrap_err(), CYCLIC);
         // restore ordering is independent of backup ordering
         assert_eq!(order(&jobs, Phase::Restore).unwrap().len(), 1);
@@ -191,9 +210,18 @@ mod tests {
 
     #[test]
     fn detected_order_lines_join_release() {
-        let jobs = on("a", vec![job("x", "r", &[("y", "r")]), job("z", "", &[("y", "")])]);
+        let jobs = on(
+            "a",
+            vec![job("x", "r", &[("y", "r")]), job("z", "", &[("y", "")])],
+        );
         let lines = detected_order_lines(&jobs, Phase::Backup);
-        assert_eq!(lines[0], "Detected order: x should be locked before r/y during backup");
-        assert_eq!(lines[1], "Detected order: z should be locked before y during backup");
+        assert_eq!(
+            lines[0],
+            "Detected order: x should be locked before r/y during backup"
+        );
+        assert_eq!(
+            lines[1],
+            "Detected order: z should be locked before y during backup"
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! The deployment as bbr sees it: instances, their jobs, the jobs' scripts and metadata.
 
-use crate::remote::Remote;
 use crate::ARTIFACT_DIRECTORY;
+use crate::remote::Remote;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The seven release-author script names bbr recognises under `bin/bbr/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -335,6 +335,9 @@ mod tests {
             JobMetadata::parse("this is: [not valid", false),
             Err(MetadataError::Yaml(_))
         ));
-        assert_eq!(JobMetadata::parse("", false).unwrap(), JobMetadata::default());
+        assert_eq!(
+            JobMetadata::parse("", false).unwrap(),
+            JobMetadata::default()
+        );
     }
 }

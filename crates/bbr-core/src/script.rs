@@ -82,7 +82,17 @@ pub async fn run_script(
                     if let Err(e) = remote.run(&commands::kill_script(&pid_file)).await {
                         reporter.error(format!("Could not kill '{path}' on {}: {e}", remote.address()));
                     }
-                    let _ = run.await;
+                    // The kill escalates to SIGKILL within seconds; never let a stuck channel
+                    // keep bbr from unlocking.
+                    let grace = futures_timer::Delay::new(Duration::from_secs(30)).fuse();
+                    futures::pin_mut!(grace);
+                    futures::select! {
+                        _ = run => {}
+                        _ = grace => reporter.error(format!(
+                            "'{path}' on {} did not end after being killed; going on with unlock",
+                            remote.address()
+                        )),
+                    }
                     return Err(ScriptError::Stopped);
                 }
             }
@@ -100,6 +110,9 @@ pub async fn run_script(
         137 if secs > 0 && output.stderr.is_empty() => {
             Err(ScriptError::TimedOut(Duration::from_secs(secs)))
         }
-        code => Err(ScriptError::Failed { stderr: output.stderr_text(), code }),
+        code => Err(ScriptError::Failed {
+            stderr: output.stderr_text(),
+            code,
+        }),
     }
 }

@@ -34,10 +34,8 @@ impl StopSignal {
     /// Raises the signal (idempotent).
     pub fn raise(&self) {
         self.raised.store(true, Ordering::SeqCst);
-        if let Ok(mut s) = self.sender.lock() {
-            if let Some(tx) = s.take() {
-                let _ = tx.send(());
-            }
+        if let Some(tx) = self.sender.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(());
         }
     }
 

@@ -11,12 +11,12 @@
 //! `tar -x` on the VM, and the sums are compared with `metadata` before anything is allowed
 //! to lock or restore; the extracted files are then listed on the VM and compared too.
 
+use crate::ARTIFACT_DIRECTORY;
 use crate::commands;
 use crate::error::{BbrError, ErrorKind};
 use crate::model::{Instance, Job};
 use crate::report::{Reporter, ReporterExt, TransferProgress};
 use crate::stop::StopSignal;
-use crate::ARTIFACT_DIRECTORY;
 use bbr_artifact::metadata::Checksums;
 use bbr_artifact::tarstream::{EntryKind, TarHasher, TarSummary};
 use futures::FutureExt;
@@ -87,7 +87,12 @@ pub fn checksum_mismatches(actual: &Checksums, expected: &Checksums) -> Vec<Stri
         .filter(|(k, v)| expected.get(*k) != Some(*v))
         .map(|(k, _)| k.clone())
         .collect();
-    names.extend(expected.keys().filter(|k| !actual.contains_key(*k)).cloned());
+    names.extend(
+        expected
+            .keys()
+            .filter(|k| !actual.contains_key(*k))
+            .cloned(),
+    );
     names.sort();
     names
 }
@@ -125,9 +130,17 @@ pub async fn drain(
         .await
         .map_err(|e| fail(format!("Unable to check size of {dir}: {e}")))?;
     if !size.success() {
-        return Err(fail(format!("Unable to check size of {dir}: {}", size.stderr_text())));
+        return Err(fail(format!(
+            "Unable to check size of {dir}: {}",
+            size.stderr_text()
+        )));
     }
-    let human = size.stdout_text().split_whitespace().next().unwrap_or("0").to_string();
+    let human = size
+        .stdout_text()
+        .split_whitespace()
+        .next()
+        .unwrap_or("0")
+        .to_string();
     let listing = remote
         .run(&commands::list_files(&dir))
         .await
@@ -145,9 +158,8 @@ pub async fn drain(
         "Copying backup -- {human} uncompressed -- for job {} on {id}...",
         job.name
     ));
-    let file = File::create(target).map_err(|e| {
-        fail(format!("Error creating file {}: {e}", target.display()))
-    })?;
+    let file = File::create(target)
+        .map_err(|e| fail(format!("Error creating file {}: {e}", target.display())))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let mut hasher = TarHasher::new();
     let mut progress = reporter.transfer(&job.name, &id, total);
@@ -155,21 +167,31 @@ pub async fn drain(
     let result = {
         let mut sink = |chunk: &[u8]| -> std::io::Result<()> {
             writer.write_all(chunk)?;
-            if parse_error.is_none() {
-                if let Err(e) = hasher.feed(chunk) {
-                    parse_error = Some(e);
-                }
+            if parse_error.is_none()
+                && let Err(e) = hasher.feed(chunk)
+            {
+                parse_error = Some(e);
             }
             progress.advance(chunk.len() as u64);
             Ok(())
         };
-        until_stopped(stop, remote.run_streaming_stdout(&commands::archive(&dir), &mut sink)).await
+        until_stopped(
+            stop,
+            remote.run_streaming_stdout(&commands::archive(&dir), &mut sink),
+        )
+        .await
     };
     progress.finish();
     let output = match result {
-        None => return Err(fail(format!("Drain of {artifact} from {id} stopped by a termination request"))),
+        None => {
+            return Err(fail(format!(
+                "Drain of {artifact} from {id} stopped by a termination request"
+            )));
+        }
         Some(Err(e)) => {
-            return Err(fail(format!("Error streaming backup from remote instance. Error: {e}")))
+            return Err(fail(format!(
+                "Error streaming backup from remote instance. Error: {e}"
+            )));
         }
         Some(Ok(o)) => o,
     };
@@ -180,22 +202,36 @@ pub async fn drain(
             output.exit_code
         )));
     }
-    let file = writer
-        .into_inner()
-        .map_err(|e| fail(format!("Error writing file {}: {}", target.display(), e.error())))?;
+    let file = writer.into_inner().map_err(|e| {
+        fail(format!(
+            "Error writing file {}: {}",
+            target.display(),
+            e.error()
+        ))
+    })?;
     file.sync_all()
         .map_err(|e| fail(format!("Error writing file {}: {e}", target.display())))?;
-    reporter.info(format!("Finished copying backup -- for job {} on {id}...", job.name));
-    reporter.info(format!("Starting validity checks -- for job {} on {id}...", job.name));
+    reporter.info(format!(
+        "Finished copying backup -- for job {} on {id}...",
+        job.name
+    ));
+    reporter.info(format!(
+        "Starting validity checks -- for job {} on {id}...",
+        job.name
+    ));
     if let Some(e) = parse_error {
         return Err(fail(format!(
             "Backup is corrupted, transfer of {artifact} from {id} is not a valid tar: {e}"
         )));
     }
     let summary = hasher.finish().map_err(|e| {
-        fail(format!("Backup is corrupted, transfer of {artifact} from {id} is incomplete: {e}"))
+        fail(format!(
+            "Backup is corrupted, transfer of {artifact} from {id} is incomplete: {e}"
+        ))
     })?;
-    reporter.debug(format!("Comparing transferred files with the listing on {id}"));
+    reporter.debug(format!(
+        "Comparing transferred files with the listing on {id}"
+    ));
     let differ = listing_mismatches(&summary, &listing);
     if !differ.is_empty() {
         return Err(fail(format!(
@@ -204,17 +240,21 @@ pub async fn drain(
             differ.len()
         )));
     }
-    let removed = remote
-        .run(&commands::remove(&dir))
-        .await
-        .map_err(|e| fail(format!("Unable to delete artifact directory on instance {id}: {e}")))?;
+    let removed = remote.run(&commands::remove(&dir)).await.map_err(|e| {
+        fail(format!(
+            "Unable to delete artifact directory on instance {id}: {e}"
+        ))
+    })?;
     if !removed.success() {
         return Err(fail(format!(
             "Unable to delete artifact directory on instance {id}: {}",
             removed.stderr_text()
         )));
     }
-    reporter.info(format!("Finished validity checks -- for job {} on {id}...", job.name));
+    reporter.info(format!(
+        "Finished validity checks -- for job {} on {id}...",
+        job.name
+    ));
     Ok(summary.file_checksums())
 }
 
@@ -229,10 +269,10 @@ impl Read for HashingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.file.read(buf)?;
         if n > 0 {
-            if self.parse_error.is_none() {
-                if let Err(e) = self.hasher.feed(&buf[..n]) {
-                    *self.parse_error = Some(e.to_string());
-                }
+            if self.parse_error.is_none()
+                && let Err(e) = self.hasher.feed(&buf[..n])
+            {
+                *self.parse_error = Some(e.to_string());
             }
             self.progress.advance(n as u64);
         }
@@ -254,11 +294,18 @@ pub async fn upload(
     let id = instance.index_identifier();
     let artifact = job.restore_artifact_name();
     let dir = format!("{ARTIFACT_DIRECTORY}/{artifact}");
-    let file_name = source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = source
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let fail = BbrError::general;
 
-    let file = File::open(source)
-        .map_err(|e| fail(format!("Error reading artifact file {}: {e}", source.display())))?;
+    let file = File::open(source).map_err(|e| {
+        fail(format!(
+            "Error reading artifact file {}: {e}",
+            source.display()
+        ))
+    })?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     reporter.info(format!(
         "Copying backup -- {} uncompressed -- for job {} on {id}...",
@@ -269,7 +316,11 @@ pub async fn upload(
     let mk = remote
         .run(&commands::make_directory(&dir))
         .await
-        .map_err(|e| fail(format!("Creating backup directory on the remote failed: {e}")))?;
+        .map_err(|e| {
+            fail(format!(
+                "Creating backup directory on the remote failed: {e}"
+            ))
+        })?;
     if !mk.success() {
         return Err(fail(format!(
             "Creating backup directory on the remote failed: {} - exit code {}",
@@ -287,20 +338,32 @@ pub async fn upload(
             progress: &mut progress,
             parse_error: &mut parse_error,
         };
-        until_stopped(stop, remote.run_with_stdin(&commands::extract(&dir), &mut reader)).await
+        until_stopped(
+            stop,
+            remote.run_with_stdin(&commands::extract(&dir), &mut reader),
+        )
+        .await
     };
     progress.finish();
     let output = match result {
-        None => return Err(fail(format!("Upload of {file_name} to {id} stopped by a termination request"))),
+        None => {
+            return Err(fail(format!(
+                "Upload of {file_name} to {id} stopped by a termination request"
+            )));
+        }
         Some(Err(e)) => return Err(fail(format!("{e}"))),
         Some(Ok(o)) => o,
     };
     if let Some(e) = parse_error {
-        return Err(fail(format!("Backup is corrupted: {file_name} is not a valid tar: {e}")));
+        return Err(fail(format!(
+            "Backup is corrupted: {file_name} is not a valid tar: {e}"
+        )));
     }
-    let summary = hasher
-        .finish()
-        .map_err(|e| fail(format!("Backup is corrupted: {file_name} is incomplete: {e}")))?;
+    let summary = hasher.finish().map_err(|e| {
+        fail(format!(
+            "Backup is corrupted: {file_name} is incomplete: {e}"
+        ))
+    })?;
     let differ = checksum_mismatches(&summary.file_checksums(), expected);
     if !differ.is_empty() {
         return Err(fail(format!(
@@ -328,7 +391,10 @@ pub async fn upload(
             differ.len()
         )));
     }
-    reporter.info(format!("Finished copying backup for job {} on {id}.", job.name));
+    reporter.info(format!(
+        "Finished copying backup for job {} on {id}.",
+        job.name
+    ));
     Ok(())
 }
 
@@ -348,8 +414,16 @@ mod tests {
 
     #[test]
     fn checksum_comparison_names_entries() {
-        let a: Checksums = [("./a".to_string(), "1".to_string()), ("./b".into(), "2".into())].into();
-        let e: Checksums = [("./a".to_string(), "1".to_string()), ("./c".into(), "3".into())].into();
+        let a: Checksums = [
+            ("./a".to_string(), "1".to_string()),
+            ("./b".into(), "2".into()),
+        ]
+        .into();
+        let e: Checksums = [
+            ("./a".to_string(), "1".to_string()),
+            ("./c".into(), "3".into()),
+        ]
+        .into();
         assert_eq!(checksum_mismatches(&a, &e), vec!["./b", "./c"]);
         assert!(checksum_mismatches(&a, &a).is_empty());
     }

@@ -8,11 +8,11 @@ use crate::error::{BbrError, ErrorKind, ErrorList};
 use crate::lock_order::{self, InstanceJob, Phase};
 use crate::model::{Deployment, Instance, Job, ScriptKind};
 use crate::report::{Reporter, ReporterExt};
-use crate::script::{run_script, ScriptLimits};
+use crate::script::{ScriptLimits, run_script};
 use crate::source::{DeploymentSource, FoundDeployment};
 use crate::stop::StopSignal;
 use crate::transfer;
-use crate::{commands, ARTIFACT_DIRECTORY};
+use crate::{ARTIFACT_DIRECTORY, commands};
 use bbr_artifact::artifact_dir::ArtifactDir;
 use bbr_artifact::metadata::{ArtifactMetadata, Metadata};
 use bbr_artifact::naming;
@@ -36,11 +36,17 @@ pub struct RunOptions {
 
 impl RunOptions {
     fn killable(&self) -> ScriptLimits {
-        ScriptLimits { timeout: self.script_timeout, stop: Some(self.stop.clone()) }
+        ScriptLimits {
+            timeout: self.script_timeout,
+            stop: Some(self.stop.clone()),
+        }
     }
 
     fn unkillable(&self) -> ScriptLimits {
-        ScriptLimits { timeout: self.script_timeout, stop: None }
+        ScriptLimits {
+            timeout: self.script_timeout,
+            stop: None,
+        }
     }
 }
 
@@ -63,7 +69,9 @@ pub struct BackupOutcome {
 }
 
 fn stopped_error(step: &str) -> BbrError {
-    BbrError::general(format!("bbr was asked to terminate during {step}; jobs were unlocked and the instances cleaned up"))
+    BbrError::general(format!(
+        "bbr was asked to terminate during {step}; jobs were unlocked and the instances cleaned up"
+    ))
 }
 
 /// Runs `f` over `items` with at most `max` in flight, keeping input order in the results.
@@ -72,7 +80,10 @@ where
     F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = R>,
 {
-    stream::iter(items.into_iter().map(f)).buffered(max.max(1)).collect().await
+    stream::iter(items.into_iter().map(f))
+        .buffered(max.max(1))
+        .collect()
+        .await
 }
 
 /// The steps of a backup.
@@ -222,8 +233,17 @@ fn one(e: BbrError) -> ErrorList {
 
 impl<'a> Session<'a> {
     /// A session over `source`.
-    pub fn new(source: &'a dyn DeploymentSource, options: RunOptions, reporter: &'a dyn Reporter) -> Self {
-        Self { source, options, reporter, deployment: None }
+    pub fn new(
+        source: &'a dyn DeploymentSource,
+        options: RunOptions,
+        reporter: &'a dyn Reporter,
+    ) -> Self {
+        Self {
+            source,
+            options,
+            reporter,
+            deployment: None,
+        }
     }
 
     fn name(&self) -> &str {
@@ -231,7 +251,9 @@ impl<'a> Session<'a> {
     }
 
     fn deployment(&self) -> &Deployment {
-        self.deployment.as_ref().expect("a step after FindDeployment ran without a deployment")
+        self.deployment
+            .as_ref()
+            .expect("a step after FindDeployment ran without a deployment")
     }
 
     async fn find(&mut self, with_metadata: bool) -> StepResult {
@@ -269,7 +291,9 @@ impl<'a> Session<'a> {
                     j
                 })
                 .collect();
-            Ok::<_, BbrError>(Arc::new(Instance::new(fi.group, fi.index, fi.id, jobs, fi.remote)))
+            Ok::<_, BbrError>(Arc::new(Instance::new(
+                fi.group, fi.index, fi.id, jobs, fi.remote,
+            )))
         })
         .await;
         let mut instances = Vec::new();
@@ -283,7 +307,10 @@ impl<'a> Session<'a> {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Deployment { name: found.name, instances })
+        Ok(Deployment {
+            name: found.name,
+            instances,
+        })
     }
 
     async fn check_artifact_dirs(&self) -> Result<(), String> {
@@ -310,7 +337,11 @@ impl<'a> Session<'a> {
         })
         .await;
         let problems: Vec<String> = results.into_iter().flatten().collect();
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 
     fn validate_order(&self, phase: Phase) -> Result<Vec<Vec<InstanceJob>>, BbrError> {
@@ -319,9 +350,12 @@ impl<'a> Session<'a> {
 
     async fn backupable(&mut self) -> StepResult {
         let name = self.name().to_string();
-        self.reporter.info(format!("Running pre-checks for backup of {name}..."));
+        self.reporter
+            .info(format!("Running pre-checks for backup of {name}..."));
         if !self.deployment().is_backupable() {
-            return Err(one(BbrError::general(format!("Deployment '{name}' has no backup scripts"))));
+            return Err(one(BbrError::general(format!(
+                "Deployment '{name}' has no backup scripts"
+            ))));
         }
         if let Err(problems) = self.check_artifact_dirs().await {
             return Err(one(BbrError::new(ErrorKind::ArtifactDir, problems)));
@@ -345,13 +379,19 @@ impl<'a> Session<'a> {
         serial: bool,
     ) -> ErrorList {
         let is_lock = matches!(kind, ScriptKind::PreBackupLock | ScriptKind::PreRestoreLock);
-        let limits = if is_lock { self.options.killable() } else { self.options.unkillable() };
+        let limits = if is_lock {
+            self.options.killable()
+        } else {
+            self.options.unkillable()
+        };
         let reporter = self.reporter;
         let parallel = if serial { 1 } else { self.options.max_parallel };
         let mut errors = ErrorList::default();
         for level in levels {
-            let with_script: Vec<InstanceJob> =
-                level.into_iter().filter(|(_, j)| j.script(kind).is_some()).collect();
+            let with_script: Vec<InstanceJob> = level
+                .into_iter()
+                .filter(|(_, j)| j.script(kind).is_some())
+                .collect();
             let env = &env;
             let limits = &limits;
             let results = bounded(with_script, parallel, |(instance, job)| async move {
@@ -376,28 +416,59 @@ impl<'a> Session<'a> {
     async fn lock_for_backup(&self) -> StepResult {
         self.reporter.info("Running pre-backup-lock scripts...");
         let levels = self.validate_order(Phase::Backup).map_err(one)?;
-        let errors =
-            self.run_levels(levels, ScriptKind::PreBackupLock, vec![], ErrorKind::Lock, false).await;
-        self.reporter.info("Finished running pre-backup-lock scripts.");
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        let errors = self
+            .run_levels(
+                levels,
+                ScriptKind::PreBackupLock,
+                vec![],
+                ErrorKind::Lock,
+                false,
+            )
+            .await;
+        self.reporter
+            .info("Finished running pre-backup-lock scripts.");
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     async fn unlock_after_backup(&self, successful: bool) -> StepResult {
         self.reporter.info("Running post-backup-unlock scripts...");
         let mut levels = self.validate_order(Phase::Backup).map_err(one)?;
         levels.reverse();
-        let env = vec![("BBR_AFTER_BACKUP_SCRIPTS_SUCCESSFUL", successful.to_string())];
+        let env = vec![(
+            "BBR_AFTER_BACKUP_SCRIPTS_SUCCESSFUL",
+            successful.to_string(),
+        )];
         let errors = self
-            .run_levels(levels, ScriptKind::PostBackupUnlock, env, ErrorKind::Unlock, false)
+            .run_levels(
+                levels,
+                ScriptKind::PostBackupUnlock,
+                env,
+                ErrorKind::Unlock,
+                false,
+            )
             .await;
-        self.reporter.info("Finished running post-backup-unlock scripts.");
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        self.reporter
+            .info("Finished running post-backup-unlock scripts.");
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     async fn run_backup_scripts(&self) -> StepResult {
         self.reporter.info("Running backup scripts...");
         let mut work = Vec::new();
-        for i in self.deployment().instances.iter().filter(|i| i.is_backupable()) {
+        for i in self
+            .deployment()
+            .instances
+            .iter()
+            .filter(|i| i.is_backupable())
+        {
             i.mark_artifact_dir_created();
             for j in i.jobs.iter().filter(|j| j.has_backup()) {
                 work.push((i.clone(), j.clone()));
@@ -445,40 +516,61 @@ impl<'a> Session<'a> {
         .await;
         self.reporter.info("Finished running backup scripts.");
         let errors = ErrorList(results.into_iter().filter_map(Result::err).collect());
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     async fn drain(&self, artifact: &ArtifactDir, metadata: &Mutex<Metadata>) -> StepResult {
         let mut work = Vec::new();
-        for i in self.deployment().instances.iter().filter(|i| i.is_backupable()) {
+        for i in self
+            .deployment()
+            .instances
+            .iter()
+            .filter(|i| i.is_backupable())
+        {
             for j in i.jobs.iter().filter(|j| j.has_backup()) {
                 work.push((i.clone(), j.clone()));
             }
         }
         let reporter = self.reporter;
         let stop = &self.options.stop;
-        let results = bounded(work, self.options.max_parallel, |(instance, job)| async move {
-            let file = if job.has_named_backup_artifact() {
-                naming::custom_artifact_file(&job.backup_artifact_name())
-            } else {
-                naming::default_artifact_file(&instance.group, &instance.index, &job.name)
-            };
-            let target = artifact.file_path(&file);
-            let checksums = transfer::drain(&instance, &job, &target, stop, reporter).await?;
-            let entry = ArtifactMetadata { name: job.backup_artifact_name(), checksums };
-            let mut m = metadata.lock().map_err(|_| BbrError::general("metadata lock poisoned"))?;
-            if job.has_named_backup_artifact() {
-                m.add_custom_artifact(entry);
-            } else {
-                m.add_instance_artifact(&instance.group, &instance.index, entry);
-            }
-            artifact.write_metadata(&m).map_err(|e| BbrError::new(ErrorKind::Drain, e.to_string()))
-        })
+        let results = bounded(
+            work,
+            self.options.max_parallel,
+            |(instance, job)| async move {
+                let file = if job.has_named_backup_artifact() {
+                    naming::custom_artifact_file(&job.backup_artifact_name())
+                } else {
+                    naming::default_artifact_file(&instance.group, &instance.index, &job.name)
+                };
+                let target = artifact.file_path(&file);
+                let checksums = transfer::drain(&instance, &job, &target, stop, reporter).await?;
+                let entry = ArtifactMetadata {
+                    name: job.backup_artifact_name(),
+                    checksums,
+                };
+                let mut m = metadata
+                    .lock()
+                    .map_err(|_| BbrError::general("metadata lock poisoned"))?;
+                if job.has_named_backup_artifact() {
+                    m.add_custom_artifact(entry);
+                } else {
+                    m.add_instance_artifact(&instance.group, &instance.index, entry);
+                }
+                artifact
+                    .write_metadata(&m)
+                    .map_err(|e| BbrError::new(ErrorKind::Drain, e.to_string()))
+            },
+        )
         .await;
         let errors = ErrorList(results.into_iter().filter_map(Result::err).collect());
         let now = chrono_like_now();
         if errors.is_empty() {
-            self.reporter.info(format!("Backup created of {} on {now}", self.name()));
+            self.reporter
+                .info(format!("Backup created of {} on {now}", self.name()));
             Ok(())
         } else {
             self.reporter.info(format!(
@@ -492,7 +584,9 @@ impl<'a> Session<'a> {
     /// Cleanup after a run: remove the artifact directory where it was created, then let the
     /// source release each instance.
     async fn cleanup(&self, previous: bool) -> StepResult {
-        let Some(deployment) = self.deployment.as_ref() else { return Ok(()) };
+        let Some(deployment) = self.deployment.as_ref() else {
+            return Ok(());
+        };
         let instances: Vec<Arc<Instance>> = if previous {
             deployment
                 .instances
@@ -517,7 +611,10 @@ impl<'a> Session<'a> {
                 };
                 if let Some(e) = err {
                     reporter.error("Backup artifact clean up failed");
-                    errs.push(format!("Unable to clean up backup artifact on {}: {e}", i.identifier()));
+                    errs.push(format!(
+                        "Unable to clean up backup artifact on {}: {e}",
+                        i.identifier()
+                    ));
                 }
             } else {
                 reporter.debug("Backup directory was never created - skipping cleanup");
@@ -538,7 +635,10 @@ impl<'a> Session<'a> {
         } else {
             BbrError::new(
                 ErrorKind::Cleanup,
-                format!("Deployment '{}' failed while cleaning up with error: {message}", self.name()),
+                format!(
+                    "Deployment '{}' failed while cleaning up with error: {message}",
+                    self.name()
+                ),
             )
         }))
     }
@@ -569,7 +669,10 @@ fn build_without_metadata(found: FoundDeployment) -> Deployment {
             Arc::new(Instance::new(fi.group, fi.index, fi.id, jobs, fi.remote))
         })
         .collect();
-    Deployment { name: found.name, instances }
+    Deployment {
+        name: found.name,
+        instances,
+    }
 }
 
 async fn run_job_script(
@@ -581,7 +684,9 @@ async fn run_job_script(
     error_kind: ErrorKind,
     reporter: &dyn Reporter,
 ) -> Result<(), BbrError> {
-    let Some(path) = job.script(kind) else { return Ok(()) };
+    let Some(path) = job.script(kind) else {
+        return Ok(());
+    };
     let id = instance.identifier();
     let (start, done, failed) = match kind {
         ScriptKind::PreBackupLock => (
@@ -670,7 +775,9 @@ pub async fn backup(
                         let mut m = metadata.lock().expect("metadata lock");
                         m.backup_activity.start_time =
                             Some(bbr_artifact::timefmt::metadata_time(request.started));
-                        let written = dir.write_metadata(&m).map_err(|e| one(BbrError::general(e.to_string())));
+                        let written = dir
+                            .write_metadata(&m)
+                            .map_err(|e| one(BbrError::general(e.to_string())));
                         artifact = Some(dir);
                         written
                     }
@@ -703,7 +810,8 @@ pub async fn backup(
                     let mut m = metadata.lock().expect("metadata lock");
                     m.backup_activity.finish_time =
                         Some(bbr_artifact::timefmt::metadata_time(SystemTime::now()));
-                    a.write_metadata(&m).map_err(|e| one(BbrError::general(e.to_string())))
+                    a.write_metadata(&m)
+                        .map_err(|e| one(BbrError::general(e.to_string())))
                 }
                 None => Ok(()),
             },
@@ -716,7 +824,10 @@ pub async fn backup(
         }
         step = current.next(ok, stopped_now && !current.runs_despite_stop());
     }
-    BackupOutcome { errors, artifact: artifact.map(|a| a.path().to_path_buf()) }
+    BackupOutcome {
+        errors,
+        artifact: artifact.map(|a| a.path().to_path_buf()),
+    }
 }
 
 /// `bbr restore` of the artifact directory at `artifact_path`.
@@ -789,10 +900,15 @@ impl Session<'_> {
         let name = self.name().to_string();
         let d = self.deployment();
         if !d.is_restorable() {
-            return Err(one(BbrError::general(format!("Deployment '{name}' has no restore scripts"))));
+            return Err(one(BbrError::general(format!(
+                "Deployment '{name}' has no restore scripts"
+            ))));
         }
         for entry in &metadata.instances {
-            let present = d.instances.iter().any(|i| i.group == entry.name && i.index == entry.index);
+            let present = d
+                .instances
+                .iter()
+                .any(|i| i.group == entry.name && i.index == entry.index);
             if !present {
                 return Err(one(BbrError::general(format!(
                     "Deployment '{name}' does not match the structure of the provided backup: instance {}/{} of the backup is not in the deployment",
@@ -801,22 +917,36 @@ impl Session<'_> {
             }
         }
         if let Err(problems) = self.check_artifact_dirs().await {
-            return Err(one(BbrError::general(format!("Check artifact dir failed: {problems}"))));
+            return Err(one(BbrError::general(format!(
+                "Check artifact dir failed: {problems}"
+            ))));
         }
         Ok(())
     }
 
     async fn copy_to_remote(&self, artifact: &ArtifactDir, metadata: &Metadata) -> StepResult {
         let mut work = Vec::new();
-        for i in self.deployment().instances.iter().filter(|i| i.is_restorable()) {
+        for i in self
+            .deployment()
+            .instances
+            .iter()
+            .filter(|i| i.is_restorable())
+        {
             for j in i.jobs.iter().filter(|j| j.has_restore()) {
                 let (file, expected) = if j.has_named_restore_artifact() {
                     let name = j.restore_artifact_name();
-                    (naming::custom_artifact_file(&name), metadata.find_custom_artifact(&name).map(|a| a.checksums.clone()))
+                    (
+                        naming::custom_artifact_file(&name),
+                        metadata
+                            .find_custom_artifact(&name)
+                            .map(|a| a.checksums.clone()),
+                    )
                 } else {
                     (
                         naming::default_artifact_file(&i.group, &i.index, &j.name),
-                        metadata.find_instance_artifact(&i.group, &i.index, &j.name).map(|a| a.checksums.clone()),
+                        metadata
+                            .find_instance_artifact(&i.group, &i.index, &j.name)
+                            .map(|a| a.checksums.clone()),
                     )
                 };
                 work.push((i.clone(), j.clone(), file, expected));
@@ -824,18 +954,34 @@ impl Session<'_> {
         }
         let reporter = self.reporter;
         let stop = &self.options.stop;
-        let results = bounded(work, self.options.max_parallel, |(instance, job, file, expected)| async move {
-            let Some(expected) = expected else {
-                return Err(BbrError::general(format!(
-                    "the backup has no artifact {file} for job {} on {}",
-                    job.name,
-                    instance.identifier()
-                )));
-            };
-            transfer::upload(&instance, &job, &artifact.file_path(&file), &expected, stop, reporter).await
-        })
+        let results = bounded(
+            work,
+            self.options.max_parallel,
+            |(instance, job, file, expected)| async move {
+                let Some(expected) = expected else {
+                    return Err(BbrError::general(format!(
+                        "the backup has no artifact {file} for job {} on {}",
+                        job.name,
+                        instance.identifier()
+                    )));
+                };
+                transfer::upload(
+                    &instance,
+                    &job,
+                    &artifact.file_path(&file),
+                    &expected,
+                    stop,
+                    reporter,
+                )
+                .await
+            },
+        )
         .await;
-        let errs: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| e.message).collect();
+        let errs: Vec<String> = results
+            .into_iter()
+            .filter_map(Result::err)
+            .map(|e| e.message)
+            .collect();
         if errs.is_empty() {
             Ok(())
         } else {
@@ -858,8 +1004,16 @@ impl Session<'_> {
                     index: i.index.clone(),
                     id: i.id.clone(),
                     remote: i.remote.clone(),
-                    scripts: i.jobs.iter().map(|j| (j.name.clone(), j.scripts.clone())).collect(),
-                    releases: i.jobs.iter().map(|j| (j.name.clone(), j.release.clone())).collect(),
+                    scripts: i
+                        .jobs
+                        .iter()
+                        .map(|j| (j.name.clone(), j.scripts.clone()))
+                        .collect(),
+                    releases: i
+                        .jobs
+                        .iter()
+                        .map(|j| (j.name.clone(), j.release.clone()))
+                        .collect(),
                     backup_one_restore_all: i
                         .jobs
                         .iter()
@@ -898,7 +1052,9 @@ impl Session<'_> {
             }
         }
         if !d.is_restorable() {
-            return Err(one(BbrError::general(format!("Deployment '{name}' has no restore scripts"))));
+            return Err(one(BbrError::general(format!(
+                "Deployment '{name}' has no restore scripts"
+            ))));
         }
         for line in lock_order::detected_order_lines(&d.jobs(), Phase::Restore) {
             self.reporter.info(line);
@@ -911,26 +1067,52 @@ impl Session<'_> {
         self.reporter.info("Running pre-restore-lock scripts...");
         let levels = self.validate_order(Phase::Restore).map_err(one)?;
         let errors = self
-            .run_levels(levels, ScriptKind::PreRestoreLock, vec![], ErrorKind::General, true)
+            .run_levels(
+                levels,
+                ScriptKind::PreRestoreLock,
+                vec![],
+                ErrorKind::General,
+                true,
+            )
             .await;
-        self.reporter.info("Finished running pre-restore-lock scripts.");
+        self.reporter
+            .info("Finished running pre-restore-lock scripts.");
         if errors.is_empty() {
             return Ok(());
         }
         let msgs: Vec<String> = errors.0.into_iter().map(|e| e.message).collect();
-        Err(one(BbrError::general(format!("pre-restore-lock failed: {}", msgs.join("\n")))))
+        Err(one(BbrError::general(format!(
+            "pre-restore-lock failed: {}",
+            msgs.join("\n")
+        ))))
     }
 
     async fn run_restore_scripts(&self) -> StepResult {
         self.reporter.info("Running restore scripts...");
         let limits = self.options.killable();
         let mut msgs = Vec::new();
-        for i in self.deployment().instances.iter().filter(|i| i.is_restorable()) {
+        for i in self
+            .deployment()
+            .instances
+            .iter()
+            .filter(|i| i.is_restorable())
+        {
             for j in i.jobs.iter().filter(|j| j.has_restore()) {
                 let dir = Job::remote_directory(&j.restore_artifact_name());
-                let env = vec![("BBR_ARTIFACT_DIRECTORY", dir.clone()), ("ARTIFACT_DIRECTORY", dir)];
-                if let Err(e) =
-                    run_job_script(i, j, ScriptKind::Restore, &env, &limits, ErrorKind::General, self.reporter).await
+                let env = vec![
+                    ("BBR_ARTIFACT_DIRECTORY", dir.clone()),
+                    ("ARTIFACT_DIRECTORY", dir),
+                ];
+                if let Err(e) = run_job_script(
+                    i,
+                    j,
+                    ScriptKind::Restore,
+                    &env,
+                    &limits,
+                    ErrorKind::General,
+                    self.reporter,
+                )
+                .await
                 {
                     msgs.push(e.message);
                 }
@@ -944,10 +1126,14 @@ impl Session<'_> {
         }
         self.reporter.info("Finished running restore scripts.");
         if msgs.is_empty() {
-            self.reporter.info(format!("Completed restore of {}", self.name()));
+            self.reporter
+                .info(format!("Completed restore of {}", self.name()));
             Ok(())
         } else {
-            Err(one(BbrError::general(format!("Failed to restore: {}", msgs.join("\n")))))
+            Err(one(BbrError::general(format!(
+                "Failed to restore: {}",
+                msgs.join("\n")
+            ))))
         }
     }
 
@@ -956,10 +1142,21 @@ impl Session<'_> {
         let mut levels = self.validate_order(Phase::Restore).map_err(one)?;
         levels.reverse();
         let errors = self
-            .run_levels(levels, ScriptKind::PostRestoreUnlock, vec![], ErrorKind::Unlock, true)
+            .run_levels(
+                levels,
+                ScriptKind::PostRestoreUnlock,
+                vec![],
+                ErrorKind::Unlock,
+                true,
+            )
             .await;
-        self.reporter.info("Finished running post-restore-unlock scripts.");
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        self.reporter
+            .info("Finished running post-restore-unlock scripts.");
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -1042,17 +1239,36 @@ mod tests {
         use BackupStep::*;
         assert_eq!(
             path(FindDeployment, &[true; 9]),
-            vec![FindDeployment, Backupable, CreateArtifact, Lock, Backup, UnlockAfterSuccess, Drain, Cleanup, AddFinishTime]
+            vec![
+                FindDeployment,
+                Backupable,
+                CreateArtifact,
+                Lock,
+                Backup,
+                UnlockAfterSuccess,
+                Drain,
+                Cleanup,
+                AddFinishTime
+            ]
         );
         assert_eq!(path(FindDeployment, &[false]), vec![FindDeployment]);
-        assert_eq!(path(FindDeployment, &[true, false, true]), vec![FindDeployment, Backupable, Cleanup, AddFinishTime]);
+        assert_eq!(
+            path(FindDeployment, &[true, false, true]),
+            vec![FindDeployment, Backupable, Cleanup, AddFinishTime]
+        );
         assert_eq!(
             path(Lock, &[false, true, true]),
             vec![Lock, UnlockAfterFailure, Cleanup, AddFinishTime]
         );
-        assert_eq!(path(Backup, &[false, false]), vec![Backup, UnlockAfterFailure, Cleanup]);
+        assert_eq!(
+            path(Backup, &[false, false]),
+            vec![Backup, UnlockAfterFailure, Cleanup]
+        );
         // drain runs even when unlock failed after a good backup
-        assert_eq!(path(UnlockAfterSuccess, &[false]), vec![UnlockAfterSuccess, Drain]);
+        assert_eq!(
+            path(UnlockAfterSuccess, &[false]),
+            vec![UnlockAfterSuccess, Drain]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bbr_core::remote::{Output, Remote, RemoteError, StdoutSink};
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
-use russh::{cipher, ChannelMsg, Preferred};
+use russh::{ChannelMsg, Preferred, cipher};
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::PathBuf;
@@ -83,11 +83,18 @@ impl ConnectOptions {
         })?;
         russh::keys::decode_secret_key(&text, None)
             .map(Arc::new)
-            .map_err(|e| SshError::ParseKey { path: path.to_path_buf(), reason: e.to_string() })
+            .map_err(|e| SshError::ParseKey {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
     }
 
     fn address(&self) -> String {
-        if self.port == 22 { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -131,12 +138,23 @@ async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, Ss
         port: options.port,
         verdict: verdict.clone(),
     };
-    let connected =
-        client::connect(client_config(), (options.host.as_str(), options.port), handler).await;
+    let connected = client::connect(
+        client_config(),
+        (options.host.as_str(), options.port),
+        handler,
+    )
+    .await;
     let recorded = verdict.lock().ok().and_then(|v| v.clone());
     let mut handle = match (connected, recorded) {
         (Ok(h), _) => h,
-        (Err(_), Some(Verdict::Changed { fingerprint, file, line })) => {
+        (
+            Err(_),
+            Some(Verdict::Changed {
+                fingerprint,
+                file,
+                line,
+            }),
+        ) => {
             return Err(SshError::HostKey(format!(
                 "host key verification failed for {address}: the host now presents key {fingerprint}, which differs from the key recorded in {} line {line}. The VM may have been recreated, or someone may be intercepting the connection. If the change is expected, remove that line and run bbr again.",
                 file.display()
@@ -153,24 +171,42 @@ async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, Ss
                 file.display()
             )));
         }
-        (Err(e), _) => return Err(SshError::Dial { host: address, reason: e.to_string() }),
+        (Err(e), _) => {
+            return Err(SshError::Dial {
+                host: address,
+                reason: e.to_string(),
+            });
+        }
     };
-    if let Some(Verdict::Learned { fingerprint, file }) = verdict.lock().ok().and_then(|v| v.clone()) {
+    if let Some(Verdict::Learned { fingerprint, file }) =
+        verdict.lock().ok().and_then(|v| v.clone())
+    {
         (options.on_warning)(format!(
             "Permanently added the host key of {address} ({fingerprint}) to {}: it was not known before",
             file.display()
         ));
     }
-    let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
     let auth = handle
         .authenticate_publickey(
             options.user.clone(),
             PrivateKeyWithHashAlg::new(options.key.clone(), hash),
         )
         .await
-        .map_err(|e| SshError::Dial { host: address.clone(), reason: e.to_string() })?;
+        .map_err(|e| SshError::Dial {
+            host: address.clone(),
+            reason: e.to_string(),
+        })?;
     if !auth.success() {
-        return Err(SshError::AuthRefused { user: options.user.clone(), host: address });
+        return Err(SshError::AuthRefused {
+            user: options.user.clone(),
+            host: address,
+        });
     }
     Ok(handle)
 }
@@ -188,7 +224,10 @@ impl SshConnection {
     }
 
     fn connection_error(&self, reason: impl ToString) -> RemoteError {
-        RemoteError::Connection { host: self.address.clone(), reason: reason.to_string() }
+        RemoteError::Connection {
+            host: self.address.clone(),
+            reason: reason.to_string(),
+        }
     }
 
     /// Opens a session channel and starts `command`, reconnecting once if the connection
@@ -196,15 +235,21 @@ impl SshConnection {
     async fn open(&self, command: &str) -> Result<russh::Channel<client::Msg>, RemoteError> {
         let mut slot = self.handle.lock().await;
         if slot.is_closed() {
-            let fresh = establish(&self.options).await.map_err(|e| self.connection_error(e))?;
+            let fresh = establish(&self.options)
+                .await
+                .map_err(|e| self.connection_error(e))?;
             *slot = Arc::new(fresh);
         }
         let channel = match slot.channel_open_session().await {
             Ok(c) => c,
             Err(_) if slot.is_closed() => {
-                let fresh = establish(&self.options).await.map_err(|e| self.connection_error(e))?;
+                let fresh = establish(&self.options)
+                    .await
+                    .map_err(|e| self.connection_error(e))?;
                 *slot = Arc::new(fresh);
-                slot.channel_open_session().await.map_err(|e| self.connection_error(e))?
+                slot.channel_open_session()
+                    .await
+                    .map_err(|e| self.connection_error(e))?
             }
             Err(e) => return Err(self.connection_error(format!("ssh.NewSession failed: {e}"))),
         };
@@ -219,7 +264,9 @@ impl SshConnection {
     /// Closes the connection.
     pub async fn disconnect(&self) {
         let slot = self.handle.lock().await;
-        let _ = slot.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        let _ = slot
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
     }
 }
 
@@ -234,12 +281,17 @@ async fn collect(
     while let Some(msg) = read.wait().await {
         match msg {
             ChannelMsg::Data { data } => {
-                on_stdout(&data).map_err(|source| RemoteError::Sink { host: address.to_string(), source })?;
+                on_stdout(&data).map_err(|source| RemoteError::Sink {
+                    host: address.to_string(),
+                    source,
+                })?;
             }
             ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
             ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
             ChannelMsg::ExitSignal { signal_name, .. } => {
-                output.stderr.extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
+                output
+                    .stderr
+                    .extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
                 status = Some(128 + 9);
             }
             ChannelMsg::Close => break,
@@ -251,7 +303,9 @@ async fn collect(
             output.exit_code = code;
             Ok(output)
         }
-        None => Err(RemoteError::NoExitStatus { host: address.to_string() }),
+        None => Err(RemoteError::NoExitStatus {
+            host: address.to_string(),
+        }),
     }
 }
 
@@ -277,7 +331,11 @@ impl Remote for SshConnection {
         command: &str,
         sink: &mut StdoutSink<'_>,
     ) -> Result<Output, RemoteError> {
-        let _permit = self.channels.acquire().await.map_err(|e| self.connection_error(e))?;
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|e| self.connection_error(e))?;
         let channel = self.open(command).await?;
         let (mut read, write) = channel.split();
         let result = collect(&mut read, &self.address, sink).await;
@@ -292,7 +350,11 @@ impl Remote for SshConnection {
         command: &str,
         source: &mut (dyn Read + Send),
     ) -> Result<Output, RemoteError> {
-        let _permit = self.channels.acquire().await.map_err(|e| self.connection_error(e))?;
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|e| self.connection_error(e))?;
         let channel = self.open(command).await?;
         let (mut read, write) = channel.split();
         let address = self.address.clone();
@@ -302,7 +364,10 @@ impl Remote for SshConnection {
             loop {
                 let n = source
                     .read(&mut buf)
-                    .map_err(|source| RemoteError::Source { host: address.clone(), source })?;
+                    .map_err(|source| RemoteError::Source {
+                        host: address.clone(),
+                        source,
+                    })?;
                 if n == 0 {
                     break;
                 }

@@ -22,7 +22,11 @@ pub(crate) enum Verdict {
     /// The host was unknown; its key was recorded in the file.
     Learned { fingerprint: String, file: PathBuf },
     /// The key differs from the recorded one.
-    Changed { fingerprint: String, file: PathBuf, line: usize },
+    Changed {
+        fingerprint: String,
+        file: PathBuf,
+        line: usize,
+    },
     /// The key differs from the pinned one.
     PinMismatch { fingerprint: String },
     /// The known_hosts file could not be read or written.
@@ -40,22 +44,35 @@ pub(crate) fn verify(policy: &HostKeyPolicy, host: &str, port: u16, key: &Public
             if pinned.key_data() == key.key_data() {
                 Verdict::Known
             } else {
-                Verdict::PinMismatch { fingerprint: fingerprint(key) }
+                Verdict::PinMismatch {
+                    fingerprint: fingerprint(key),
+                }
             }
         }
         HostKeyPolicy::KnownHosts(file) => {
             match russh::keys::check_known_hosts_path(host, port, key, file) {
                 Ok(true) => Verdict::Known,
-                Ok(false) => match russh::keys::known_hosts::learn_known_hosts_path(host, port, key, file) {
-                    Ok(()) => Verdict::Learned { fingerprint: fingerprint(key), file: file.clone() },
-                    Err(e) => Verdict::FileError { file: file.clone(), reason: e.to_string() },
-                },
+                Ok(false) => {
+                    match russh::keys::known_hosts::learn_known_hosts_path(host, port, key, file) {
+                        Ok(()) => Verdict::Learned {
+                            fingerprint: fingerprint(key),
+                            file: file.clone(),
+                        },
+                        Err(e) => Verdict::FileError {
+                            file: file.clone(),
+                            reason: e.to_string(),
+                        },
+                    }
+                }
                 Err(russh::keys::Error::KeyChanged { line }) => Verdict::Changed {
                     fingerprint: fingerprint(key),
                     file: file.clone(),
                     line,
                 },
-                Err(e) => Verdict::FileError { file: file.clone(), reason: e.to_string() },
+                Err(e) => Verdict::FileError {
+                    file: file.clone(),
+                    reason: e.to_string(),
+                },
             }
         }
     }

@@ -80,6 +80,9 @@ pub(crate) fn read_pub(path: &Path) -> io::Result<String> {
     Ok(fs::read_to_string(pub_path(path))?.trim_end().to_owned())
 }
 
+/// Prefix of client key directories: `bbr-testkit-key-<owner pid>-XXXXXX`.
+pub(crate) const KEY_DIR_PREFIX: &str = "bbr-testkit-key-";
+
 /// A client key pair in its own temporary directory.
 ///
 /// Share one between several VMs with
@@ -98,9 +101,10 @@ impl ClientKey {
     /// Generate a new key pair of `key_type` (private key `client_key`, mode
     /// 0600, in OpenSSH format; public key `client_key.pub`).
     pub fn generate(key_type: KeyType) -> io::Result<ClientKey> {
-        let dir = tempfile::Builder::new()
-            .prefix("bbr-testkit-key-")
-            .tempdir()?;
+        // The owner's PID in the name lets a later process remove the
+        // directory if this one is killed before Drop (see registry).
+        let prefix = format!("{KEY_DIR_PREFIX}{}-", std::process::id());
+        let dir = tempfile::Builder::new().prefix(&prefix).tempdir()?;
         let path = dir.path().join("client_key");
         keygen(&path, key_type, "bbr-testkit-client")?;
         let public = read_pub(&path)?;

@@ -17,7 +17,8 @@
 //! file that can be locked but still has a record belongs to a test process
 //! that was killed before its `Drop` ran: the first VM started in each process
 //! sweeps such leftovers (stops that sshd by PID after checking its command
-//! line, removes its directory).
+//! line, removes its directory) and removes client key directories
+//! (`bbr-testkit-key-<pid>-*`) whose owner PID is gone.
 
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -238,5 +239,26 @@ fn sweep_stale() {
             cleanup_record(&rec);
         }
         drop(lease); // unlinks, then unlocks
+    }
+    if crate::keep_requested() {
+        return;
+    }
+    // Client key directories of dead processes.
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(crate::keys::KEY_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !procs::is_alive(owner) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }

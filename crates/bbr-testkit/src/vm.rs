@@ -1,7 +1,7 @@
 //! [`Vm`]: a real OpenSSH `sshd` standing in for a BOSH instance.
 //!
 //! Each VM is an `sshd -D -e` running as root, bound to its own loopback
-//! address `127.A.B.C` (see [`registry`](crate::registry) for how addresses
+//! address `127.A.B.C` (see [`registry`] for how addresses
 //! and ports stay unique across parallel test processes), started through
 //! `unshare --mount --propagation private` so that it lives in a private mount
 //! namespace in which `<state dir>/var-vcap` is bind-mounted on `/var/vcap`.

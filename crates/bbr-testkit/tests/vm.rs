@@ -403,7 +403,13 @@ fn helper_process() {
     match std::env::var("BBR_TESTKIT_HELPER").as_deref() {
         Ok("hang") => {
             let vm = Vm::start(VmOptions::default()).unwrap();
-            println!("VM {} {}", vm.pid().unwrap(), vm.root().display());
+            // libtest prints "test helper_process ... " without a newline first.
+            println!(
+                "\nHELPER-VM {} {} {}",
+                vm.pid().unwrap(),
+                vm.root().display(),
+                vm.client_key_path().parent().unwrap().display()
+            );
             loop {
                 thread::park();
             }
@@ -439,7 +445,7 @@ fn leftovers_of_killed_test_processes_are_swept() {
     let mut hang = run_helper("hang");
     let mut reader = BufReader::new(hang.stdout.take().unwrap());
     let mut line = String::new();
-    while !line.starts_with("VM ") {
+    while !line.starts_with("HELPER-VM ") {
         line.clear();
         assert_ne!(
             reader.read_line(&mut line).unwrap(),
@@ -450,6 +456,7 @@ fn leftovers_of_killed_test_processes_are_swept() {
     let mut parts = line.split_whitespace().skip(1);
     let pid: i32 = parts.next().unwrap().parse().unwrap();
     let root = std::path::PathBuf::from(parts.next().unwrap());
+    let key_dir = std::path::PathBuf::from(parts.next().unwrap());
     hang.kill().unwrap();
     hang.wait().unwrap();
     assert!(
@@ -457,6 +464,7 @@ fn leftovers_of_killed_test_processes_are_swept() {
         "orphan sshd should still run"
     );
     assert!(root.exists());
+    assert!(key_dir.exists());
 
     // ...which the next process that starts a VM stops and removes.
     let out = run_helper("start").wait_with_output().unwrap();
@@ -467,4 +475,5 @@ fn leftovers_of_killed_test_processes_are_swept() {
         "orphan sshd {pid} was not swept"
     );
     assert!(!root.exists(), "{} was not removed", root.display());
+    assert!(!key_dir.exists(), "{} was not removed", key_dir.display());
 }

@@ -63,7 +63,9 @@ impl Harness {
     /// Installs a script that records its run and then runs `body`.
     pub fn script(&self, job: &str, script: &str, body: &str) {
         let text = format!("{}{}\n", record(job, script), body);
-        self.vm.install_script(job, script, &text).expect("install script");
+        self.vm
+            .install_script(job, script, &text)
+            .expect("install script");
     }
 
     /// The recorded script runs, in time order, as `job script [successful]`.
@@ -87,13 +89,22 @@ impl Harness {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_dir())
             .collect();
-        assert_eq!(dirs.len(), 1, "expected one artifact dir in {}: {dirs:?}", parent.display());
+        assert_eq!(
+            dirs.len(),
+            1,
+            "expected one artifact dir in {}: {dirs:?}",
+            parent.display()
+        );
         dirs[0].clone()
     }
 
     pub fn artifact_dirs(&self, parent: &Path) -> usize {
         std::fs::read_dir(parent)
-            .map(|r| r.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).count())
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .count()
+            })
             .unwrap_or(0)
     }
 
@@ -115,12 +126,19 @@ impl Run {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
     pub fn show(&self) -> String {
-        format!("exit {}\n--- stdout\n{}--- stderr\n{}", self.code(), self.stdout(), self.stderr())
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
     }
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gobbr").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/gobbr")
+        .join(name)
 }
 
 /// Copies a directory tree (fixtures are read-only inputs; tests that alter them copy first).
@@ -138,10 +156,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    let out = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(data)?;
-        c.wait_with_output()
-    });
-    String::from_utf8_lossy(&out.unwrap().stdout).split_whitespace().next().unwrap().to_string()
+    let out = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        });
+    String::from_utf8_lossy(&out.unwrap().stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
