@@ -19,6 +19,7 @@ command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get in
 cargo build --release -q -p bbr-cli
 BBR="$ROOT/target/release/bbr"
 WORK=$(mktemp -d /tmp/bbr-bench.XXXXXX)
+chmod 0755 "$WORK"   # sshd reads authorized_keys as the login user
 ADDR=127.0.0.88; PORT=2299
 VM_PID=$(bash scripts/start-vm.sh "$WORK/vm" "$ADDR" "$PORT")
 trap 'bash scripts/stop-pid.sh "$VM_PID"; rm -rf "$WORK"' EXIT

@@ -12,6 +12,7 @@ cargo build --release -q -p bbr-cli
 BBR="$ROOT/target/release/bbr"
 
 WORK=$(mktemp -d /tmp/bbr-demo.XXXXXX)
+chmod 0755 "$WORK"   # sshd reads authorized_keys as the login user
 ADDR=127.0.0.77
 PORT=2222
 VM="$WORK/vm"

@@ -52,6 +52,12 @@ STATEDIR=$(cd "$STATEDIR" && pwd)
 chmod 0755 "$STATEDIR"
 mkdir -p "$STATEDIR/var-vcap/jobs" "$STATEDIR/var-vcap/store" "$STATEDIR/authorized_keys"
 mkdir -p /var/vcap /run/sshd   # bind-mount target; sshd privsep dir
+# sshd reads authorized_keys as the login user: every parent must be traversable by it
+d=$STATEDIR
+while [ "$d" != / ]; do
+  d=$(dirname "$d")
+  [ "$(( 0$(stat -c %a "$d") & 01 ))" -ne 0 ] || die "$d is not traversable by other users (mode $(stat -c %a "$d")); sshd could not read $STATEDIR/authorized_keys"
+done
 
 # Login user, created under the same lock bbr-testkit uses.
 mkdir -p /tmp/bbr-testkit

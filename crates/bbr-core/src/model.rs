@@ -104,11 +104,14 @@ impl JobMetadata {
     /// Parses a `metadata` script's stdout. With `omit_releases` (director mode) the releases
     /// of ordering entries are blanked after validation so that jobs match by name only.
     pub fn parse(text: &str, omit_releases: bool) -> Result<Self, MetadataError> {
-        let mut meta: JobMetadata = if text.trim().is_empty() {
-            JobMetadata::default()
+        // Like Go's yaml.v2, an empty or null document (`---`, `~`, comments only) means
+        // "no metadata".
+        let meta: Option<JobMetadata> = if text.trim().is_empty() {
+            None
         } else {
             serde_saphyr::from_str(text).map_err(|e| MetadataError::Yaml(e.to_string()))?
         };
+        let mut meta = meta.unwrap_or_default();
         let entries = meta
             .backup_should_be_locked_before
             .iter_mut()
