@@ -46,7 +46,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A T
 run() { # name, command...
   local name=$1; shift
-  local s e; s=$(now); "$@"; e=$(now)
+  local s e; sync; s=$(now); "$@"; e=$(now)
   T[$name]+="$(echo "$e - $s" | bc -l) "
 }
 base_backup() { "${SSH[@]}" 'sudo -n tar -C /var/vcap/store/bench-data -c .' | tee "$OUT/base.tar" | openssl dgst -sha256 >/dev/null; }

@@ -223,6 +223,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Parses `--script-timeout`: one duration for every script (`30m`), or comma-separated
+/// `phase=duration` pairs (`backup=2h,lock=5m`) where a phase is a script name or `lock`
+/// (both lock scripts), `unlock` (both unlock scripts), and `all` sets the rest.
+pub fn parse_script_timeouts(text: &str) -> Result<bbr_core::workflow::ScriptTimeouts, String> {
+    use bbr_core::ScriptKind as K;
+    let mut out = bbr_core::workflow::ScriptTimeouts::default();
+    if !text.contains('=') {
+        out.all = Some(parse_duration(text)?);
+        return Ok(out);
+    }
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (phase, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected phase=duration, got {pair:?}"))?;
+        let duration = parse_duration(value)?;
+        let kinds: Vec<K> = match phase.trim() {
+            "all" => {
+                out.all = Some(duration);
+                continue;
+            }
+            "lock" => vec![K::PreBackupLock, K::PreRestoreLock],
+            "unlock" => vec![K::PostBackupUnlock, K::PostRestoreUnlock],
+            name => vec![K::from_file_name(name).ok_or_else(|| {
+                format!("unknown phase {name:?}: use all, lock, unlock or a script name (metadata, pre-backup-lock, backup, post-backup-unlock, pre-restore-lock, restore, post-restore-unlock)")
+            })?],
+        };
+        for k in kinds {
+            out.by_kind.insert(k, duration);
+        }
+    }
+    Ok(out)
+}
+
 /// Splits `--host` into (deployment name, connect host, port): a scheme is stripped, the
 /// port defaults to 22, `[v6]:port` is understood.
 pub fn parse_host(host: &str) -> Result<(String, String, u16), String> {
@@ -291,6 +324,29 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn script_timeouts_per_phase() {
+        use bbr_core::ScriptKind as K;
+        let all = parse_script_timeouts("30m").unwrap();
+        assert_eq!(all.for_kind(K::Backup), Some(Duration::from_secs(1800)));
+        let t = parse_script_timeouts("backup=2h, lock=5m,all=10m").unwrap();
+        assert_eq!(t.for_kind(K::Backup), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            t.for_kind(K::PreRestoreLock),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(t.for_kind(K::Metadata), Some(Duration::from_secs(600)));
+        let only = parse_script_timeouts("restore=1h").unwrap();
+        assert_eq!(only.for_kind(K::Backup), None);
+        assert!(
+            parse_script_timeouts("bogus=1m")
+                .unwrap_err()
+                .contains("bogus")
+        );
+        assert!(parse_script_timeouts("backup").is_err());
+        assert!(parse_script_timeouts("backup=").is_err());
     }
 
     #[test]

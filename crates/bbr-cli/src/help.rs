@@ -71,7 +71,7 @@ pub fn director_help() -> String {
         ("--max-parallel value".into(), "How many scripts or transfers run at once (default: 10)".into()),
         (
             "--script-timeout value".into(),
-            "Time limit for each lock, backup, unlock and restore script, e.g. 30m; the script's process group is killed and jobs are unlocked (default: none)".into(),
+            "Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m; phases: all, lock, unlock or a script name). A script over its limit has its process group killed; jobs are then unlocked (default: none)".into(),
         ),
     ]);
     format!(

@@ -76,7 +76,7 @@ struct DirectorInvocation {
     known_hosts: PathBuf,
     debug: bool,
     max_parallel: usize,
-    script_timeout: Option<std::time::Duration>,
+    script_timeouts: bbr_core::workflow::ScriptTimeouts,
     artifact_path: Option<String>,
 }
 
@@ -134,9 +134,9 @@ fn director(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let script_timeout = match flags.get("script-timeout").map(args::parse_duration) {
-        None => None,
-        Some(Ok(d)) => Some(d),
+    let script_timeouts = match flags.get("script-timeout").map(args::parse_script_timeouts) {
+        None => Default::default(),
+        Some(Ok(t)) => t,
         Some(Err(e)) => {
             eprintln!("{}", red(&format!("--script-timeout: {e}")));
             return 1;
@@ -160,7 +160,7 @@ fn director(args: &[String]) -> i32 {
         known_hosts,
         debug: flags.is_set("debug"),
         max_parallel,
-        script_timeout,
+        script_timeouts,
         artifact_path: sub_level.flags.get("artifact-path").map(str::to_string),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -244,7 +244,7 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
     let run_options = RunOptions {
         bbr_version: VERSION.to_string(),
         max_parallel: inv.max_parallel,
-        script_timeout: inv.script_timeout,
+        script_timeouts: inv.script_timeouts.clone(),
         stop: stop.clone(),
     };
     let trap = match inv.sub {

@@ -114,7 +114,7 @@ mod tests {
         async fn run_with_stdin(
             &self,
             _: &str,
-            _: &mut (dyn std::io::Read + Send),
+            _: Box<dyn std::io::Read + Send>,
         ) -> Result<Output, RemoteError> {
             unreachable!()
         }

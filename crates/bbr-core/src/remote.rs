@@ -85,10 +85,12 @@ pub trait Remote: Send + Sync {
         sink: &mut StdoutSink<'_>,
     ) -> Result<Output, RemoteError>;
 
-    /// Runs `command` with everything read from `source` as its stdin, then EOF.
+    /// Runs `command` with everything read from `source` as its stdin, then EOF. The
+    /// transport may read `source` on a thread of its own, so that reading (and whatever the
+    /// source does, such as hashing) overlaps with sending.
     async fn run_with_stdin(
         &self,
         command: &str,
-        source: &mut (dyn std::io::Read + Send),
+        source: Box<dyn std::io::Read + Send>,
     ) -> Result<Output, RemoteError>;
 }

@@ -20,10 +20,13 @@ use crate::stop::StopSignal;
 use bbr_artifact::metadata::Checksums;
 use bbr_artifact::tarstream::{EntryKind, TarHasher, TarSummary};
 use futures::FutureExt;
+use futures::channel::oneshot;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// Formats a byte count like `du -sh` (4 KiB blocks; `4.0K`, `12K`, `3.0M`).
 pub fn human_size(bytes: u64) -> String {
@@ -258,26 +261,61 @@ pub async fn drain(
     Ok(summary.file_checksums())
 }
 
-struct HashingReader<'a> {
+/// Reads the local tar for an upload and hands every chunk both to the transport (as the
+/// result of `read`) and to a hasher thread, so that hashing overlaps with sending instead
+/// of delaying it (the equivalent of `tee >(openssl dgst -sha256)`).
+struct TeeReader {
     file: File,
-    hasher: &'a mut TarHasher,
-    progress: &'a mut Box<dyn TransferProgress>,
-    parse_error: &'a mut Option<String>,
+    to_hasher: Option<SyncSender<Vec<u8>>>,
+    progress: Arc<Mutex<Box<dyn TransferProgress>>>,
 }
 
-impl Read for HashingReader<'_> {
+/// Chunks the hasher thread may lag behind the network (bounds memory to a few MiB).
+const HASHER_QUEUE: usize = 16;
+
+impl Read for TeeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.file.read(buf)?;
         if n > 0 {
-            if self.parse_error.is_none()
-                && let Err(e) = self.hasher.feed(&buf[..n])
-            {
-                *self.parse_error = Some(e.to_string());
+            if let Some(tx) = &self.to_hasher {
+                tx.send(buf[..n].to_vec())
+                    .map_err(|_| std::io::Error::other("the hasher thread stopped"))?;
             }
-            self.progress.advance(n as u64);
+            if let Ok(mut p) = self.progress.lock() {
+                p.advance(n as u64);
+            }
+        } else {
+            // End of file: let the hasher finish.
+            self.to_hasher = None;
         }
         Ok(n)
     }
+}
+
+type HashResult = Result<TarSummary, String>;
+
+/// Starts a thread that hashes the tar stream it is sent; its result arrives on the
+/// returned receiver once every sender is dropped.
+fn spawn_hasher() -> (SyncSender<Vec<u8>>, oneshot::Receiver<HashResult>) {
+    let (tx, rx) = sync_channel::<Vec<u8>>(HASHER_QUEUE);
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let mut hasher = TarHasher::new();
+        let mut error = None;
+        for chunk in rx {
+            if error.is_none()
+                && let Err(e) = hasher.feed(&chunk)
+            {
+                error = Some(format!("is not a valid tar: {e}"));
+            }
+        }
+        let result = match error {
+            Some(e) => Err(e),
+            None => hasher.finish().map_err(|e| format!("is incomplete: {e}")),
+        };
+        let _ = done_tx.send(result);
+    });
+    (tx, done_rx)
 }
 
 /// Uploads the local `source` tar for `job` to `instance`, verifying it against `expected`
@@ -328,23 +366,21 @@ pub async fn upload(
             mk.exit_code
         )));
     }
-    let mut hasher = TarHasher::new();
-    let mut progress = reporter.transfer(&job.name, &id, bytes);
-    let mut parse_error = None;
-    let result = {
-        let mut reader = HashingReader {
-            file,
-            hasher: &mut hasher,
-            progress: &mut progress,
-            parse_error: &mut parse_error,
-        };
-        until_stopped(
-            stop,
-            remote.run_with_stdin(&commands::extract(&dir), &mut reader),
-        )
-        .await
+    let progress = Arc::new(Mutex::new(reporter.transfer(&job.name, &id, bytes)));
+    let (to_hasher, hashed) = spawn_hasher();
+    let reader = TeeReader {
+        file,
+        to_hasher: Some(to_hasher),
+        progress: progress.clone(),
     };
-    progress.finish();
+    let result = until_stopped(
+        stop,
+        remote.run_with_stdin(&commands::extract(&dir), Box::new(reader)),
+    )
+    .await;
+    if let Ok(mut p) = progress.lock() {
+        p.finish();
+    }
     let output = match result {
         None => {
             return Err(fail(format!(
@@ -354,16 +390,16 @@ pub async fn upload(
         Some(Err(e)) => return Err(fail(format!("{e}"))),
         Some(Ok(o)) => o,
     };
-    if let Some(e) = parse_error {
-        return Err(fail(format!(
-            "Backup is corrupted: {file_name} is not a valid tar: {e}"
-        )));
-    }
-    let summary = hasher.finish().map_err(|e| {
-        fail(format!(
-            "Backup is corrupted: {file_name} is incomplete: {e}"
-        ))
-    })?;
+    // Every byte sent was also given to the hasher; wait for it to catch up.
+    let summary = match hashed.await {
+        Ok(Ok(summary)) => summary,
+        Ok(Err(e)) => return Err(fail(format!("Backup is corrupted: {file_name} {e}"))),
+        Err(_) => {
+            return Err(fail(format!(
+                "hashing {file_name} failed: the hasher thread ended early"
+            )));
+        }
+    };
     let differ = checksum_mismatches(&summary.file_checksums(), expected);
     if !differ.is_empty() {
         return Err(fail(format!(

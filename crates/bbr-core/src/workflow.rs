@@ -28,23 +28,41 @@ pub struct RunOptions {
     pub bbr_version: String,
     /// How many scripts or transfers run at once (Go bbr: 10).
     pub max_parallel: usize,
-    /// Per-script time limit.
-    pub script_timeout: Option<Duration>,
+    /// Time limits for scripts, by phase.
+    pub script_timeouts: ScriptTimeouts,
     /// Raised on SIGTERM.
     pub stop: StopSignal,
 }
 
+/// Time limits for release-author scripts: one for every script, overridden per script kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScriptTimeouts {
+    /// The limit for scripts without a limit of their own.
+    pub all: Option<Duration>,
+    /// Limits for particular script kinds.
+    pub by_kind: std::collections::BTreeMap<ScriptKind, Duration>,
+}
+
+impl ScriptTimeouts {
+    /// The limit for scripts of `kind`.
+    pub fn for_kind(&self, kind: ScriptKind) -> Option<Duration> {
+        self.by_kind.get(&kind).copied().or(self.all)
+    }
+}
+
 impl RunOptions {
-    fn killable(&self) -> ScriptLimits {
+    /// Limits for a lock, backup or restore script: timed, and killed on a stop request.
+    fn killable(&self, kind: ScriptKind) -> ScriptLimits {
         ScriptLimits {
-            timeout: self.script_timeout,
+            timeout: self.script_timeouts.for_kind(kind),
             stop: Some(self.stop.clone()),
         }
     }
 
-    fn unkillable(&self) -> ScriptLimits {
+    /// Limits for unlock and metadata scripts: timed, but never killed on a stop request.
+    fn unkillable(&self, kind: ScriptKind) -> ScriptLimits {
         ScriptLimits {
-            timeout: self.script_timeout,
+            timeout: self.script_timeouts.for_kind(kind),
             stop: None,
         }
     }
@@ -276,7 +294,7 @@ impl<'a> Session<'a> {
             let discovery = DiscoveryOptions {
                 bbr_version: &options.bbr_version,
                 omit_releases: omit,
-                limits: options.unkillable(),
+                limits: options.unkillable(ScriptKind::Metadata),
                 releases: fi.releases.clone(),
             };
             let id = fi.identifier();
@@ -380,9 +398,9 @@ impl<'a> Session<'a> {
     ) -> ErrorList {
         let is_lock = matches!(kind, ScriptKind::PreBackupLock | ScriptKind::PreRestoreLock);
         let limits = if is_lock {
-            self.options.killable()
+            self.options.killable(kind)
         } else {
-            self.options.unkillable()
+            self.options.unkillable(kind)
         };
         let reporter = self.reporter;
         let parallel = if serial { 1 } else { self.options.max_parallel };
@@ -474,7 +492,7 @@ impl<'a> Session<'a> {
                 work.push((i.clone(), j.clone()));
             }
         }
-        let limits = self.options.killable();
+        let limits = self.options.killable(ScriptKind::Backup);
         let reporter = self.reporter;
         let limits = &limits;
         let results = bounded(work, self.options.max_parallel, |(instance, job)| async move {
@@ -1089,7 +1107,7 @@ impl Session<'_> {
 
     async fn run_restore_scripts(&self) -> StepResult {
         self.reporter.info("Running restore scripts...");
-        let limits = self.options.killable();
+        let limits = self.options.killable(ScriptKind::Restore);
         let mut msgs = Vec::new();
         for i in self
             .deployment()

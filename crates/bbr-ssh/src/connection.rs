@@ -3,6 +3,7 @@
 use crate::hostkey::{ClientHandler, HostKeyPolicy, Verdict};
 use async_trait::async_trait;
 use bbr_core::remote::{Output, Remote, RemoteError, StdoutSink};
+use bytes::Bytes;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
 use russh::{ChannelMsg, Preferred, cipher};
@@ -11,11 +12,16 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 /// Channels opened at once on one connection: OpenSSH's default `MaxSessions` is 10.
 const CHANNELS_PER_CONNECTION: usize = 10;
+
+/// Size of the chunks an upload reads from its source.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// How many chunks an upload may read ahead of the network (bounds memory to ~2 MiB).
+const READ_AHEAD_CHUNKS: usize = 8;
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -348,7 +354,7 @@ impl Remote for SshConnection {
     async fn run_with_stdin(
         &self,
         command: &str,
-        source: &mut (dyn Read + Send),
+        mut source: Box<dyn Read + Send>,
     ) -> Result<Output, RemoteError> {
         let _permit = self
             .channels
@@ -358,31 +364,46 @@ impl Remote for SshConnection {
         let channel = self.open(command).await?;
         let (mut read, write) = channel.split();
         let address = self.address.clone();
-        let send = async {
-            let mut writer = write.make_writer();
-            let mut buf = vec![0u8; 256 * 1024];
+        // Read (and let the source hash) on a blocking thread, a few chunks ahead of the
+        // sender, so that reading overlaps with encryption and the network.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD_CHUNKS);
+        let reader = tokio::task::spawn_blocking(move || {
             loop {
-                let n = source
-                    .read(&mut buf)
-                    .map_err(|source| RemoteError::Source {
-                        host: address.clone(),
-                        source,
-                    })?;
-                if n == 0 {
-                    break;
+                let mut buf = vec![0u8; UPLOAD_CHUNK];
+                match source.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        break;
+                    }
                 }
-                if writer.write_all(&buf[..n]).await.is_err() {
+            }
+        });
+        let send = async {
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.map_err(|source| RemoteError::Source {
+                    host: address.clone(),
+                    source,
+                })?;
+                if write.data_bytes(chunk).await.is_err() {
                     // The remote side stopped reading; its exit status tells why.
                     return Ok(());
                 }
             }
-            let _ = writer.flush().await;
             let _ = write.eof().await;
             Ok::<(), RemoteError>(())
         };
         let mut discard = |_: &[u8]| -> std::io::Result<()> { Ok(()) };
         let receive = collect(&mut read, &self.address, &mut discard);
         let (sent, received) = futures::join!(send, receive);
+        drop(rx);
+        let _ = reader.await;
         sent?;
         received
     }
