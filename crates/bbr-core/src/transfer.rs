@@ -114,8 +114,33 @@ async fn until_stopped<T>(
 }
 
 /// Drains one job's artifact from `instance` into `target` (a `.tar` path) and returns the
-/// per-file checksums. The remote job directory is removed after a verified drain.
+/// per-file checksums. The remote job directory is removed after a verified drain; after a
+/// failed one the partial local file is removed, so that the artifact directory only holds
+/// verified tars (the ones `metadata` lists).
 pub async fn drain(
+    instance: &Instance,
+    job: &Job,
+    target: &Path,
+    stop: &StopSignal,
+    reporter: &dyn Reporter,
+) -> Result<Checksums, BbrError> {
+    let result = drain_into(instance, job, target, stop, reporter).await;
+    if result.is_err() && target.exists() {
+        match std::fs::remove_file(target) {
+            Ok(()) => reporter.info(format!(
+                "Removed the incomplete {} after the failed copy",
+                target.display()
+            )),
+            Err(e) => reporter.warn(format!(
+                "Could not remove the incomplete {}: {e}",
+                target.display()
+            )),
+        }
+    }
+    result
+}
+
+async fn drain_into(
     instance: &Instance,
     job: &Job,
     target: &Path,

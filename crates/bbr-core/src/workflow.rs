@@ -431,20 +431,41 @@ impl<'a> Session<'a> {
         errors
     }
 
+    /// Runs one lock or unlock phase with its banners: lock phases in lock order, unlock
+    /// phases in reverse.
+    async fn run_phase(
+        &self,
+        kind: ScriptKind,
+        phase: Phase,
+        env: Vec<(&'static str, String)>,
+        error_kind: ErrorKind,
+        serial: bool,
+    ) -> Result<ErrorList, ErrorList> {
+        let name = kind.file_name();
+        self.reporter.info(format!("Running {name} scripts..."));
+        let mut levels = self.validate_order(phase).map_err(one)?;
+        if matches!(
+            kind,
+            ScriptKind::PostBackupUnlock | ScriptKind::PostRestoreUnlock
+        ) {
+            levels.reverse();
+        }
+        let errors = self.run_levels(levels, kind, env, error_kind, serial).await;
+        self.reporter
+            .info(format!("Finished running {name} scripts."));
+        Ok(errors)
+    }
+
     async fn lock_for_backup(&self) -> StepResult {
-        self.reporter.info("Running pre-backup-lock scripts...");
-        let levels = self.validate_order(Phase::Backup).map_err(one)?;
         let errors = self
-            .run_levels(
-                levels,
+            .run_phase(
                 ScriptKind::PreBackupLock,
+                Phase::Backup,
                 vec![],
                 ErrorKind::Lock,
                 false,
             )
-            .await;
-        self.reporter
-            .info("Finished running pre-backup-lock scripts.");
+            .await?;
         if errors.is_empty() {
             Ok(())
         } else {
@@ -453,24 +474,19 @@ impl<'a> Session<'a> {
     }
 
     async fn unlock_after_backup(&self, successful: bool) -> StepResult {
-        self.reporter.info("Running post-backup-unlock scripts...");
-        let mut levels = self.validate_order(Phase::Backup).map_err(one)?;
-        levels.reverse();
         let env = vec![(
             "BBR_AFTER_BACKUP_SCRIPTS_SUCCESSFUL",
             successful.to_string(),
         )];
         let errors = self
-            .run_levels(
-                levels,
+            .run_phase(
                 ScriptKind::PostBackupUnlock,
+                Phase::Backup,
                 env,
                 ErrorKind::Unlock,
                 false,
             )
-            .await;
-        self.reporter
-            .info("Finished running post-backup-unlock scripts.");
+            .await?;
         if errors.is_empty() {
             Ok(())
         } else {
@@ -1082,19 +1098,15 @@ impl Session<'_> {
     }
 
     async fn pre_restore_lock(&self) -> StepResult {
-        self.reporter.info("Running pre-restore-lock scripts...");
-        let levels = self.validate_order(Phase::Restore).map_err(one)?;
         let errors = self
-            .run_levels(
-                levels,
+            .run_phase(
                 ScriptKind::PreRestoreLock,
+                Phase::Restore,
                 vec![],
                 ErrorKind::General,
                 true,
             )
-            .await;
-        self.reporter
-            .info("Finished running pre-restore-lock scripts.");
+            .await?;
         if errors.is_empty() {
             return Ok(());
         }
@@ -1156,20 +1168,15 @@ impl Session<'_> {
     }
 
     async fn post_restore_unlock(&self) -> StepResult {
-        self.reporter.info("Running post-restore-unlock scripts...");
-        let mut levels = self.validate_order(Phase::Restore).map_err(one)?;
-        levels.reverse();
         let errors = self
-            .run_levels(
-                levels,
+            .run_phase(
                 ScriptKind::PostRestoreUnlock,
+                Phase::Restore,
                 vec![],
                 ErrorKind::Unlock,
                 true,
             )
-            .await;
-        self.reporter
-            .info("Finished running post-restore-unlock scripts.");
+            .await?;
         if errors.is_empty() {
             Ok(())
         } else {

@@ -4,6 +4,7 @@ use crate::hostkey::{ClientHandler, HostKeyPolicy, Verdict};
 use async_trait::async_trait;
 use bbr_core::remote::{Output, Remote, RemoteError, StdoutSink};
 use bytes::Bytes;
+use russh::ChannelWriteHalf;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
 use russh::{ChannelMsg, Preferred, cipher};
@@ -12,7 +13,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+use tokio::sync::{Mutex as AsyncMutex, Semaphore, SemaphorePermit};
 
 /// Channels opened at once on one connection: OpenSSH's default `MaxSessions` is 10.
 const CHANNELS_PER_CONNECTION: usize = 10;
@@ -267,6 +268,27 @@ impl SshConnection {
         Ok(channel)
     }
 
+    /// Waits for a free channel slot, then opens a channel running `command`.
+    async fn start(
+        &self,
+        command: &str,
+    ) -> Result<
+        (
+            SemaphorePermit<'_>,
+            russh::ChannelReadHalf,
+            ChannelWriteHalf<client::Msg>,
+        ),
+        RemoteError,
+    > {
+        let permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|e| self.connection_error(e))?;
+        let (read, write) = self.open(command).await?.split();
+        Ok((permit, read, write))
+    }
+
     /// Closes the connection.
     pub async fn disconnect(&self) {
         let slot = self.handle.lock().await;
@@ -337,13 +359,7 @@ impl Remote for SshConnection {
         command: &str,
         sink: &mut StdoutSink<'_>,
     ) -> Result<Output, RemoteError> {
-        let _permit = self
-            .channels
-            .acquire()
-            .await
-            .map_err(|e| self.connection_error(e))?;
-        let channel = self.open(command).await?;
-        let (mut read, write) = channel.split();
+        let (_permit, mut read, write) = self.start(command).await?;
         let result = collect(&mut read, &self.address, sink).await;
         if result.is_err() {
             let _ = write.close().await;
@@ -356,13 +372,7 @@ impl Remote for SshConnection {
         command: &str,
         mut source: Box<dyn Read + Send>,
     ) -> Result<Output, RemoteError> {
-        let _permit = self
-            .channels
-            .acquire()
-            .await
-            .map_err(|e| self.connection_error(e))?;
-        let channel = self.open(command).await?;
-        let (mut read, write) = channel.split();
+        let (_permit, mut read, write) = self.start(command).await?;
         let address = self.address.clone();
         // Read (and let the source hash) on a blocking thread, a few chunks ahead of the
         // sender, so that reading overlaps with encryption and the network.
