@@ -406,3 +406,27 @@ fn a_full_artifact_disk_fails_the_drain_with_a_clear_error() {
     );
     assert!(!h.remote_marker_exists());
 }
+
+#[test]
+fn a_whole_backup_and_restore_each_use_one_ssh_connection() {
+    let h = Harness::new();
+    for job in ["one", "two", "three"] {
+        h.script(job, "metadata", "echo '---'");
+        h.script(job, "pre-backup-lock", "");
+        h.script(job, "backup", "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
+        h.script(job, "post-backup-unlock", "");
+        h.script(job, "pre-restore-lock", "");
+        h.script(job, "restore", "");
+        h.script(job, "post-restore-unlock", "");
+    }
+    let logins = |h: &Harness| h.vm.log().matches("Accepted publickey").count();
+    let before = logins(&h);
+    let backup = h.bbr(&["backup"]);
+    assert_eq!(backup.code(), 0, "{}", backup.show());
+    assert_eq!(logins(&h) - before, 1, "backup: {}", h.vm.log());
+    let artifact = h.artifact_in(h.work.path());
+    let before = logins(&h);
+    let restore = h.bbr(&["restore", "-a", &artifact.to_string_lossy()]);
+    assert_eq!(restore.code(), 0, "{}", restore.show());
+    assert_eq!(logins(&h) - before, 1, "restore: {}", h.vm.log());
+}

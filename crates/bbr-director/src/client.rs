@@ -1,0 +1,519 @@
+//! The BOSH director API as bbr uses it (bbr.md §5.1-5.2): `GET /info`, basic auth or UAA
+//! client credentials (token refreshed on expiry and once on a 401), the task flow (a `302`
+//! to `/tasks/<id>`, polling with event output, then the result output), VMs, manifests,
+//! deployments and temporary SSH users. Passwords, client secrets and tokens never appear in
+//! an error or a log line.
+
+use crate::target::{CaCert, Target};
+use serde::Deserialize;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// A string that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What went wrong talking to the director.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectorError {
+    /// `GET /info` failed.
+    #[error("bosh director unreachable or unhealthy: {0}")]
+    Unreachable(String),
+    /// The client could not be built (bad CA, bad UAA URL).
+    #[error("error building bosh director client: {0}")]
+    Build(String),
+    /// A request failed before an answer.
+    #[error("sending {method} {url} failed: {reason}")]
+    Transport {
+        /// Method.
+        method: String,
+        /// URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A non-2xx answer.
+    #[error("Director responded with non-successful status code '{status}' response '{body}'")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Response body (directors do not echo credentials).
+        body: String,
+    },
+    /// A task ended in another state than `done`.
+    #[error("Expected task '{id}' to succeed but state is '{state}'")]
+    Task {
+        /// Task id.
+        id: u64,
+        /// Its final state.
+        state: String,
+    },
+    /// UAA refused or failed.
+    #[error("getting a UAA token from {url} failed: {reason}")]
+    Uaa {
+        /// The token URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// An answer that does not have the expected shape.
+    #[error("unexpected answer from the director for {what}: {reason}")]
+    Decode {
+        /// What was requested.
+        what: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+}
+
+/// One VM of `vms?format=full`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct VmInfo {
+    /// Instance group name.
+    pub job_name: String,
+    /// BOSH index (may be null).
+    #[serde(default)]
+    pub index: Option<u64>,
+    /// Instance id.
+    pub id: String,
+    /// IP addresses.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// Bootstrap instance of its group.
+    #[serde(default)]
+    pub bootstrap: bool,
+}
+
+/// One host of an SSH setup task's result.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct SshHost {
+    /// `success` or a failure status.
+    pub status: String,
+    /// Address (a director gives an IP; `host:port` is accepted too).
+    pub ip: String,
+    /// The host's public key as an authorized_keys line.
+    #[serde(default)]
+    pub host_public_key: String,
+    /// Instance id.
+    #[serde(default)]
+    pub id: String,
+    /// Index.
+    #[serde(default)]
+    pub index: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    #[serde(default)]
+    user_authentication: Option<UserAuthentication>,
+}
+
+#[derive(Deserialize)]
+struct UserAuthentication {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    options: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct TaskState {
+    id: u64,
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+enum Auth {
+    Basic { user: String, password: Secret },
+    Uaa(Uaa),
+}
+
+struct Uaa {
+    token_url: String,
+    client: String,
+    secret: Secret,
+    token: Mutex<Option<(Secret, Instant)>>,
+}
+
+/// Receives debug lines (`Sending GET request to endpoint ...`).
+pub type DebugLog = Arc<dyn Fn(String) + Send + Sync>;
+
+/// A director API client.
+pub struct DirectorClient {
+    base: String,
+    http: reqwest::Client,
+    auth: Auth,
+    debug: DebugLog,
+}
+
+fn build_http(ca: Option<&CaCert>) -> Result<reqwest::Client, DirectorError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(30));
+    if let Some(ca) = ca {
+        let certs = reqwest::Certificate::from_pem_bundle(ca.0.as_bytes())
+            .map_err(|e| DirectorError::Build(format!("reading the CA certificate: {e}")))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| DirectorError::Build(e.to_string()))
+}
+
+impl DirectorClient {
+    /// Connects: `GET /info` (no credentials), then sets up basic or UAA authentication.
+    pub async fn connect(
+        target: &Target,
+        ca: Option<&CaCert>,
+        username: &str,
+        password: Secret,
+        debug: DebugLog,
+    ) -> Result<DirectorClient, DirectorError> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let http = build_http(ca)?;
+        let base = target.url();
+        let url = format!("{base}/info");
+        debug(format!("Sending GET request to endpoint '{url}'"));
+        let answer = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| DirectorError::Unreachable(error_chain(&e)))?;
+        if !answer.status().is_success() {
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap_or_default();
+            return Err(DirectorError::Unreachable(
+                DirectorError::Status { status, body }.to_string(),
+            ));
+        }
+        let info: Info = answer
+            .json()
+            .await
+            .map_err(|e| DirectorError::Unreachable(format!("reading /info: {e}")))?;
+        let auth = match info.user_authentication {
+            Some(ua) if ua.kind == "uaa" => {
+                let url = match ua.options.get("url") {
+                    Some(serde_json::Value::String(u)) => u.clone(),
+                    Some(other) => {
+                        return Err(DirectorError::Build(format!(
+                            "Expected URL '{other}' to be a string"
+                        )));
+                    }
+                    None => return Err(DirectorError::Build("invalid UAA URL: none given".into())),
+                };
+                let parsed = reqwest::Url::parse(&url)
+                    .map_err(|e| DirectorError::Build(format!("invalid UAA URL '{url}': {e}")))?;
+                Auth::Uaa(Uaa {
+                    token_url: format!("{}/oauth/token", parsed.as_str().trim_end_matches('/')),
+                    client: username.to_string(),
+                    secret: password,
+                    token: Mutex::new(None),
+                })
+            }
+            _ => Auth::Basic {
+                user: username.to_string(),
+                password,
+            },
+        };
+        Ok(DirectorClient {
+            base,
+            http,
+            auth,
+            debug,
+        })
+    }
+
+    async fn token(&self, uaa: &Uaa, refresh: bool) -> Result<Secret, DirectorError> {
+        let mut slot = uaa.token.lock().await;
+        if !refresh
+            && let Some((token, expires)) = slot.as_ref()
+            && Instant::now() + Duration::from_secs(10) < *expires
+        {
+            return Ok(token.clone());
+        }
+        (self.debug)(format!(
+            "Sending POST request to endpoint '{}'",
+            uaa.token_url
+        ));
+        let answer = self
+            .http
+            .post(&uaa.token_url)
+            .basic_auth(&uaa.client, Some(uaa.secret.expose()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| DirectorError::Uaa {
+                url: uaa.token_url.clone(),
+                reason: error_chain(&e),
+            })?;
+        let status = answer.status();
+        if !status.is_success() {
+            return Err(DirectorError::Uaa {
+                url: uaa.token_url.clone(),
+                reason: format!(
+                    "status {} (check --username and --password)",
+                    status.as_u16()
+                ),
+            });
+        }
+        let token: TokenAnswer = answer.json().await.map_err(|e| DirectorError::Uaa {
+            url: uaa.token_url.clone(),
+            reason: e.to_string(),
+        })?;
+        let expires = Instant::now() + Duration::from_secs(token.expires_in.unwrap_or(3600));
+        let secret = Secret::new(token.access_token);
+        *slot = Some((secret.clone(), expires));
+        Ok(secret)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, DirectorError> {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        for attempt in 0..2 {
+            (self.debug)(format!("Sending {method} request to endpoint '{url}'"));
+            let mut request = self.http.request(method.clone(), &url);
+            request = match &self.auth {
+                Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+                Auth::Uaa(uaa) => {
+                    let token = self.token(uaa, attempt > 0).await?;
+                    request.header("Authorization", format!("bearer {}", token.expose()))
+                }
+            };
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let answer = request.send().await.map_err(|e| DirectorError::Transport {
+                method: method.to_string(),
+                url: url.clone(),
+                reason: error_chain(&e),
+            })?;
+            if answer.status() == reqwest::StatusCode::UNAUTHORIZED
+                && matches!(self.auth, Auth::Uaa(_))
+                && attempt == 0
+            {
+                continue;
+            }
+            return Ok(answer);
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    async fn checked(answer: reqwest::Response) -> Result<reqwest::Response, DirectorError> {
+        let status = answer.status();
+        if status.is_success() || status.is_redirection() {
+            return Ok(answer);
+        }
+        let body = answer.text().await.unwrap_or_default();
+        Err(DirectorError::Status {
+            status: status.as_u16(),
+            body,
+        })
+    }
+
+    async fn get_text(&self, path: &str) -> Result<String, DirectorError> {
+        let answer = Self::checked(self.send(reqwest::Method::GET, path, None).await?).await?;
+        answer.text().await.map_err(|e| DirectorError::Decode {
+            what: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Follows a task redirect, waits for the task and returns its result output.
+    async fn task_result(&self, answer: reqwest::Response) -> Result<String, DirectorError> {
+        let answer = Self::checked(answer).await?;
+        let location = answer
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| DirectorError::Decode {
+                what: "a task request".into(),
+                reason: format!(
+                    "expected a redirect to /tasks/<id>, got status {}",
+                    answer.status()
+                ),
+            })?;
+        let task_path = match location.find("/tasks/") {
+            Some(i) => location[i..].to_string(),
+            None => location.clone(),
+        };
+        let mut task: TaskState = self.task_state(&task_path).await?;
+        let mut delay = Duration::from_millis(20);
+        while matches!(task.state.as_str(), "queued" | "processing" | "cancelling") {
+            let _ = self
+                .get_text(&format!("/tasks/{}/output?type=event", task.id))
+                .await?;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+            task = self.task_state(&format!("/tasks/{}", task.id)).await?;
+        }
+        if task.state != "done" {
+            return Err(DirectorError::Task {
+                id: task.id,
+                state: task.state,
+            });
+        }
+        self.get_text(&format!("/tasks/{}/output?type=result", task.id))
+            .await
+    }
+
+    async fn task_state(&self, path: &str) -> Result<TaskState, DirectorError> {
+        let text = self.get_text(path).await?;
+        serde_json::from_str(&text).map_err(|e| DirectorError::Decode {
+            what: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Names of all deployments.
+    pub async fn deployments(&self) -> Result<Vec<String>, DirectorError> {
+        #[derive(Deserialize)]
+        struct D {
+            name: String,
+        }
+        let text = self.get_text("/deployments").await?;
+        let list: Vec<D> = serde_json::from_str(&text).map_err(|e| DirectorError::Decode {
+            what: "/deployments".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(list.into_iter().map(|d| d.name).collect())
+    }
+
+    /// The VMs of a deployment (`vms?format=full`, a task).
+    pub async fn vms(&self, deployment: &str) -> Result<Vec<VmInfo>, DirectorError> {
+        let path = format!("/deployments/{deployment}/vms?format=full");
+        let answer = self.send(reqwest::Method::GET, &path, None).await?;
+        let text = self.task_result(answer).await?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| DirectorError::Decode {
+                    what: path.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The deployment's manifest text.
+    pub async fn manifest(&self, deployment: &str) -> Result<String, DirectorError> {
+        #[derive(Deserialize)]
+        struct M {
+            #[serde(default)]
+            manifest: String,
+        }
+        let path = format!("/deployments/{deployment}");
+        let text = self.get_text(&path).await?;
+        let m: M = serde_json::from_str(&text).map_err(|e| DirectorError::Decode {
+            what: path,
+            reason: e.to_string(),
+        })?;
+        Ok(m.manifest)
+    }
+
+    /// Creates `user` with `public_key` on every instance of `group`.
+    pub async fn ssh_setup(
+        &self,
+        deployment: &str,
+        group: &str,
+        user: &str,
+        public_key: &str,
+    ) -> Result<Vec<SshHost>, DirectorError> {
+        let body = serde_json::json!({
+            "command": "setup",
+            "deployment_name": deployment,
+            "target": {"job": group, "indexes": [], "ids": []},
+            "params": {"user": user, "public_key": public_key},
+        });
+        let path = format!("/deployments/{deployment}/ssh");
+        let answer = self.send(reqwest::Method::POST, &path, Some(&body)).await?;
+        let text = self.task_result(answer).await?;
+        serde_json::from_str(text.trim()).map_err(|e| DirectorError::Decode {
+            what: format!("{path} (setup)"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Removes users matching `^<user>` from instance `id` of `group`.
+    pub async fn ssh_cleanup(
+        &self,
+        deployment: &str,
+        group: &str,
+        id: &str,
+        user: &str,
+    ) -> Result<(), DirectorError> {
+        let body = serde_json::json!({
+            "command": "cleanup",
+            "deployment_name": deployment,
+            "target": {"job": group, "indexes": [id], "ids": [id]},
+            "params": {"user_regex": format!("^{user}")},
+        });
+        let path = format!("/deployments/{deployment}/ssh");
+        let answer = self.send(reqwest::Method::POST, &path, Some(&body)).await?;
+        self.task_result(answer).await.map(|_| ())
+    }
+}
+
+/// An error with its sources, for messages (reqwest hides the cause otherwise).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "<redacted>");
+    }
+
+    #[test]
+    fn vm_and_ssh_shapes_parse() {
+        let vm: VmInfo = serde_json::from_str(r#"{"job_name":"redis","index":null,"id":"abc","ips":["10.0.0.1"],"bootstrap":true,"vm_cid":"x"}"#).unwrap();
+        assert_eq!(vm.index, None);
+        assert!(vm.bootstrap);
+        let hosts: Vec<SshHost> = serde_json::from_str(r#"[{"status":"success","ip":"10.0.0.1","host_public_key":"ssh-ed25519 AAAA","id":"abc","index":0,"job":"redis","command":"setup"}]"#).unwrap();
+        assert_eq!(hosts[0].ip, "10.0.0.1");
+    }
+}

@@ -1,0 +1,126 @@
+//! What bbr reads from a deployment manifest: each job's release name and whether
+//! `bbr.backup_one_restore_all` is set, for v2 (`instance_groups`) and v1 (`jobs` with
+//! `templates`) manifests.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+struct RawManifest {
+    #[serde(default)]
+    instance_groups: Vec<RawGroup>,
+    /// v1: instance groups are `jobs`, their jobs `templates`.
+    #[serde(default)]
+    jobs: Vec<RawGroup>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawGroup {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    jobs: Vec<RawJob>,
+    #[serde(default)]
+    templates: Vec<RawJob>,
+    #[serde(default)]
+    properties: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawJob {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    release: String,
+    #[serde(default)]
+    properties: Option<serde_json::Value>,
+}
+
+/// Per instance group: job name → (release, backup_one_restore_all).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ManifestInfo {
+    groups: BTreeMap<String, BTreeMap<String, (String, bool)>>,
+}
+
+fn bora(props: &Option<serde_json::Value>) -> bool {
+    props
+        .as_ref()
+        .and_then(|p| p.get("bbr"))
+        .and_then(|b| b.get("backup_one_restore_all"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+impl ManifestInfo {
+    /// Parses a manifest; errors name what is wrong.
+    pub fn parse(text: &str) -> Result<ManifestInfo, String> {
+        let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let mut groups = BTreeMap::new();
+        let v2 = !raw.instance_groups.is_empty();
+        for g in if v2 { raw.instance_groups } else { raw.jobs } {
+            let jobs = if v2 { g.jobs } else { g.templates };
+            let group_bora = bora(&g.properties);
+            let entry: &mut BTreeMap<String, (String, bool)> = groups.entry(g.name).or_default();
+            for j in jobs {
+                // v2 reads the job's properties; v1 the instance group's.
+                let flag = if v2 { bora(&j.properties) } else { group_bora };
+                entry.insert(j.name, (j.release, flag));
+            }
+        }
+        Ok(ManifestInfo { groups })
+    }
+
+    /// The release of `job` in `group`, if the manifest names one.
+    pub fn release(&self, group: &str, job: &str) -> Option<&str> {
+        self.groups
+            .get(group)
+            .and_then(|g| g.get(job))
+            .map(|(r, _)| r.as_str())
+            .filter(|r| !r.is_empty())
+    }
+
+    /// True when `bbr.backup_one_restore_all` is set for `job` in `group`.
+    pub fn backup_one_restore_all(&self, group: &str, job: &str) -> bool {
+        self.groups
+            .get(group)
+            .and_then(|g| g.get(job))
+            .is_some_and(|(_, b)| *b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_manifest() {
+        let m = ManifestInfo::parse(
+            "name: d\ninstance_groups:\n- name: redis\n  jobs:\n  - name: redis-server\n    release: redis-test\n    properties:\n      bbr:\n        backup_one_restore_all: true\n  - name: other\n    release: r2\n",
+        )
+        .unwrap();
+        assert_eq!(m.release("redis", "redis-server"), Some("redis-test"));
+        assert!(m.backup_one_restore_all("redis", "redis-server"));
+        assert!(!m.backup_one_restore_all("redis", "other"));
+        assert_eq!(m.release("redis", "missing"), None);
+    }
+
+    #[test]
+    fn v1_manifest() {
+        let m = ManifestInfo::parse(
+            "name: d\njobs:\n- name: redis\n  templates:\n  - name: redis-server\n    release: redis-test\n  properties:\n    bbr:\n      backup_one_restore_all: true\n",
+        )
+        .unwrap();
+        assert_eq!(m.release("redis", "redis-server"), Some("redis-test"));
+        assert!(m.backup_one_restore_all("redis", "redis-server"));
+    }
+
+    #[test]
+    fn the_go_fixture_manifest_parses() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/fixtures/gobbr/redis-backup/manifest.yml"),
+        )
+        .unwrap();
+        ManifestInfo::parse(&text).unwrap();
+    }
+}
