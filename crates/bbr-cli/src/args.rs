@@ -87,6 +87,71 @@ pub const DIRECTOR_FLAGS: &[FlagSpec] = &[
     },
 ];
 
+/// The `bbr deployment` command flags.
+pub const DEPLOYMENT_FLAGS: &[FlagSpec] = &[
+    FlagSpec {
+        names: &["target", "t"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["username", "u"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["password", "p"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["deployment", "d"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["ca-cert"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["debug"],
+        takes_value: false,
+    },
+    FlagSpec {
+        names: &["all-deployments"],
+        takes_value: false,
+    },
+    FlagSpec {
+        names: &["max-parallel"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["script-timeout"],
+        takes_value: true,
+    },
+];
+
+/// Flags of `bbr deployment backup`.
+pub const DEPLOYMENT_BACKUP_FLAGS: &[FlagSpec] = &[
+    FlagSpec {
+        names: &["with-manifest"],
+        takes_value: false,
+    },
+    FlagSpec {
+        names: &["artifact-path", "a"],
+        takes_value: true,
+    },
+    FlagSpec {
+        names: &["unsafe-lock-free"],
+        takes_value: false,
+    },
+];
+
+/// Environment fallbacks of the deployment flags, first set variable wins.
+pub const DEPLOYMENT_ENV: &[(&str, &[&str])] = &[
+    ("target", &["BOSH_ENVIRONMENT"]),
+    ("username", &["BOSH_CLIENT"]),
+    ("password", &["BOSH_CLIENT_SECRET"]),
+    ("deployment", &["BOSH_DEPLOYMENT"]),
+    ("ca-cert", &["CA_CERT", "BOSH_CA_CERT"]),
+];
+
 /// Flags of `backup` and `restore`.
 pub const ARTIFACT_FLAGS: &[FlagSpec] = &[FlagSpec {
     names: &["artifact-path", "a"],
@@ -100,6 +165,24 @@ pub struct Flags {
 }
 
 impl Flags {
+    /// Fills flags that were not given from the first set environment variable of each.
+    pub fn with_env(
+        mut self,
+        env: &[(&'static str, &[&str])],
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        for (name, vars) in env {
+            if self.get(name).is_none()
+                && let Some(value) = vars
+                    .iter()
+                    .find_map(|v| lookup(v).filter(|x| !x.is_empty()))
+            {
+                self.values.push((name, value));
+            }
+        }
+        self
+    }
+
     /// The value of `name`, if given and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values
@@ -314,6 +397,31 @@ mod tests {
                 .unwrap()
                 .help
         );
+    }
+
+    #[test]
+    fn env_fallbacks_and_ca_cert_precedence() {
+        let p = parse_flags(DEPLOYMENT_FLAGS, &strings(&["-d", "flag-dep", "backup"])).unwrap();
+        let env = |k: &str| match k {
+            "BOSH_ENVIRONMENT" => Some("10.0.0.6".to_string()),
+            "BOSH_DEPLOYMENT" => Some("env-dep".to_string()),
+            "CA_CERT" => Some("first".to_string()),
+            "BOSH_CA_CERT" => Some("second".to_string()),
+            _ => None,
+        };
+        let f = p.flags.with_env(DEPLOYMENT_ENV, env);
+        assert_eq!(f.get("target"), Some("10.0.0.6"));
+        assert_eq!(
+            f.get("deployment"),
+            Some("flag-dep"),
+            "a flag beats its variable"
+        );
+        assert_eq!(
+            f.get("ca-cert"),
+            Some("first"),
+            "CA_CERT beats BOSH_CA_CERT"
+        );
+        assert_eq!(f.get("password"), None);
     }
 
     #[test]

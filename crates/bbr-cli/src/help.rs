@@ -13,6 +13,7 @@ fn columns(rows: &[(String, String)]) -> String {
 /// `bbr help`.
 pub fn app_help(version: &str) -> String {
     let commands = columns(&[
+        ("deployment".into(), "Backup BOSH deployments".into()),
         ("director".into(), "Backup BOSH director".into()),
         (
             "help, h".into(),
@@ -101,6 +102,80 @@ pub fn director_subcommand_help(sub: Subcommand) -> String {
     );
     if let Some((l, r)) = options {
         out.push_str(&format!("\nOPTIONS:\n{}", columns(&[(l.into(), r.into())])));
+    }
+    out
+}
+
+fn deployment_usage(sub: Subcommand) -> &'static str {
+    match sub {
+        Subcommand::PreBackupCheck => "Check a deployment can be backed up",
+        Subcommand::Backup => "Backup a deployment",
+        Subcommand::Restore => "Restore a deployment from backup",
+        Subcommand::BackupCleanup => "Cleanup a deployment after a backup was interrupted",
+        Subcommand::RestoreCleanup => "Cleanup a deployment after a restore was interrupted",
+    }
+}
+
+/// `bbr deployment --help`.
+pub fn deployment_help() -> String {
+    let subs = columns(&[
+        (
+            "pre-backup-check, c".into(),
+            deployment_usage(Subcommand::PreBackupCheck).into(),
+        ),
+        (
+            "backup, b".into(),
+            deployment_usage(Subcommand::Backup).into(),
+        ),
+        (
+            "restore, r".into(),
+            deployment_usage(Subcommand::Restore).into(),
+        ),
+        (
+            "backup-cleanup".into(),
+            deployment_usage(Subcommand::BackupCleanup).into(),
+        ),
+        (
+            "restore-cleanup".into(),
+            deployment_usage(Subcommand::RestoreCleanup).into(),
+        ),
+    ]);
+    let options = columns(&[
+        ("--target value, -t value".into(), "BOSH Director URL [$BOSH_ENVIRONMENT]".into()),
+        ("--username value, -u value".into(), "BOSH Director username [$BOSH_CLIENT]".into()),
+        ("--password value, -p value".into(), "BOSH Director password [$BOSH_CLIENT_SECRET]".into()),
+        ("--deployment value, -d value".into(), "Name of BOSH deployment. Omit if '--all-deployments' is provided [$BOSH_DEPLOYMENT]".into()),
+        ("--ca-cert value".into(), "Path or value of BOSH Director custom CA certificate [$CA_CERT, $BOSH_CA_CERT]".into()),
+        ("--debug".into(), "Enable debug logs".into()),
+        ("--all-deployments".into(), "Run command for all deployments. Omit if '--deployment' is provided. Currently only supported for: pre-backup-check, backup and backup-cleanup".into()),
+        ("--max-parallel value".into(), "How many scripts or transfers run at once (default: 10)".into()),
+        ("--script-timeout value".into(), "Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m) (default: none)".into()),
+    ]);
+    format!(
+        "NAME:\n   bbr deployment - Backup BOSH deployments\n\nUSAGE:\n   bbr deployment [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n{subs}\nOPTIONS:\n{options}"
+    )
+}
+
+/// `bbr deployment <sub> --help`.
+pub fn deployment_subcommand_help(sub: Subcommand) -> String {
+    let options: Vec<(String, String)> = match sub {
+        Subcommand::Backup => vec![
+            ("--with-manifest".into(), "Download the deployment manifest".into()),
+            ("--artifact-path value, -a value".into(), "Specify an optional path to save the backup artifacts to".into()),
+            ("--unsafe-lock-free".into(), "Experimental feature to skip locking steps when backing up the BOSH deployment. Cannot be used in combination with the all-deployments flag".into()),
+        ],
+        Subcommand::Restore => vec![("--artifact-path value, -a value".into(), "Path to the artifact to restore".into())],
+        _ => vec![],
+    };
+    let mut out = format!(
+        "NAME:\n   bbr deployment {} - {}\n\nUSAGE:\n   bbr deployment {}{}\n",
+        sub.name(),
+        deployment_usage(sub),
+        sub.name(),
+        if options.is_empty() { "" } else { " [options]" }
+    );
+    if !options.is_empty() {
+        out.push_str(&format!("\nOPTIONS:\n{}", columns(&options)));
     }
     out
 }

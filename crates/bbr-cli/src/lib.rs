@@ -7,7 +7,10 @@ pub mod help;
 pub mod output;
 pub mod signals;
 
-use args::{ARTIFACT_FLAGS, DIRECTOR_FLAGS, Subcommand, parse_flags};
+use args::{
+    ARTIFACT_FLAGS, DEPLOYMENT_BACKUP_FLAGS, DEPLOYMENT_ENV, DEPLOYMENT_FLAGS, DIRECTOR_FLAGS,
+    Subcommand, parse_flags,
+};
 use bbr_core::StopSignal;
 use bbr_core::error::ErrorList;
 use bbr_core::report::ReporterExt;
@@ -47,6 +50,7 @@ pub fn run(args: Vec<String>) -> i32 {
             0
         }
         "director" => director(&rest[1..]),
+        "deployment" => deployment(&rest[1..]),
         other => {
             println!("Error command '{other}' not found\n");
             print!("{}", help::app_help(VERSION));
@@ -65,6 +69,198 @@ fn required(flag: &str, help_text: &str) -> i32 {
     print!("{help_text}");
     eprintln!("{}", red(&format!("--{flag} flag is required.")));
     1
+}
+
+/// `--max-parallel` and `--script-timeout`, shared by both commands.
+fn common_options(flags: &args::Flags) -> Result<(usize, bbr_core::workflow::ScriptTimeouts), i32> {
+    let max_parallel = match flags.get("max-parallel").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!(
+                "{}",
+                red("--max-parallel must be a whole number of at least 1.")
+            );
+            return Err(1);
+        }
+    };
+    let script_timeouts = match flags.get("script-timeout").map(args::parse_script_timeouts) {
+        None => Default::default(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("{}", red(&format!("--script-timeout: {e}")));
+            return Err(1);
+        }
+    };
+    Ok((max_parallel, script_timeouts))
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("could not start the runtime: {e}");
+            None
+        }
+    }
+}
+
+/// `bbr deployment ...`.
+fn deployment(args: &[String]) -> i32 {
+    let level = match parse_flags(DEPLOYMENT_FLAGS, args) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e, &help::deployment_help()),
+    };
+    let flags = level
+        .flags
+        .clone()
+        .with_env(DEPLOYMENT_ENV, |k| std::env::var(k).ok());
+    let Some(sub_name) = level.rest.first() else {
+        print!("{}", help::deployment_help());
+        return if level.help { 0 } else { 1 };
+    };
+    let Some(sub) = Subcommand::parse(sub_name) else {
+        println!("Error command '{sub_name}' not found\n");
+        print!("{}", help::deployment_help());
+        return 1;
+    };
+    let sub_specs = match sub {
+        Subcommand::Backup => DEPLOYMENT_BACKUP_FLAGS,
+        Subcommand::Restore => ARTIFACT_FLAGS,
+        _ => &[],
+    };
+    let sub_level = match parse_flags(sub_specs, &level.rest[1..]) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e, &help::deployment_subcommand_help(sub)),
+    };
+    if sub_level.help {
+        print!("{}", help::deployment_subcommand_help(sub));
+        return 0;
+    }
+    if level.help {
+        print!("{}", help::deployment_help());
+        return 0;
+    }
+    for flag in ["target", "username", "password"] {
+        if flags.get(flag).is_none() {
+            return required(flag, &help::deployment_help());
+        }
+    }
+    let all = flags.is_set("all-deployments");
+    if flags.get("deployment").is_some() == all {
+        print!("{}", help::deployment_help());
+        eprintln!(
+            "{}",
+            red("provide one of '--deployment' or '--all-deployments' flags.")
+        );
+        return 1;
+    }
+    if sub == Subcommand::Restore && sub_level.flags.get("artifact-path").is_none() {
+        return required("artifact-path", &help::deployment_subcommand_help(sub));
+    }
+    if all && sub_level.flags.is_set("unsafe-lock-free") {
+        eprintln!(
+            "{}",
+            red(
+                "Cannot use the --unsafe-lock-free flag in conjunction with the --all-deployments flag"
+            )
+        );
+        return 1;
+    }
+    if all {
+        eprintln!(
+            "{}",
+            red(
+                "--all-deployments is not available in this build yet; run the command once per --deployment."
+            )
+        );
+        return 1;
+    }
+    let (max_parallel, script_timeouts) = match common_options(&flags) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let Some(rt) = runtime() else { return 1 };
+    let sub_flags = SubcommandFlags {
+        artifact_path: sub_level.flags.get("artifact-path").map(str::to_string),
+        with_manifest: sub_level.flags.is_set("with-manifest"),
+        unsafe_lock_free: sub_level.flags.is_set("unsafe-lock-free"),
+    };
+    rt.block_on(run_deployment(
+        sub,
+        flags,
+        sub_flags,
+        max_parallel,
+        script_timeouts,
+    ))
+}
+
+async fn run_deployment(
+    sub: Subcommand,
+    flags: args::Flags,
+    sub_flags: SubcommandFlags,
+    max_parallel: usize,
+    script_timeouts: bbr_core::workflow::ScriptTimeouts,
+) -> i32 {
+    let logger = Logger::new(flags.is_set("debug"));
+    let fail = |message: String| {
+        finish(
+            &ErrorList(vec![bbr_core::BbrError::general(message)]),
+            None,
+            sub.name(),
+        )
+    };
+    let target = match bbr_director::Target::parse(flags.get("target").unwrap_or_default()) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let ca = match flags.get("ca-cert").map(bbr_director::CaCert::load) {
+        None => None,
+        Some(Ok(ca)) => Some(ca),
+        Some(Err(e)) => return fail(e),
+    };
+    let debug_logger = logger.clone();
+    let client = match bbr_director::DirectorClient::connect(
+        &target,
+        ca.as_ref(),
+        flags.get("username").unwrap_or_default(),
+        bbr_director::client::Secret::new(flags.get("password").unwrap_or_default()),
+        Arc::new(move |line| debug_logger.debug(line)),
+    )
+    .await
+    {
+        Ok(c) => Arc::new(c),
+        Err(e) => return fail(e.to_string()),
+    };
+    let warn_logger = logger.clone();
+    let deployment_name = flags.get("deployment").unwrap_or_default().to_string();
+    let source = match bbr_director::source::DirectorDeployment::new(
+        client,
+        deployment_name,
+        max_parallel,
+        Arc::new(move |m| warn_logger.warn(m)),
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let run_options = RunOptions {
+        bbr_version: VERSION.to_string(),
+        max_parallel,
+        script_timeouts,
+        stop: StopSignal::new(),
+    };
+    execute(
+        sub,
+        &source,
+        run_options,
+        &logger,
+        &sub_flags,
+        Mode::Deployment,
+    )
+    .await
 }
 
 /// The settings of one `bbr director` invocation.
@@ -123,24 +319,9 @@ fn director(args: &[String]) -> i32 {
     if sub == Subcommand::Restore && sub_level.flags.get("artifact-path").is_none() {
         return required("artifact-path", &help::director_subcommand_help(sub));
     }
-    let max_parallel = match flags.get("max-parallel").map(str::parse::<usize>) {
-        None => 10,
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            eprintln!(
-                "{}",
-                red("--max-parallel must be a whole number of at least 1.")
-            );
-            return 1;
-        }
-    };
-    let script_timeouts = match flags.get("script-timeout").map(args::parse_script_timeouts) {
-        None => Default::default(),
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
-            eprintln!("{}", red(&format!("--script-timeout: {e}")));
-            return 1;
-        }
+    let (max_parallel, script_timeouts) = match common_options(flags) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let known_hosts = match flags.get("known-hosts") {
         Some(p) => PathBuf::from(p),
@@ -174,6 +355,92 @@ fn director(args: &[String]) -> i32 {
         }
     };
     runtime.block_on(run_director(invocation))
+}
+
+/// Which command runs, for the wording of pre-backup-check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Director,
+    Deployment,
+}
+
+/// Flags of the subcommands.
+struct SubcommandFlags {
+    artifact_path: Option<String>,
+    with_manifest: bool,
+    unsafe_lock_free: bool,
+}
+
+/// Runs one subcommand against `source`, prints its outcome and returns the exit code.
+async fn execute(
+    sub: Subcommand,
+    source: &dyn bbr_core::source::DeploymentSource,
+    run_options: RunOptions,
+    logger: &Logger,
+    flags: &SubcommandFlags,
+    mode: Mode,
+) -> i32 {
+    let stop = run_options.stop.clone();
+    let trap = match sub {
+        Subcommand::PreBackupCheck => None,
+        Subcommand::Restore => Some(signals::Wording::Restore),
+        _ => Some(signals::Wording::Backup),
+    };
+    let _signals = signals::install(logger.clone(), stop, trap);
+    match sub {
+        Subcommand::PreBackupCheck => {
+            let errors = workflow::pre_backup_check(source, run_options, logger).await;
+            let name = source.deployment_name();
+            let verdict = if errors.is_empty() { "can" } else { "cannot" };
+            match mode {
+                Mode::Director => logger.print_raw(&format!("Director {verdict} be backed up.")),
+                Mode::Deployment => logger.print_raw(&format!(
+                    "[{}] Deployment '{name}' {verdict} be backed up.",
+                    chrono::Utc::now().format("%H:%M:%S")
+                )),
+            }
+            if errors.is_empty() {
+                return 0;
+            }
+            if mode == Mode::Deployment {
+                for line in errors.render().lines() {
+                    logger.print_raw(&format!("  {line}"));
+                }
+            }
+            let footer = errors
+                .first_is_artifact_dir()
+                .then_some(BACKUP_CLEANUP_ADVICE);
+            finish(&errors, footer, "pre-backup-check")
+        }
+        Subcommand::Backup => {
+            let parent = PathBuf::from(flags.artifact_path.clone().unwrap_or_else(|| ".".into()));
+            let request = BackupRequest {
+                artifact_parent: parent,
+                started: std::time::SystemTime::now(),
+                unsafe_lock_free: flags.unsafe_lock_free,
+                with_manifest: flags.with_manifest,
+            };
+            let outcome = workflow::backup(source, run_options, &request, logger).await;
+            let footer = outcome
+                .errors
+                .needs_cleanup_advice()
+                .then_some(BACKUP_CLEANUP_ADVICE);
+            finish(&outcome.errors, footer, "backup")
+        }
+        Subcommand::Restore => {
+            let path = PathBuf::from(flags.artifact_path.clone().unwrap_or_default());
+            let errors = workflow::restore(source, run_options, &path, logger).await;
+            finish(&errors, None, "restore")
+        }
+        Subcommand::BackupCleanup => {
+            let errors = workflow::backup_cleanup(source, run_options, logger).await;
+            finish(&errors, None, "backup-cleanup")
+        }
+        Subcommand::RestoreCleanup => {
+            let errors = workflow::restore_cleanup(source, run_options, logger).await;
+            finish(&errors, None, "restore-cleanup")
+        }
+    }
 }
 
 /// Writes `bbr-<RFC3339 UTC>.err.log` in the working directory; returns false on failure.
@@ -247,54 +514,20 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         script_timeouts: inv.script_timeouts.clone(),
         stop: stop.clone(),
     };
-    let trap = match inv.sub {
-        Subcommand::PreBackupCheck => None,
-        Subcommand::Restore => Some(signals::Wording::Restore),
-        _ => Some(signals::Wording::Backup),
+    let flags = SubcommandFlags {
+        artifact_path: inv.artifact_path.clone(),
+        with_manifest: false,
+        unsafe_lock_free: false,
     };
-    let _signals = signals::install(logger.clone(), stop.clone(), trap);
-    let code = match inv.sub {
-        Subcommand::PreBackupCheck => {
-            let errors = workflow::pre_backup_check(&source, run_options, &logger).await;
-            if errors.is_empty() {
-                logger.print_raw("Director can be backed up.");
-                0
-            } else {
-                logger.print_raw("Director cannot be backed up.");
-                let footer = errors
-                    .first_is_artifact_dir()
-                    .then_some(BACKUP_CLEANUP_ADVICE);
-                finish(&errors, footer, "pre-backup-check")
-            }
-        }
-        Subcommand::Backup => {
-            let parent = PathBuf::from(inv.artifact_path.clone().unwrap_or_else(|| ".".into()));
-            let request = BackupRequest {
-                artifact_parent: parent,
-                started: std::time::SystemTime::now(),
-                unsafe_lock_free: false,
-            };
-            let outcome = workflow::backup(&source, run_options, &request, &logger).await;
-            let footer = outcome
-                .errors
-                .needs_cleanup_advice()
-                .then_some(BACKUP_CLEANUP_ADVICE);
-            finish(&outcome.errors, footer, "backup")
-        }
-        Subcommand::Restore => {
-            let path = PathBuf::from(inv.artifact_path.clone().unwrap_or_default());
-            let errors = workflow::restore(&source, run_options, &path, &logger).await;
-            finish(&errors, None, "restore")
-        }
-        Subcommand::BackupCleanup => {
-            let errors = workflow::backup_cleanup(&source, run_options, &logger).await;
-            finish(&errors, None, "backup-cleanup")
-        }
-        Subcommand::RestoreCleanup => {
-            let errors = workflow::restore_cleanup(&source, run_options, &logger).await;
-            finish(&errors, None, "restore-cleanup")
-        }
-    };
+    let code = execute(
+        inv.sub,
+        &source,
+        run_options,
+        &logger,
+        &flags,
+        Mode::Director,
+    )
+    .await;
     source.disconnect().await;
     code
 }

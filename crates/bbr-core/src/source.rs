@@ -58,6 +58,11 @@ pub trait DeploymentSource: Send + Sync {
     /// Connects to every instance and finds its scripts.
     async fn find(&self, reporter: &dyn Reporter) -> Result<FoundDeployment, BbrError>;
 
+    /// The deployment manifest, for `backup --with-manifest` (director mode has none).
+    async fn manifest(&self) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+
     /// Releases what the source set up for an instance (deployment mode: the temporary
     /// SSH user). Called by every cleanup step, after the remote directory is removed.
     async fn release_instance(&self, _instance: &Instance) -> Result<(), String> {

@@ -76,6 +76,8 @@ pub struct BackupRequest {
     pub started: SystemTime,
     /// Skip lock and unlock (`--unsafe-lock-free`).
     pub unsafe_lock_free: bool,
+    /// Save the deployment manifest as `manifest.yml` (`--with-manifest`).
+    pub with_manifest: bool,
 }
 
 /// The result of a backup.
@@ -678,6 +680,23 @@ impl<'a> Session<'a> {
     }
 }
 
+/// Writes the deployment manifest as `manifest.yml` in the artifact directory.
+async fn save_manifest(source: &dyn DeploymentSource, dir: &ArtifactDir) -> StepResult {
+    let name = source.deployment_name();
+    let manifest = source.manifest().await.map_err(|e| {
+        one(BbrError::general(format!(
+            "failed to get manifest for deployment {name}: {e}"
+        )))
+    })?;
+    let Some(text) = manifest else { return Ok(()) };
+    std::fs::write(dir.file_path("manifest.yml"), text).map_err(|e| {
+        one(BbrError::general(format!(
+            "failed to save manifest: {}: {e}",
+            dir.file_path("manifest.yml").display()
+        )))
+    })
+}
+
 /// Go's `time.Now()` rendering is not reproducible; bbr prints the local time instead.
 fn chrono_like_now() -> String {
     bbr_artifact::timefmt::metadata_time(SystemTime::now())
@@ -806,14 +825,19 @@ pub async fn backup(
                 let ts = bbr_artifact::timefmt::artifact_timestamp(request.started);
                 match ArtifactDir::create(&request.artifact_parent, s.name(), &ts) {
                     Ok(dir) => {
-                        let mut m = metadata.lock().expect("metadata lock");
-                        m.backup_activity.start_time =
-                            Some(bbr_artifact::timefmt::metadata_time(request.started));
-                        let written = dir
-                            .write_metadata(&m)
-                            .map_err(|e| one(BbrError::general(e.to_string())));
+                        let written = {
+                            let mut m = metadata.lock().expect("metadata lock");
+                            m.backup_activity.start_time =
+                                Some(bbr_artifact::timefmt::metadata_time(request.started));
+                            dir.write_metadata(&m)
+                                .map_err(|e| one(BbrError::general(e.to_string())))
+                        };
+                        let saved = match (written, request.with_manifest) {
+                            (Ok(()), true) => save_manifest(source, &dir).await,
+                            (result, _) => result,
+                        };
                         artifact = Some(dir);
-                        written
+                        saved
                     }
                     Err(e) => Err(one(BbrError::general(e.to_string()))),
                 }

@@ -315,6 +315,14 @@ impl DeploymentSource for DirectorDeployment {
         })
     }
 
+    async fn manifest(&self) -> Result<Option<String>, String> {
+        self.client
+            .manifest(&self.deployment)
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
     async fn release_instance(&self, instance: &Instance) -> Result<(), String> {
         self.release(&instance.group, &instance.id).await
     }
