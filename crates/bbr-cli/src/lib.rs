@@ -1,6 +1,7 @@
 //! The `bbr` command line: argument handling, the director-mode wiring, output rendering,
 //! signal handling and exit codes. The workflows themselves live in `bbr-core`.
 
+pub mod all_deployments;
 pub mod args;
 pub mod director;
 pub mod help;
@@ -25,6 +26,9 @@ pub const VERSION: &str = match option_env!("BBR_BUILD_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
+
+/// The footer advising `backup-cleanup` after an all-deployments run.
+pub const BACKUP_CLEANUP_ALL_ADVICE: &str = "It is recommended that you run `bbr deployment --all-deployments backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
 
 /// The footer advising `backup-cleanup`.
 pub const BACKUP_CLEANUP_ADVICE: &str = "It is recommended that you run `bbr backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
@@ -170,11 +174,11 @@ fn deployment(args: &[String]) -> i32 {
         );
         return 1;
     }
-    if all {
+    if all && matches!(sub, Subcommand::Restore | Subcommand::RestoreCleanup) {
         eprintln!(
             "{}",
             red(
-                "--all-deployments is not available in this build yet; run the command once per --deployment."
+                "--all-deployments is only supported for pre-backup-check, backup and backup-cleanup."
             )
         );
         return 1;
@@ -189,6 +193,15 @@ fn deployment(args: &[String]) -> i32 {
         with_manifest: sub_level.flags.is_set("with-manifest"),
         unsafe_lock_free: sub_level.flags.is_set("unsafe-lock-free"),
     };
+    if all {
+        return rt.block_on(run_all(
+            sub,
+            flags,
+            sub_flags,
+            max_parallel,
+            script_timeouts,
+        ));
+    }
     rt.block_on(run_deployment(
         sub,
         flags,
@@ -196,6 +209,82 @@ fn deployment(args: &[String]) -> i32 {
         max_parallel,
         script_timeouts,
     ))
+}
+
+/// The director connection settings of a `bbr deployment` run.
+fn director_connector(
+    flags: &args::Flags,
+    logger: &Logger,
+) -> Result<all_deployments::Connection, String> {
+    let target = bbr_director::Target::parse(flags.get("target").unwrap_or_default())?;
+    let ca = flags
+        .get("ca-cert")
+        .map(bbr_director::CaCert::load)
+        .transpose()?;
+    let username = flags.get("username").unwrap_or_default().to_string();
+    let password = bbr_director::client::Secret::new(flags.get("password").unwrap_or_default());
+    let debug_logger = logger.clone();
+    Ok(all_deployments::Connection {
+        connect: Arc::new(move || {
+            let (target, ca, username, password, debug_logger) = (
+                target.clone(),
+                ca.clone(),
+                username.clone(),
+                password.clone(),
+                debug_logger.clone(),
+            );
+            Box::pin(async move {
+                bbr_director::DirectorClient::connect(
+                    &target,
+                    ca.as_ref(),
+                    &username,
+                    password,
+                    Arc::new(move |line| debug_logger.debug(line)),
+                )
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+            })
+        }),
+    })
+}
+
+async fn run_all(
+    sub: Subcommand,
+    flags: args::Flags,
+    sub_flags: SubcommandFlags,
+    max_parallel: usize,
+    script_timeouts: bbr_core::workflow::ScriptTimeouts,
+) -> i32 {
+    let logger = Logger::new(flags.is_set("debug"));
+    let connection = match director_connector(&flags, &logger) {
+        Ok(c) => c,
+        Err(e) => {
+            return finish(
+                &ErrorList(vec![bbr_core::BbrError::general(e)]),
+                None,
+                sub.name(),
+            );
+        }
+    };
+    let settings = all_deployments::Settings {
+        sub,
+        artifact_path: PathBuf::from(
+            sub_flags
+                .artifact_path
+                .clone()
+                .unwrap_or_else(|| ".".into()),
+        ),
+        with_manifest: sub_flags.with_manifest,
+        debug: flags.is_set("debug"),
+        run_options: RunOptions {
+            bbr_version: VERSION.to_string(),
+            max_parallel,
+            script_timeouts,
+            stop: StopSignal::new(),
+        },
+    };
+    all_deployments::run(connection, settings).await
 }
 
 async fn run_deployment(
@@ -213,27 +302,12 @@ async fn run_deployment(
             sub.name(),
         )
     };
-    let target = match bbr_director::Target::parse(flags.get("target").unwrap_or_default()) {
-        Ok(t) => t,
+    let client = match director_connector(&flags, &logger) {
+        Ok(connection) => match (connection.connect)().await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        },
         Err(e) => return fail(e),
-    };
-    let ca = match flags.get("ca-cert").map(bbr_director::CaCert::load) {
-        None => None,
-        Some(Ok(ca)) => Some(ca),
-        Some(Err(e)) => return fail(e),
-    };
-    let debug_logger = logger.clone();
-    let client = match bbr_director::DirectorClient::connect(
-        &target,
-        ca.as_ref(),
-        flags.get("username").unwrap_or_default(),
-        bbr_director::client::Secret::new(flags.get("password").unwrap_or_default()),
-        Arc::new(move |line| debug_logger.debug(line)),
-    )
-    .await
-    {
-        Ok(c) => Arc::new(c),
-        Err(e) => return fail(e.to_string()),
     };
     let warn_logger = logger.clone();
     let deployment_name = flags.get("deployment").unwrap_or_default().to_string();
@@ -444,7 +518,7 @@ async fn execute(
 }
 
 /// Writes `bbr-<RFC3339 UTC>.err.log` in the working directory; returns false on failure.
-fn write_error_log(errors: &ErrorList, command: &str) -> bool {
+pub(crate) fn write_error_log(errors: &ErrorList, command: &str) -> bool {
     let name = format!(
         "bbr-{}.err.log",
         chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")

@@ -24,6 +24,9 @@ struct Inner {
     debug: bool,
     state: Mutex<State>,
     bars: Option<MultiProgress>,
+    /// `--all-deployments`: lines go to a per-deployment log file and a copy is kept to be
+    /// printed if that deployment fails.
+    file: Option<Mutex<(std::fs::File, String)>>,
 }
 
 /// Local time in Go's log layout.
@@ -45,8 +48,48 @@ impl Logger {
                     buffered: Vec::new(),
                 }),
                 bars,
+                file: None,
             }),
         }
+    }
+
+    /// A logger writing to `path` (created or truncated, mode 0644) instead of stdout.
+    pub fn to_file(path: &std::path::Path, debug: bool) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(path)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                debug,
+                state: Mutex::new(State {
+                    paused: false,
+                    buffered: Vec::new(),
+                }),
+                bars: None,
+                file: Some(Mutex::new((file, String::new()))),
+            }),
+        })
+    }
+
+    /// A logger that keeps its lines to itself (pre-backup-check for all deployments, where
+    /// only the per-deployment verdicts are printed).
+    pub fn quiet(debug: bool) -> Self {
+        let logger = Self::new(debug);
+        logger.pause();
+        logger
+    }
+
+    /// Everything a file logger wrote (empty for a stdout logger).
+    pub fn written(&self) -> String {
+        self.inner
+            .file
+            .as_ref()
+            .and_then(|f| f.lock().ok().map(|g| g.1.clone()))
+            .unwrap_or_default()
     }
 
     /// Prints a line exactly as given (no prefix), honouring pause.
@@ -62,6 +105,15 @@ impl Logger {
     }
 
     fn emit(&self, line: &str) {
+        if let Some(file) = &self.inner.file {
+            if let Ok(mut guard) = file.lock() {
+                let (f, copy) = &mut *guard;
+                let _ = writeln!(f, "{line}");
+                copy.push_str(line);
+                copy.push('\n');
+            }
+            return;
+        }
         match &self.inner.bars {
             Some(m) => {
                 let _ = m.println(line);
