@@ -54,6 +54,20 @@ fn run(cmd: &mut Command) -> io::Result<()> {
     }
 }
 
+/// Take the machine-wide exclusive lock that serialises user-database
+/// changes (`useradd`, `usermod`, `userdel`, `groupadd`) among all processes
+/// using the testkit. Held until the returned file is dropped.
+pub fn lock_user_database() -> io::Result<std::fs::File> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .open(state_dir()?.join("users.lock"))?;
+    lock.lock()?;
+    Ok(lock)
+}
+
 /// Make sure login user `name` exists (home directory, `/bin/bash`, password
 /// hash `*`, so key login works with `UsePAM no` while password login and
 /// `sudo` with a password are impossible) and that its sudo rights match

@@ -65,6 +65,7 @@ pub struct VmOptions {
     client_key: Option<Arc<ClientKey>>,
     client_key_type: KeyType,
     host_key_type: KeyType,
+    extra_sshd_config: String,
 }
 
 impl Default for VmOptions {
@@ -75,6 +76,7 @@ impl Default for VmOptions {
             client_key: None,
             client_key_type: KeyType::default(),
             host_key_type: KeyType::default(),
+            extra_sshd_config: String::new(),
         }
     }
 }
@@ -118,6 +120,19 @@ impl VmOptions {
         self.host_key_type = key_type;
         self
     }
+
+    /// Append `lines` verbatim to the VM's `sshd_config` (after the
+    /// testkit's own settings, so only options the testkit does not set take
+    /// effect; `Match` blocks work). Used for example by the director
+    /// simulator to give a "Windows" VM a `ForceCommand`.
+    pub fn extra_sshd_config(mut self, lines: impl Into<String>) -> Self {
+        let mut lines = lines.into();
+        if !lines.is_empty() && !lines.ends_with('\n') {
+            lines.push('\n');
+        }
+        self.extra_sshd_config.push_str(&lines);
+        self
+    }
 }
 
 /// A running OpenSSH server with a private `/var/vcap`; see the
@@ -136,6 +151,7 @@ pub struct Vm {
     host_public: String,
     sshd: PathBuf,
     child: Option<Child>,
+    extra_sshd_config: String,
 }
 
 impl Vm {
@@ -197,6 +213,7 @@ impl Vm {
             host_public,
             sshd,
             child: None,
+            extra_sshd_config: opts.extra_sshd_config,
         };
         // The address is ours alone; only a wildcard listener on the same
         // port can get in the way, so retry with other ports on EADDRINUSE.
@@ -313,9 +330,11 @@ impl Vm {
              MaxSessions 64\n\
              MaxStartups 100:30:200\n\
              Subsystem sftp internal-sftp\n\
-             LogLevel INFO\n",
+             LogLevel INFO\n\
+             {extra}",
             addr = self.addr(),
             port = self.port,
+            extra = self.extra_sshd_config,
         )
     }
 
@@ -565,6 +584,57 @@ impl Vm {
         self.host_public = keys::read_pub(&host_key)?;
         self.host_key_type = key_type;
         self.spawn()
+    }
+
+    /// Host path of the `authorized_keys` file sshd consults for `user` on
+    /// this VM (`<root>/authorized_keys/<user>`; it need not exist).
+    ///
+    /// # Panics
+    /// If `user` is empty or contains `/` or is `.`/`..`.
+    pub fn authorized_keys_path(&self, user: &str) -> PathBuf {
+        assert!(
+            !user.is_empty() && !user.contains('/') && user != "." && user != "..",
+            "authorized_keys_path: bad user name {user:?}"
+        );
+        self.root.join("authorized_keys").join(user)
+    }
+
+    /// Append `public_key_line` to `user`'s `authorized_keys` on this VM
+    /// only (atomically; mode 0644). The Linux user itself is machine-wide
+    /// and must exist for a login to work.
+    pub fn add_authorized_key(&self, user: &str, public_key_line: &str) -> io::Result<()> {
+        let path = self.authorized_keys_path(user);
+        let mut body = fs::read_to_string(&path).unwrap_or_default();
+        if !body.is_empty() && !body.ends_with('\n') {
+            body.push('\n');
+        }
+        body.push_str(public_key_line.trim_end());
+        body.push('\n');
+        write_atomic(&path, body.as_bytes(), 0o644)
+    }
+
+    /// Remove `user`'s `authorized_keys` on this VM, so that `user` can no
+    /// longer log in here. Returns whether there was one.
+    pub fn remove_authorized_keys(&self, user: &str) -> io::Result<bool> {
+        match fs::remove_file(self.authorized_keys_path(user)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Users that currently have an `authorized_keys` file on this VM
+    /// (including the login user [`Vm::user`]), sorted.
+    pub fn authorized_users(&self) -> Vec<String> {
+        let mut users: Vec<String> = fs::read_dir(self.root.join("authorized_keys"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        users.sort();
+        users
     }
 
     fn pid_i32(&self) -> Option<i32> {

@@ -477,3 +477,43 @@ fn leftovers_of_killed_test_processes_are_swept() {
     assert!(!root.exists(), "{} was not removed", root.display());
     assert!(!key_dir.exists(), "{} was not removed", key_dir.display());
 }
+
+#[test]
+fn authorized_keys_hooks_and_extra_sshd_config() {
+    let script_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        script_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let script = script_dir.path().join("forced");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho forced:\"$SSH_ORIGINAL_COMMAND\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let vm = Vm::start(
+        VmOptions::default().extra_sshd_config(format!("ForceCommand {}", script.display())),
+    )
+    .unwrap();
+    assert_eq!(ssh_ok(&vm, "hello"), "forced:hello\n");
+    assert!(
+        std::fs::read_to_string(vm.root().join("sshd_config"))
+            .unwrap()
+            .ends_with(&format!("ForceCommand {}\n", script.display()))
+    );
+
+    // A second key for the login user, added and removed through the hooks.
+    assert_eq!(vm.authorized_users(), [vm.user()]);
+    let other = ClientKey::generate(KeyType::Ed25519).unwrap();
+    vm.add_authorized_key(vm.user(), other.public_key_line())
+        .unwrap();
+    let body = std::fs::read_to_string(vm.authorized_keys_path(vm.user())).unwrap();
+    assert_eq!(body.lines().count(), 2);
+    assert!(body.ends_with(&format!("{}\n", other.public_key_line())));
+    assert!(vm.remove_authorized_keys(vm.user()).unwrap());
+    assert!(!vm.remove_authorized_keys(vm.user()).unwrap());
+    assert!(vm.authorized_users().is_empty());
+    assert!(!vm.ssh("true").unwrap().status.success(), "key removed");
+}

@@ -1,0 +1,571 @@
+//! `bbr deployment` end to end against the BOSH director simulator and real sshd VMs
+//! (shared/reference/bbr.md §8.3-8.5).
+
+mod support;
+
+use bbr_director_sim::{
+    AuthMode, DeploymentSpec, DirectorSim, InstanceGroupSpec, JobSpec, SimOptions, SimSpec,
+};
+use bbr_testkit::Vm;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use support::{Run, fixture, record};
+
+const FOOTER: &str = "It is recommended that you run `bbr backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
+
+struct Deployment {
+    sim: DirectorSim,
+    work: tempfile::TempDir,
+}
+
+fn group(name: &str, instances: usize, jobs: &[(&str, &str)]) -> InstanceGroupSpec {
+    let mut g = InstanceGroupSpec::new(name, instances);
+    for (job, release) in jobs {
+        g = g.job(JobSpec::new(*job, *release));
+    }
+    g
+}
+
+impl Deployment {
+    fn start(deployments: Vec<DeploymentSpec>, options: SimOptions) -> Self {
+        let sim =
+            DirectorSim::start(SimSpec { deployments }, options).expect("start director simulator");
+        Deployment {
+            sim,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn one(name: &str, groups: Vec<InstanceGroupSpec>) -> Self {
+        let mut spec = DeploymentSpec::new(name);
+        for g in groups {
+            spec = spec.group(g);
+        }
+        Self::start(vec![spec], SimOptions::new())
+    }
+
+    fn command(&self, deployment: Option<&str>, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bbr"));
+        for var in [
+            "BOSH_ENVIRONMENT",
+            "BOSH_CLIENT",
+            "BOSH_CLIENT_SECRET",
+            "BOSH_DEPLOYMENT",
+            "CA_CERT",
+            "BOSH_CA_CERT",
+        ] {
+            c.env_remove(var);
+        }
+        c.current_dir(self.work.path())
+            .arg("deployment")
+            .args([
+                "--target",
+                self.sim.url(),
+                "--username",
+                self.sim.username(),
+                "--password",
+                self.sim.password(),
+            ])
+            .arg("--ca-cert")
+            .arg(self.sim.ca_path());
+        match deployment {
+            Some(d) => c.args(["--deployment", d]),
+            None => c.arg("--all-deployments"),
+        };
+        c.args(args).stdin(Stdio::null());
+        c
+    }
+
+    fn bbr(&self, deployment: &str, args: &[&str]) -> Run {
+        Run(self.command(Some(deployment), args).output().unwrap())
+    }
+
+    fn vm(&self, d: &str, g: &str, i: usize) -> &Vm {
+        self.sim.vm(d, g, i)
+    }
+
+    fn script(&self, d: &str, g: &str, i: usize, job: &str, script: &str, body: &str) {
+        let text = format!("{}{}\n", record(job, script), body);
+        self.vm(d, g, i).install_script(job, script, &text).unwrap();
+    }
+
+    /// Every VM's recorded script runs, merged in time order, as `<group>/<index> <job> <script> [ok]`.
+    fn events(&self, d: &str) -> Vec<String> {
+        let mut all: Vec<(u128, String)> = Vec::new();
+        for inst in self.sim.instances(d) {
+            let vm = self.sim.vm(d, &inst.group, inst.index);
+            for line in vm.read("sys/events/log").unwrap_or_default().lines() {
+                if let Some((t, rest)) = line.split_once(' ') {
+                    all.push((
+                        t.parse().unwrap(),
+                        format!("{}/{} {}", inst.group, inst.index, rest.trim()),
+                    ));
+                }
+            }
+        }
+        all.sort_by_key(|(t, _)| *t);
+        all.into_iter().map(|(_, l)| l).collect()
+    }
+
+    fn artifact(&self) -> PathBuf {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(self.work.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+        dirs[0].clone()
+    }
+}
+
+fn backup_scripts(h: &Deployment, d: &str, g: &str, i: usize, job: &str) {
+    h.script(d, g, i, job, "pre-backup-lock", "");
+    h.script(
+        d,
+        g,
+        i,
+        job,
+        "backup",
+        &format!("echo '{g}-{i}' > \"$BBR_ARTIFACT_DIRECTORY/data\""),
+    );
+    h.script(d, g, i, job, "post-backup-unlock", "");
+}
+
+#[test]
+fn single_instance_backup_through_the_director() {
+    let h = Deployment::one(
+        "redis",
+        vec![group(
+            "redis-dedicated-node",
+            1,
+            &[("redis", "redis-release")],
+        )],
+    );
+    backup_scripts(&h, "redis", "redis-dedicated-node", 0, "redis");
+    let run = h.bbr("redis", &["backup", "--with-manifest"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let artifact = h.artifact();
+    let name = artifact.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("redis_") && name.ends_with('Z'), "{name}");
+    assert!(artifact.join("redis-dedicated-node-0-redis.tar").exists());
+    assert_eq!(
+        std::fs::read_to_string(artifact.join("manifest.yml")).unwrap(),
+        h.sim.manifest("redis")
+    );
+    let metadata = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    assert!(metadata.starts_with("instances:\n- name: redis-dedicated-node\n  index: \"0\"\n  artifacts:\n  - name: redis\n    checksums:\n      ./data: "), "{metadata}");
+    assert_eq!(
+        h.events("redis"),
+        vec![
+            "redis-dedicated-node/0 redis pre-backup-lock",
+            "redis-dedicated-node/0 redis backup",
+            "redis-dedicated-node/0 redis post-backup-unlock true",
+        ]
+    );
+    assert!(
+        h.sim.temp_users().is_empty(),
+        "temporary users removed: {:?}",
+        h.sim.temp_users()
+    );
+    let requests = h.sim.requests();
+    assert_eq!(
+        requests.first().map(String::as_str),
+        Some("GET /info"),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r == "GET /deployments/redis/vms?format=full"),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r == "POST /deployments/redis/ssh"),
+        "{requests:?}"
+    );
+    assert!(
+        run.stdout().contains("INFO - redis-dedicated-node/"),
+        "{}",
+        run.show()
+    );
+}
+
+#[test]
+fn lock_order_across_instance_groups_and_release_matching() {
+    let h = Deployment::one(
+        "cf",
+        vec![
+            group("api", 1, &[("capi", "capi-release")]),
+            group("db", 2, &[("redis-server", "redis-release")]),
+        ],
+    );
+    h.script("cf", "api", 0, "capi", "metadata", "echo 'backup_should_be_locked_before:\n- job_name: redis-server\n  release: redis-release'");
+    backup_scripts(&h, "cf", "api", 0, "capi");
+    for i in 0..2 {
+        backup_scripts(&h, "cf", "db", i, "redis-server");
+    }
+    let run = h.bbr("cf", &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let events = h.events("cf");
+    let pos = |e: &str| {
+        events
+            .iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("{e} not in {events:?}"))
+    };
+    for i in 0..2 {
+        assert!(
+            pos("api/0 capi pre-backup-lock")
+                < pos(&format!("db/{i} redis-server pre-backup-lock"))
+        );
+        assert!(
+            pos(&format!("db/{i} redis-server post-backup-unlock true"))
+                < pos("api/0 capi post-backup-unlock true")
+        );
+    }
+    let artifact = h.artifact();
+    for f in [
+        "api-0-capi.tar",
+        "db-0-redis-server.tar",
+        "db-1-redis-server.tar",
+    ] {
+        assert!(artifact.join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn restores_the_go_bbr_redis_fixture_into_a_deployment_of_that_shape() {
+    let h = Deployment::one(
+        "redis",
+        vec![
+            group("redis", 2, &[("redis-server", "redis")]),
+            group("other-redis", 1, &[("redis-server", "redis")]),
+        ],
+    );
+    for (g, n) in [("redis", 2), ("other-redis", 1)] {
+        for i in 0..n {
+            h.script("redis", g, i, "redis-server", "restore", "mkdir -p /var/vcap/store/restored && cp -a \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/restored/");
+        }
+    }
+    let run = h.bbr(
+        "redis",
+        &[
+            "restore",
+            "--artifact-path",
+            &fixture("redis-backup").to_string_lossy(),
+        ],
+    );
+    assert_eq!(run.code(), 0, "{}", run.show());
+    for (g, i) in [("redis", 0), ("redis", 1), ("other-redis", 0)] {
+        let vm = h.vm("redis", g, i);
+        assert!(vm.exists("store/restored/redis-server/dump.rdb"), "{g}/{i}");
+        assert!(
+            vm.exists("store/restored/redis-server/appendonly.aof"),
+            "{g}/{i}"
+        );
+    }
+    assert!(h.sim.temp_users().is_empty());
+}
+
+#[test]
+fn restore_refuses_a_deployment_of_another_shape() {
+    let h = Deployment::one(
+        "redis",
+        vec![group("redis", 1, &[("redis-server", "redis")])],
+    );
+    h.script("redis", "redis", 0, "redis-server", "restore", "");
+    let run = h.bbr(
+        "redis",
+        &["restore", "-a", &fixture("redis-backup").to_string_lossy()],
+    );
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Deployment 'redis' does not match the structure of the provided backup"),
+        "{}",
+        run.show()
+    );
+    assert!(h.events("redis").is_empty());
+}
+
+#[test]
+fn backup_one_restore_all() {
+    let spec = DeploymentSpec::new("d").group(
+        InstanceGroupSpec::new("redis", 2)
+            .job(JobSpec::new("redis-server", "redis-test").backup_one_restore_all()),
+    );
+    let h = Deployment::start(vec![spec], SimOptions::new());
+    for i in 0..2 {
+        h.script(
+            "d",
+            "redis",
+            i,
+            "redis-server",
+            "backup",
+            &format!("echo 'from {i}' > \"$BBR_ARTIFACT_DIRECTORY/redis-backup\""),
+        );
+        h.script(
+            "d",
+            "redis",
+            i,
+            "redis-server",
+            "restore",
+            "cp \"$BBR_ARTIFACT_DIRECTORY/redis-backup\" /var/vcap/store/restored",
+        );
+    }
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let artifact = h.artifact();
+    assert!(
+        artifact
+            .join("redis-server-redis-test-backup-one-restore-all.tar")
+            .exists()
+    );
+    assert!(artifact.join("redis-1-redis-server.tar").exists());
+    let metadata = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    assert!(
+        metadata.contains(
+            "custom_artifacts:\n- name: redis-server-redis-test-backup-one-restore-all\n"
+        ),
+        "{metadata}"
+    );
+    let run = h.bbr("d", &["restore", "-a", &artifact.to_string_lossy()]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    for i in 0..2 {
+        assert_eq!(
+            h.vm("d", "redis", i).read("store/restored").unwrap(),
+            "from 0\n",
+            "instance {i} restored from the bootstrap's backup"
+        );
+    }
+}
+
+#[test]
+fn a_missing_deployment_fails_cleanly() {
+    let h = Deployment::one(
+        "redis",
+        vec![group("redis", 1, &[("redis-server", "redis")])],
+    );
+    let run = h.bbr("nope", &["backup"]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Director responded with non-successful status code"),
+        "{}",
+        run.show()
+    );
+    assert!(!run.stderr().contains(FOOTER));
+}
+
+#[test]
+fn uaa_authentication_and_a_wrong_secret() {
+    let spec = DeploymentSpec::new("d").group(group("g", 1, &[("j", "r")]));
+    let h = Deployment::start(
+        vec![spec],
+        SimOptions::new().auth(AuthMode::uaa(
+            "bbr-client",
+            "uaa-secret",
+            std::time::Duration::from_secs(600),
+        )),
+    );
+    backup_scripts(&h, "d", "g", 0, "j");
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let mut bad = h.command(Some("d"), &["pre-backup-check"]);
+    let args: Vec<String> = bad
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let pos = args.iter().position(|a| a == "--password").unwrap();
+    let mut fixed = Command::new(env!("CARGO_BIN_EXE_bbr"));
+    let mut args = args.clone();
+    args[pos + 1] = "wrong-secret".into();
+    fixed.current_dir(h.work.path()).args(&args);
+    let run = Run(fixed.output().unwrap());
+    let _ = &mut bad;
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(run.stderr().contains("UAA"), "{}", run.show());
+    assert!(!run.stderr().contains("wrong-secret") && !run.stdout().contains("wrong-secret"));
+}
+
+#[test]
+fn a_wrong_ca_is_refused() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    let other = rcgen_free_ca(h.work.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_bbr"))
+        .args([
+            "deployment",
+            "-t",
+            h.sim.url(),
+            "-u",
+            h.sim.username(),
+            "-p",
+            h.sim.password(),
+            "-d",
+            "d",
+            "--ca-cert",
+        ])
+        .arg(&other)
+        .arg("pre-backup-check")
+        .output()
+        .unwrap();
+    let run = Run(out);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("bosh director unreachable or unhealthy"),
+        "{}",
+        run.show()
+    );
+}
+
+/// A CA certificate that did not sign the simulator's certificate.
+fn rcgen_free_ca(dir: &Path) -> PathBuf {
+    let key = dir.join("other-ca.key");
+    let cert = dir.join("other-ca.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    cert
+}
+
+#[test]
+fn ssh_setup_failure_is_reported_and_created_users_removed() {
+    let h = Deployment::one(
+        "d",
+        vec![group("a", 1, &[("j", "r")]), group("b", 1, &[("j", "r")])],
+    );
+    backup_scripts(&h, "d", "a", 0, "j");
+    backup_scripts(&h, "d", "b", 0, "j");
+    h.sim.fail_ssh_setup("b");
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr().contains("failed to set up ssh"),
+        "{}",
+        run.show()
+    );
+    assert!(h.sim.temp_users().is_empty(), "{:?}", h.sim.temp_users());
+    assert!(h.events("d").is_empty());
+}
+
+#[test]
+fn no_backup_scripts_and_disabled_jobs() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    h.script("d", "g", 0, "j", "backup", "");
+    h.script(
+        "d",
+        "g",
+        0,
+        "j",
+        "metadata",
+        "echo 'skip_bbr_scripts: true'",
+    );
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Deployment 'd' has no backup scripts"),
+        "{}",
+        run.show()
+    );
+    assert!(h.sim.temp_users().is_empty());
+}
+
+#[test]
+fn pre_backup_check_wording() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    backup_scripts(&h, "d", "g", 0, "j");
+    let run = h.bbr("d", &["pre-backup-check"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        run.stdout().contains("Deployment 'd' can be backed up."),
+        "{}",
+        run.show()
+    );
+    h.vm("d", "g", 0)
+        .install_file("store/bbr-backup/x", "x", 0o644)
+        .unwrap();
+    let run = h.bbr("d", &["pre-backup-check"]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stdout().contains("Deployment 'd' cannot be backed up."),
+        "{}",
+        run.show()
+    );
+    assert!(run.stderr().contains(FOOTER), "{}", run.show());
+}
+
+#[test]
+fn all_deployments_backup_and_cleanup() {
+    let h = Deployment::start(
+        vec![
+            DeploymentSpec::new("first").group(group("g", 1, &[("j", "r")])),
+            DeploymentSpec::new("second").group(group("g", 1, &[("j", "r")])),
+        ],
+        SimOptions::new(),
+    );
+    backup_scripts(&h, "first", "g", 0, "j");
+    h.script("second", "g", 0, "j", "backup", "echo broken >&2; exit 1");
+    let artifacts = h.work.path().join("artifacts");
+    std::fs::create_dir(&artifacts).unwrap();
+    let run = Run(h
+        .command(None, &["backup", "-a", &artifacts.to_string_lossy()])
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 1, "{}", run.show());
+    let out = run.stdout();
+    assert!(out.starts_with("Starting backup...\n"), "{out}");
+    assert!(out.contains("] Pending: first, second\n"), "{out}");
+    assert!(
+        out.contains("] Starting backup of first, log file: "),
+        "{out}"
+    );
+    assert!(out.contains("] Finished backup of first\n"), "{out}");
+    assert!(out.contains("] ERROR: failed to backup second\n"), "{out}");
+    assert!(out.contains("] Successfully backed up: first\n"), "{out}");
+    assert!(out.contains("] FAILED: second\n"), "{out}");
+    let err = run.stderr();
+    assert!(
+        err.starts_with(
+            "1 out of 2 deployments cannot be backed up:\n  second\n\nDeployment 'second':\n"
+        ),
+        "{err}"
+    );
+    let logs: Vec<String> = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+
+    let run = Run(h.command(None, &["backup-cleanup"]).output().unwrap());
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        run.stdout()
+            .contains("] Successfully cleaned up: first, second"),
+        "{}",
+        run.show()
+    );
+}
