@@ -4,7 +4,8 @@
 mod support;
 
 use bbr_director_sim::{
-    AuthMode, DeploymentSpec, DirectorSim, InstanceGroupSpec, JobSpec, SimOptions, SimSpec,
+    AuthMode, DeploymentSpec, DirectorSim, InstanceGroupSpec, JobSpec, Os, SimOptions, SimSpec,
+    TaskKind,
 };
 use bbr_testkit::Vm;
 use std::path::{Path, PathBuf};
@@ -568,4 +569,88 @@ fn all_deployments_backup_and_cleanup() {
         "{}",
         run.show()
     );
+}
+
+#[test]
+fn unsafe_lock_free_skips_lock_and_unlock() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    backup_scripts(&h, "d", "g", 0, "j");
+    let run = h.bbr("d", &["backup", "--unsafe-lock-free"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert_eq!(h.events("d"), vec!["g/0 j backup"]);
+    for line in [
+        "Skipping lock for deployment",
+        "Skipping unlock after successful backup for deployment",
+    ] {
+        assert!(run.stdout().contains(line), "{line}: {}", run.show());
+    }
+}
+
+#[test]
+fn windows_instances_are_skipped_with_a_warning() {
+    let h = Deployment::one(
+        "d",
+        vec![
+            group("linux", 1, &[("j", "r")]),
+            group("win", 1, &[("j", "r")]).os(Os::Windows),
+        ],
+    );
+    backup_scripts(&h, "d", "linux", 0, "j");
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        run.stdout()
+            .contains("WARN - skipping Windows instance win/"),
+        "{}",
+        run.show()
+    );
+    assert!(
+        h.sim.temp_users().is_empty(),
+        "the skipped instance's user is removed too: {:?}",
+        h.sim.temp_users()
+    );
+}
+
+#[test]
+fn ssh_user_cleanup_failure_after_a_good_backup_exits_16_with_the_artifact_kept() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    backup_scripts(&h, "d", "g", 0, "j");
+    h.sim.fail_task(TaskKind::SshCleanup);
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 16, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Deployment 'd' failed while cleaning up with error:"),
+        "{}",
+        run.show()
+    );
+    assert!(run.stderr().contains(FOOTER));
+    assert!(h.artifact().join("g-0-j.tar").exists());
+}
+
+#[test]
+fn an_expired_uaa_token_is_refreshed() {
+    let spec = DeploymentSpec::new("d").group(group("g", 2, &[("j", "r")]));
+    let h = Deployment::start(
+        vec![spec],
+        SimOptions::new().auth(AuthMode::uaa("c", "s", std::time::Duration::from_secs(1))),
+    );
+    for i in 0..2 {
+        h.script(
+            "d",
+            "g",
+            i,
+            "j",
+            "backup",
+            "sleep 1.2; echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"",
+        );
+    }
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        h.sim.tokens_issued() >= 2,
+        "a second token was fetched: {}",
+        h.sim.tokens_issued()
+    );
+    assert!(h.sim.temp_users().is_empty());
 }
