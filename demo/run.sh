@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The demo: one sample "VM" (OpenSSH sshd in its own mount namespace with its own
-# /var/vcap) running a real Redis whose release-style bbr scripts are installed under
-# /var/vcap/jobs/redis/bin/bbr. bbr backs it up, the data is damaged, bbr restores it,
-# and the data is shown back. Needs root (it starts sshd and uses namespaces).
+# The demo, in two parts. One: a sample "VM" (OpenSSH sshd in its own mount namespace
+# with its own /var/vcap) running a real Redis whose release-style bbr scripts are
+# installed under /var/vcap/jobs/redis/bin/bbr; `bbr director` backs it up, the data is
+# damaged, bbr restores it, and the data is shown back. Two: a 3-VM deployment behind the
+# BOSH director simulator, each VM running Redis; `bbr deployment` does the same.
+# Needs root (it starts sshd and uses namespaces).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -71,3 +73,8 @@ else
   echo "DEMO FAILED: the restored data is not what was backed up" >&2
   exit 1
 fi
+
+echo
+echo "== part two: bbr deployment, through a (simulated) BOSH director, 3 VMs"
+cargo build --release -q -p bbr-director-sim --bin deployment-demo
+"$ROOT/target/release/deployment-demo" "$BBR" "$ROOT/demo/redis-job"
