@@ -65,16 +65,21 @@ pub fn remove(dir: &str) -> String {
 }
 
 /// Runs a release-author script as root with `env`, in its own process group under
-/// coreutils `timeout` (`0` = no limit), recording the group's id in `pid_file` so that
-/// [`kill_script`] can stop it. Exit status 124 means the time limit struck.
+/// coreutils `timeout` (`0` = no limit; `timeout` makes the group, which dash's job control
+/// cannot without a terminal), recording the group's id in `pid_file` so that
+/// [`kill_script`] can stop it. Exit status 124 means the time limit struck. The variables
+/// are shell assignments in front of `timeout`, so the script inherits them without an
+/// `env` process.
 pub fn run_script(path: &str, env: &[(&str, String)], timeout_secs: u64, pid_file: &str) -> String {
-    let mut inner = format!("timeout -k 10 {timeout_secs} env");
+    let mut inner = String::new();
     for (k, v) in env {
-        inner.push(' ');
         inner.push_str(&shell_quote(&format!("{k}={v}")));
+        inner.push(' ');
     }
-    inner.push(' ');
-    inner.push_str(&shell_quote(path));
+    inner.push_str(&format!(
+        "timeout -k 10 {timeout_secs} {}",
+        shell_quote(path)
+    ));
     let pid = shell_quote(pid_file);
     let body = format!(
         "{inner} </dev/null & p=$!; echo $p > {pid}; wait $p; rc=$?; rm -f {pid}; exit $rc"
@@ -130,7 +135,12 @@ mod tests {
             "/tmp/bbr-1.pid",
         );
         assert!(c.starts_with("sudo -n sh -c '"));
-        assert!(c.contains("timeout -k 10 0 env BBR_ARTIFACT_DIRECTORY=/var/vcap/store/bbr-backup/bosh/ /var/vcap/jobs/bosh/bin/bbr/backup"));
+        assert!(c.contains("BBR_ARTIFACT_DIRECTORY=/var/vcap/store/bbr-backup/bosh/ timeout -k 10 0 /var/vcap/jobs/bosh/bin/bbr/backup </dev/null &"), "{c}");
+        let timed = run_script("/x", &[], 30, "/tmp/p");
+        assert!(
+            timed.contains("timeout -k 10 30 /x </dev/null &"),
+            "{timed}"
+        );
     }
 
     #[test]

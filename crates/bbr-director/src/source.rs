@@ -69,6 +69,17 @@ fn parse_host_key(line: &str) -> Result<PublicKey, String> {
         .map_err(|e| format!("ssh.NewConnection.ParseAuthorizedKey failed: {e}"))
 }
 
+/// What probing one instance found.
+enum Probe {
+    /// `echo %OS%` said Windows_NT.
+    Windows,
+    /// A Linux instance and its scripts.
+    Linux {
+        connection: Arc<SshConnection>,
+        scripts: discovery::FoundScripts,
+    },
+}
+
 /// A deployment reached through a BOSH director.
 pub struct DirectorDeployment {
     client: Arc<DirectorClient>,
@@ -140,33 +151,56 @@ impl DirectorDeployment {
             .buffered(self.max_parallel.max(1))
             .collect()
             .await;
+        // Probe every connected host at once: its OS, then its scripts.
+        let probes: Vec<Result<Probe, String>> = stream::iter(hosts.iter().cloned().zip(connected))
+            .map(|(host, connection)| async move {
+                let connection = connection?;
+                let identifier = format!("{group}/{}", host.id);
+                let os = connection
+                    .run("echo %OS%")
+                    .await
+                    .map_err(|e| format!("failed to check os: {e}"))?;
+                if os.stdout_text().trim() == "Windows_NT" {
+                    return Ok(Probe::Windows);
+                }
+                let scripts = discovery::find_scripts(connection.as_ref(), &identifier, reporter)
+                    .await
+                    .map_err(|e| format!("couldn't find jobs: {e}"))?;
+                Ok(Probe::Linux {
+                    connection,
+                    scripts,
+                })
+            })
+            .buffered(self.max_parallel.max(1))
+            .collect()
+            .await;
         let mut found = Vec::new();
         let mut skip_rest = false;
-        for (host, connection) in hosts.iter().zip(connected) {
+        for (host, probe) in hosts.iter().zip(probes) {
             let identifier = format!("{group}/{}", host.id);
             if skip_rest {
                 if let Err(e) = self.release(group, &host.id).await {
-                    reporter.warn(format!("could not remove the temporary user from skipped instance {identifier}: {e}"));
-                }
-                continue;
-            }
-            let connection = connection?;
-            let os = connection
-                .run("echo %OS%")
-                .await
-                .map_err(|e| format!("failed to check os: {e}"))?;
-            if os.stdout_text().trim() == "Windows_NT" {
-                reporter.warn(format!("skipping Windows instance {identifier}"));
-                if let Err(e) = self.release(group, &host.id).await {
                     reporter.warn(format!(
-                        "could not remove the temporary user from {identifier}: {e}"
+                        "could not remove the temporary user from skipped instance {identifier}: {e}"
                     ));
                 }
                 continue;
             }
-            let scripts = discovery::find_scripts(connection.as_ref(), &identifier, reporter)
-                .await
-                .map_err(|e| format!("couldn't find jobs: {e}"))?;
+            let (connection, scripts) = match probe? {
+                Probe::Windows => {
+                    reporter.warn(format!("skipping Windows instance {identifier}"));
+                    if let Err(e) = self.release(group, &host.id).await {
+                        reporter.warn(format!(
+                            "could not remove the temporary user from {identifier}: {e}"
+                        ));
+                    }
+                    continue;
+                }
+                Probe::Linux {
+                    connection,
+                    scripts,
+                } => (connection, scripts),
+            };
             let vm = vms.iter().find(|v| v.id == host.id).ok_or_else(|| {
                 format!(
                     "couldn't find instance index: vmInfo does not contain given vmID {}",

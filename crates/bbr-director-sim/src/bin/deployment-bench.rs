@@ -1,0 +1,172 @@
+//! Overhead benchmark for `bbr deployment` (issue: deployment mode): N VMs (default 50)
+//! with no-op lock, backup and unlock scripts that only record when they start and end.
+//! Reports the whole backup's wall time minus script time, the lock-held window (first lock
+//! start to last unlock end) minus script time per VM, and the SSH handshakes bbr made,
+//! against what Go bbr's connection-per-command design needs for the same run.
+//!
+//! Usage: `deployment-bench <path to bbr> [VMs]` (as root).
+
+use bbr_director_sim::{
+    DeploymentSpec, DirectorSim, InstanceGroupSpec, JobSpec, SimOptions, SimSpec,
+};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const SCRIPT: &str = "#!/bin/sh\nmkdir -p /var/vcap/sys\nprintf '%s %s ' \"$(date +%s%N)\" \"$(basename \"$0\")\" >> /var/vcap/sys/bench.log\n[ \"$(basename \"$0\")\" = backup ] && echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"\ndate +%s%N >> /var/vcap/sys/bench.log\n";
+
+fn run(bbr: &Path, vms: usize) -> Result<(), String> {
+    let spec = DeploymentSpec::new("bench")
+        .group(InstanceGroupSpec::new("node", vms).job(JobSpec::new("app", "app-release")));
+    let started = Instant::now();
+    let sim = DirectorSim::start(
+        SimSpec {
+            deployments: vec![spec],
+        },
+        SimOptions::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{vms} VMs started in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    for inst in sim.instances("bench") {
+        for s in ["pre-backup-lock", "backup", "post-backup-unlock"] {
+            inst.vm
+                .install_script("app", s, SCRIPT)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let logins_before: usize = sim
+        .instances("bench")
+        .iter()
+        .map(|i| i.vm.log().matches("Accepted publickey").count())
+        .sum();
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let mut child = Command::new(bbr)
+        .current_dir(work.path())
+        .args([
+            "deployment",
+            "-t",
+            sim.url(),
+            "-u",
+            sim.username(),
+            "-p",
+            sim.password(),
+            "-d",
+            "bench",
+            "--ca-cert",
+        ])
+        .arg(sim.ca_path())
+        .arg("backup")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Phase banners, timed as they arrive.
+    let phases = [
+        "Looking for scripts",
+        "Running pre-checks",
+        "Starting backup of",
+        "Running pre-backup-lock scripts",
+        "Running backup scripts",
+        "Running post-backup-unlock scripts",
+        "Finished running post-backup-unlock scripts",
+        "Copying backup --",
+        "Backup created of",
+        "Cleaning up",
+    ];
+    let mut seen = Vec::new();
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            if let Some(p) = phases
+                .iter()
+                .find(|p| line.contains(*p) && !seen.iter().any(|(s, _)| s == *p))
+            {
+                seen.push((p.to_string(), t0.elapsed().as_secs_f64()));
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let wall = t0.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(format!("bbr failed: {status}"));
+    }
+    for (phase, at) in &seen {
+        println!("  {at:7.3}s  {phase}");
+    }
+    let mut script_total = 0f64;
+    let mut first_lock = u128::MAX;
+    let mut last_unlock = 0u128;
+    let mut lock_window_scripts = 0f64;
+    for inst in sim.instances("bench") {
+        let log = inst.vm.read("sys/bench.log").map_err(|e| e.to_string())?;
+        for line in log.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(s), Some(name), Some(e)) = (f.first(), f.get(1), f.get(2)) else {
+                continue;
+            };
+            let (s, e): (u128, u128) = (
+                s.parse().map_err(|_| line.to_string())?,
+                e.parse().map_err(|_| line.to_string())?,
+            );
+            let secs = (e - s) as f64 / 1e9;
+            script_total += secs;
+            lock_window_scripts += secs;
+            if *name == "pre-backup-lock" {
+                first_lock = first_lock.min(s);
+            }
+            if *name == "post-backup-unlock" {
+                last_unlock = last_unlock.max(e);
+            }
+        }
+    }
+    let logins: usize = sim
+        .instances("bench")
+        .iter()
+        .map(|i| i.vm.log().matches("Accepted publickey").count())
+        .sum::<usize>()
+        - logins_before;
+    let window = (last_unlock - first_lock) as f64 / 1e9;
+    // Scripts run 10 at a time, so their wall-clock share is about their total / 10.
+    let script_wall = script_total / 10.0;
+    println!(
+        "backup of {vms} VMs: wall {wall:.3}s; scripts {script_total:.3}s in total (~{script_wall:.3}s of wall time at 10 in parallel)"
+    );
+    println!(
+        "wall time minus script time: {:.3}s (target < 2 s)",
+        wall - script_wall
+    );
+    println!(
+        "lock held from first lock to last unlock: {window:.3}s; minus script time: {:.1} ms per VM (target < 10 ms)",
+        ((window - lock_window_scripts / 10.0).max(0.0) / vms as f64) * 1000.0
+    );
+    // Go bbr per VM with one job: find, metadata-less discovery, echo %OS%, stat marker, lock,
+    // mkdir, backup, unlock, du -sh, du -s, tar, shasum, rm job dir, rm marker: 14 commands,
+    // each its own TCP connection and SSH handshake.
+    println!(
+        "SSH handshakes: bbr {logins} ({} per VM); Go bbr's design: about {} (14 per VM)",
+        logins / vms.max(1),
+        14 * vms
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(bbr) = args.get(1) else {
+        eprintln!("usage: deployment-bench <path to bbr> [VMs]");
+        return ExitCode::from(2);
+    };
+    let vms = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
+    match run(Path::new(bbr), vms) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
