@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 /// How to reach the director for each deployment.
 pub struct Connection {
+    /// How SSH connections leave this machine (`BOSH_ALL_PROXY`).
+    pub dialer: bbr_ssh::Dialer,
     /// Connects a fresh client (each deployment gets its own, as in Go bbr).
     pub connect: Arc<
         dyn Fn() -> futures::future::BoxFuture<'static, Result<Arc<DirectorClient>, String>>
@@ -168,6 +170,7 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
         name.to_string(),
         settings.run_options.max_parallel,
         Arc::new(move |m| bbr_core::report::ReporterExt::warn(&warn, m)),
+        connection.dialer.clone(),
     ) {
         Ok(s) => s,
         Err(e) => return one(e),

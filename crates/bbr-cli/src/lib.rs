@@ -211,11 +211,35 @@ fn deployment(args: &[String]) -> i32 {
     ))
 }
 
+/// The way out of this machine: direct, or through `BOSH_ALL_PROXY` (whose jump host's key
+/// is checked against `known_hosts`).
+async fn proxy_dialer(logger: &Logger, known_hosts: PathBuf) -> Result<bbr_ssh::Dialer, String> {
+    let Some(value) = std::env::var("BOSH_ALL_PROXY")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(bbr_ssh::Dialer::Direct);
+    };
+    let spec = bbr_ssh::ProxySpec::parse(&value)?;
+    let warn_logger = logger.clone();
+    bbr_ssh::Dialer::for_proxy(&spec, known_hosts, Arc::new(move |m| warn_logger.warn(m)))
+        .await
+        .map_err(|e| format!("BOSH_ALL_PROXY: {e}"))
+}
+
+fn default_known_hosts() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".ssh").join("known_hosts"))
+        .unwrap_or_else(|| PathBuf::from("/root/.ssh/known_hosts"))
+}
+
 /// The director connection settings of a `bbr deployment` run.
-fn director_connector(
+async fn director_connector(
     flags: &args::Flags,
     logger: &Logger,
 ) -> Result<all_deployments::Connection, String> {
+    let dialer = proxy_dialer(logger, default_known_hosts()).await?;
+    let proxy_url = dialer.http_proxy_url().await?;
     let target = bbr_director::Target::parse(flags.get("target").unwrap_or_default())?;
     let ca = flags
         .get("ca-cert")
@@ -225,13 +249,15 @@ fn director_connector(
     let password = bbr_director::client::Secret::new(flags.get("password").unwrap_or_default());
     let debug_logger = logger.clone();
     Ok(all_deployments::Connection {
+        dialer,
         connect: Arc::new(move || {
-            let (target, ca, username, password, debug_logger) = (
+            let (target, ca, username, password, debug_logger, proxy_url) = (
                 target.clone(),
                 ca.clone(),
                 username.clone(),
                 password.clone(),
                 debug_logger.clone(),
+                proxy_url.clone(),
             );
             Box::pin(async move {
                 bbr_director::DirectorClient::connect(
@@ -239,6 +265,7 @@ fn director_connector(
                     ca.as_ref(),
                     &username,
                     password,
+                    proxy_url.as_deref(),
                     Arc::new(move |line| debug_logger.debug(line)),
                 )
                 .await
@@ -257,7 +284,7 @@ async fn run_all(
     script_timeouts: bbr_core::workflow::ScriptTimeouts,
 ) -> i32 {
     let logger = Logger::new(flags.is_set("debug"));
-    let connection = match director_connector(&flags, &logger) {
+    let connection = match director_connector(&flags, &logger).await {
         Ok(c) => c,
         Err(e) => {
             return finish(
@@ -302,11 +329,12 @@ async fn run_deployment(
             sub.name(),
         )
     };
-    let client = match director_connector(&flags, &logger) {
-        Ok(connection) => match (connection.connect)().await {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        },
+    let connection = match director_connector(&flags, &logger).await {
+        Ok(connection) => connection,
+        Err(e) => return fail(e),
+    };
+    let client = match (connection.connect)().await {
+        Ok(c) => c,
         Err(e) => return fail(e),
     };
     let warn_logger = logger.clone();
@@ -316,6 +344,7 @@ async fn run_deployment(
         deployment_name,
         max_parallel,
         Arc::new(move |m| warn_logger.warn(m)),
+        connection.dialer.clone(),
     ) {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -572,6 +601,13 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
             return finish(&errors, None, inv.sub.name());
         }
     };
+    let dialer = match proxy_dialer(&logger, inv.known_hosts.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            let errors = ErrorList(vec![bbr_core::BbrError::general(e)]);
+            return finish(&errors, None, inv.sub.name());
+        }
+    };
     let warn_logger = logger.clone();
     let options = bbr_ssh::ConnectOptions {
         host: connect_host,
@@ -580,6 +616,7 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         key,
         host_key: bbr_ssh::HostKeyPolicy::KnownHosts(inv.known_hosts.clone()),
         on_warning: Arc::new(move |m| warn_logger.warn(m)),
+        dialer,
     };
     let source = director::DirectorSource::new(name.clone(), options);
     let run_options = RunOptions {

@@ -654,3 +654,121 @@ fn an_expired_uaa_token_is_refreshed() {
     );
     assert!(h.sim.temp_users().is_empty());
 }
+
+fn jump_host() -> Vm {
+    Vm::start(bbr_testkit::VmOptions::new().log_level("DEBUG1")).expect("start the jump host")
+}
+
+#[test]
+fn bosh_all_proxy_ssh_tunnel_through_a_jump_host() {
+    let h = Deployment::one("d", vec![group("g", 2, &[("j", "r")])]);
+    for i in 0..2 {
+        backup_scripts(&h, "d", "g", i, "j");
+    }
+    let jump = jump_host();
+    let proxy = format!(
+        "ssh+socks5://{}@{}?private-key={}",
+        jump.user(),
+        jump.host_arg(),
+        jump.client_key_path().display()
+    );
+    let out = h
+        .command(Some("d"), &["backup"])
+        .env("BOSH_ALL_PROXY", &proxy)
+        .env("HOME", h.work.path())
+        .output()
+        .unwrap();
+    let run = Run(out);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let log = jump.log();
+    for inst in h.sim.instances("d") {
+        let target = format!("target {} port {}", inst.vm.addr(), inst.vm.port());
+        assert!(
+            log.contains(&target),
+            "{target} was reached through the jump host:\n{log}"
+        );
+    }
+    let director = format!("target 127.0.0.1 port {}", h.sim.addr().port());
+    assert!(
+        log.contains(&director),
+        "the director was reached through the jump host:\n{log}"
+    );
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        1,
+        "one connection to the jump host carries everything"
+    );
+    assert!(
+        run.stdout().contains("Permanently added the host key of"),
+        "the jump host's key is recorded: {}",
+        run.show()
+    );
+}
+
+#[test]
+fn bosh_all_proxy_plain_socks5() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    backup_scripts(&h, "d", "g", 0, "j");
+    let jump = jump_host();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut socks = Command::new("ssh")
+        .args([
+            "-N",
+            "-D",
+            &format!("127.0.0.1:{port}"),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-i",
+        ])
+        .arg(jump.client_key_path())
+        .args([
+            "-p",
+            &jump.port().to_string(),
+            &format!("{}@{}", jump.user(), jump.addr()),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(socks.try_wait().unwrap().is_none(), "ssh -D exited");
+        std::thread::yield_now();
+    }
+    let out = h
+        .command(Some("d"), &["backup"])
+        .env("BOSH_ALL_PROXY", format!("socks5://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let _ = socks.kill();
+    let _ = socks.wait();
+    let run = Run(out);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let vm = h.vm("d", "g", 0);
+    let target = format!("target {} port {}", vm.addr(), vm.port());
+    assert!(
+        jump.log().contains(&target),
+        "the VM was reached through the proxy: {}",
+        run.show()
+    );
+}
+
+#[test]
+fn a_malformed_bosh_all_proxy_is_named() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    let run = Run(h
+        .command(Some("d"), &["backup"])
+        .env("BOSH_ALL_PROXY", "ssh+socks5://host:22")
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 1);
+    assert!(run.stderr().contains("BOSH_ALL_PROXY"), "{}", run.show());
+}

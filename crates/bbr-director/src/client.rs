@@ -170,10 +170,17 @@ pub struct DirectorClient {
     debug: DebugLog,
 }
 
-fn build_http(ca: Option<&CaCert>) -> Result<reqwest::Client, DirectorError> {
+fn build_http(ca: Option<&CaCert>, proxy: Option<&str>) -> Result<reqwest::Client, DirectorError> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(30));
+    builder = match proxy {
+        Some(url) => builder.proxy(
+            reqwest::Proxy::all(url)
+                .map_err(|e| DirectorError::Build(format!("BOSH_ALL_PROXY: {e}")))?,
+        ),
+        None => builder.no_proxy(),
+    };
     if let Some(ca) = ca {
         let certs = reqwest::Certificate::from_pem_bundle(ca.0.as_bytes())
             .map_err(|e| DirectorError::Build(format!("reading the CA certificate: {e}")))?;
@@ -186,15 +193,17 @@ fn build_http(ca: Option<&CaCert>) -> Result<reqwest::Client, DirectorError> {
 
 impl DirectorClient {
     /// Connects: `GET /info` (no credentials), then sets up basic or UAA authentication.
+    /// `proxy` is a SOCKS5 URL every request goes through (`BOSH_ALL_PROXY`).
     pub async fn connect(
         target: &Target,
         ca: Option<&CaCert>,
         username: &str,
         password: Secret,
+        proxy: Option<&str>,
         debug: DebugLog,
     ) -> Result<DirectorClient, DirectorError> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = build_http(ca)?;
+        let http = build_http(ca, proxy)?;
         let base = target.url();
         let url = format!("{base}/info");
         debug(format!("Sending GET request to endpoint '{url}'"));

@@ -17,7 +17,7 @@ use bbr_core::model::Instance;
 use bbr_core::remote::Remote;
 use bbr_core::report::{Reporter, ReporterExt};
 use bbr_core::source::{DeploymentSource, FoundDeployment, FoundInstance};
-use bbr_ssh::{ConnectOptions, HostKeyPolicy, SshConnection};
+use bbr_ssh::{ConnectOptions, Dialer, HostKeyPolicy, SshConnection};
 use russh::keys::{PrivateKey, PublicKey};
 use std::sync::Arc;
 
@@ -87,6 +87,7 @@ pub struct DirectorDeployment {
     user: TemporaryUser,
     max_parallel: usize,
     on_warning: Arc<dyn Fn(String) + Send + Sync>,
+    dialer: Dialer,
 }
 
 impl DirectorDeployment {
@@ -96,6 +97,7 @@ impl DirectorDeployment {
         deployment: String,
         max_parallel: usize,
         on_warning: Arc<dyn Fn(String) + Send + Sync>,
+        dialer: Dialer,
     ) -> Result<Self, String> {
         Ok(Self {
             client,
@@ -103,6 +105,7 @@ impl DirectorDeployment {
             user: TemporaryUser::generate()?,
             max_parallel,
             on_warning,
+            dialer,
         })
     }
 
@@ -128,6 +131,7 @@ impl DirectorDeployment {
             key: self.user.key.clone(),
             host_key: HostKeyPolicy::Pinned(pinned),
             on_warning: self.on_warning.clone(),
+            dialer: self.dialer.clone(),
         };
         SshConnection::connect(options)
             .await

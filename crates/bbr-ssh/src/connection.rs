@@ -79,6 +79,8 @@ pub struct ConnectOptions {
     pub host_key: HostKeyPolicy,
     /// Called with a warning when an unknown host key was accepted and recorded.
     pub on_warning: Arc<dyn Fn(String) + Send + Sync>,
+    /// How the TCP connection is made (directly, or through `BOSH_ALL_PROXY`).
+    pub dialer: crate::proxy::Dialer,
 }
 
 impl ConnectOptions {
@@ -145,12 +147,15 @@ async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, Ss
         port: options.port,
         verdict: verdict.clone(),
     };
-    let connected = client::connect(
-        client_config(),
-        (options.host.as_str(), options.port),
-        handler,
-    )
-    .await;
+    let connected = match options.dialer.dial(&options.host, options.port).await {
+        Ok(stream) => client::connect_stream(client_config(), stream, handler).await,
+        Err(reason) => {
+            return Err(SshError::Dial {
+                host: address,
+                reason,
+            });
+        }
+    };
     let recorded = verdict.lock().ok().and_then(|v| v.clone());
     let mut handle = match (connected, recorded) {
         (Ok(h), _) => h,
@@ -287,6 +292,26 @@ impl SshConnection {
             .map_err(|e| self.connection_error(e))?;
         let (read, write) = self.open(command).await?.split();
         Ok((permit, read, write))
+    }
+
+    /// Opens a `direct-tcpip` channel to `host:port` through this connection (this host acting
+    /// as a jump host).
+    pub async fn open_tunnel(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<russh::ChannelStream<client::Msg>, String> {
+        let slot = self.handle.lock().await.clone();
+        let channel = slot
+            .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(channel.into_stream())
+    }
+
+    /// The host:port this connection goes to.
+    pub fn address_text(&self) -> &str {
+        &self.address
     }
 
     /// Closes the connection.

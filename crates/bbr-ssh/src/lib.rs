@@ -10,6 +10,8 @@
 
 mod connection;
 mod hostkey;
+pub mod proxy;
 
 pub use connection::{ConnectOptions, SshConnection, SshError};
 pub use hostkey::HostKeyPolicy;
+pub use proxy::{Dialer, ProxySpec};

@@ -66,6 +66,7 @@ pub struct VmOptions {
     client_key_type: KeyType,
     host_key_type: KeyType,
     extra_sshd_config: String,
+    log_level: String,
 }
 
 impl Default for VmOptions {
@@ -77,6 +78,7 @@ impl Default for VmOptions {
             client_key_type: KeyType::default(),
             host_key_type: KeyType::default(),
             extra_sshd_config: String::new(),
+            log_level: "INFO".to_string(),
         }
     }
 }
@@ -121,6 +123,12 @@ impl VmOptions {
         self
     }
 
+    /// sshd's `LogLevel` (default `INFO`; `DEBUG1` logs every forwarded connection).
+    pub fn log_level(mut self, level: impl Into<String>) -> Self {
+        self.log_level = level.into();
+        self
+    }
+
     /// Append `lines` verbatim to the VM's `sshd_config` (after the
     /// testkit's own settings, so only options the testkit does not set take
     /// effect; `Match` blocks work). Used for example by the director
@@ -152,6 +160,7 @@ pub struct Vm {
     sshd: PathBuf,
     child: Option<Child>,
     extra_sshd_config: String,
+    log_level: String,
 }
 
 impl Vm {
@@ -214,6 +223,7 @@ impl Vm {
             sshd,
             child: None,
             extra_sshd_config: opts.extra_sshd_config,
+            log_level: opts.log_level,
         };
         // The address is ours alone; only a wildcard listener on the same
         // port can get in the way, so retry with other ports on EADDRINUSE.
@@ -330,11 +340,12 @@ impl Vm {
              MaxSessions 64\n\
              MaxStartups 100:30:200\n\
              Subsystem sftp internal-sftp\n\
-             LogLevel INFO\n\
+             LogLevel {log_level}\n\
              {extra}",
             addr = self.addr(),
             port = self.port,
             extra = self.extra_sshd_config,
+            log_level = self.log_level,
         )
     }
 

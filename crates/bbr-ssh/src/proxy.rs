@@ -1,0 +1,322 @@
+//! `BOSH_ALL_PROXY`: reaching VMs and the director through a jump host.
+//!
+//! * `socks5://host:port` — a plain SOCKS5 proxy: SSH connections are dialled through it
+//!   (a minimal RFC 1928 client, no authentication), HTTP clients use it directly.
+//! * `ssh+socks5://user@host:port?private-key=FILE` — one SSH connection to the jump host
+//!   carries everything: SSH connections to VMs are `direct-tcpip` channels on it, and a
+//!   local SOCKS5 listener on 127.0.0.1 (for the director's HTTPS) forwards each connection
+//!   through another such channel. Go bbr does the same with an in-process SOCKS5 server.
+
+use crate::connection::{ConnectOptions, SshConnection, SshError};
+use crate::hostkey::HostKeyPolicy;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A parsed `BOSH_ALL_PROXY` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxySpec {
+    /// `socks5://host:port`.
+    Socks5 {
+        /// Proxy host.
+        host: String,
+        /// Proxy port.
+        port: u16,
+    },
+    /// `ssh+socks5://user@host:port?private-key=FILE`.
+    SshTunnel {
+        /// Login user on the jump host.
+        user: String,
+        /// Jump host.
+        host: String,
+        /// Its SSH port.
+        port: u16,
+        /// The private key file.
+        key: PathBuf,
+    },
+}
+
+impl ProxySpec {
+    /// Parses a `BOSH_ALL_PROXY` value; errors name what is wrong.
+    pub fn parse(value: &str) -> Result<ProxySpec, String> {
+        let bad = |why: &str| format!("BOSH_ALL_PROXY {value:?}: {why}");
+        let (scheme, rest) = value
+            .split_once("://")
+            .ok_or_else(|| bad("expected socks5:// or ssh+socks5://"))?;
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.trim_end_matches('/');
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u.to_string()), h),
+            None => (None, authority),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                p.parse().map_err(|_| bad("bad port"))?,
+            ),
+            None => return Err(bad("expected host:port")),
+        };
+        if host.is_empty() {
+            return Err(bad("expected a host"));
+        }
+        match scheme {
+            "socks5" | "socks5h" => Ok(ProxySpec::Socks5 { host, port }),
+            "ssh+socks5" => {
+                let user = user
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| bad("expected user@host:port"))?;
+                let key = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("private-key="))
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| bad("expected ?private-key=FILE"))?;
+                Ok(ProxySpec::SshTunnel {
+                    user,
+                    host,
+                    port,
+                    key: PathBuf::from(key),
+                })
+            }
+            other => Err(bad(&format!("unsupported scheme {other:?}"))),
+        }
+    }
+}
+
+/// How connections leave this machine.
+#[derive(Clone, Default)]
+pub enum Dialer {
+    /// Straight TCP.
+    #[default]
+    Direct,
+    /// Through a SOCKS5 proxy at this address.
+    Socks5(String, u16),
+    /// As `direct-tcpip` channels on an SSH connection to a jump host.
+    Tunnel(Arc<SshConnection>),
+}
+
+/// A byte stream to a destination, whichever way it was dialled.
+pub trait ProxyStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ProxyStream for T {}
+
+impl Dialer {
+    /// Sets up the dialer for a proxy spec (connecting to the jump host for a tunnel, with
+    /// its host key checked against `known_hosts`).
+    pub async fn for_proxy(
+        spec: &ProxySpec,
+        known_hosts: PathBuf,
+        on_warning: Arc<dyn Fn(String) + Send + Sync>,
+    ) -> Result<Dialer, SshError> {
+        match spec {
+            ProxySpec::Socks5 { host, port } => Ok(Dialer::Socks5(host.clone(), *port)),
+            ProxySpec::SshTunnel {
+                user,
+                host,
+                port,
+                key,
+            } => {
+                let options = ConnectOptions {
+                    host: host.clone(),
+                    port: *port,
+                    user: user.clone(),
+                    key: ConnectOptions::load_key(key)?,
+                    host_key: HostKeyPolicy::KnownHosts(known_hosts),
+                    on_warning,
+                    dialer: Dialer::Direct,
+                };
+                Ok(Dialer::Tunnel(SshConnection::connect(options).await?))
+            }
+        }
+    }
+
+    /// Opens a stream to `host:port`.
+    pub async fn dial(&self, host: &str, port: u16) -> Result<Box<dyn ProxyStream>, String> {
+        match self {
+            Dialer::Direct => {
+                let s = TcpStream::connect((host, port))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = s.set_nodelay(true);
+                Ok(Box::new(s))
+            }
+            Dialer::Socks5(proxy, proxy_port) => {
+                let mut s = TcpStream::connect((proxy.as_str(), *proxy_port))
+                    .await
+                    .map_err(|e| {
+                        format!("connecting to the SOCKS5 proxy {proxy}:{proxy_port}: {e}")
+                    })?;
+                socks5_connect(&mut s, host, port).await.map_err(|e| {
+                    format!("SOCKS5 proxy {proxy}:{proxy_port} to {host}:{port}: {e}")
+                })?;
+                let _ = s.set_nodelay(true);
+                Ok(Box::new(s))
+            }
+            Dialer::Tunnel(jump) => jump
+                .open_tunnel(host, port)
+                .await
+                .map(|c| Box::new(c) as Box<dyn ProxyStream>)
+                .map_err(|e| {
+                    format!(
+                        "tunnelling to {host}:{port} through {}: {e}",
+                        jump.address_text()
+                    )
+                }),
+        }
+    }
+
+    /// The proxy URL an HTTP client should use, starting a local SOCKS5 listener for a
+    /// tunnel. `None` for direct connections.
+    pub async fn http_proxy_url(&self) -> Result<Option<String>, String> {
+        match self {
+            Dialer::Direct => Ok(None),
+            Dialer::Socks5(h, p) => Ok(Some(format!("socks5h://{h}:{p}"))),
+            Dialer::Tunnel(jump) => {
+                let listener = TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                let jump = jump.clone();
+                tokio::spawn(async move {
+                    while let Ok((client, _)) = listener.accept().await {
+                        let jump = jump.clone();
+                        tokio::spawn(async move {
+                            let _ = serve_socks5(client, &jump).await;
+                        });
+                    }
+                });
+                Ok(Some(format!("socks5h://{addr}")))
+            }
+        }
+    }
+}
+
+async fn socks5_connect(s: &mut TcpStream, host: &str, port: u16) -> std::io::Result<()> {
+    let err = |m: &str| std::io::Error::other(m.to_string());
+    s.write_all(&[5, 1, 0]).await?;
+    let mut reply = [0u8; 2];
+    s.read_exact(&mut reply).await?;
+    if reply != [5, 0] {
+        return Err(err(
+            "the proxy wants authentication, which is not supported",
+        ));
+    }
+    let name = host.as_bytes();
+    if name.len() > 255 {
+        return Err(err("host name too long"));
+    }
+    let mut request = vec![5, 1, 0, 3, name.len() as u8];
+    request.extend_from_slice(name);
+    request.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&request).await?;
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await?;
+    if head[1] != 0 {
+        return Err(err(&format!(
+            "the proxy refused the connection (reply code {})",
+            head[1]
+        )));
+    }
+    let skip = match head[3] {
+        1 => 4,
+        4 => 16,
+        3 => {
+            let mut len = [0u8; 1];
+            s.read_exact(&mut len).await?;
+            len[0] as usize
+        }
+        _ => return Err(err("malformed proxy reply")),
+    };
+    let mut rest = vec![0u8; skip + 2];
+    s.read_exact(&mut rest).await?;
+    Ok(())
+}
+
+/// Serves one SOCKS5 CONNECT by forwarding it through the jump host.
+async fn serve_socks5(mut client: TcpStream, jump: &SshConnection) -> std::io::Result<()> {
+    let mut head = [0u8; 2];
+    client.read_exact(&mut head).await?;
+    let mut methods = vec![0u8; head[1] as usize];
+    client.read_exact(&mut methods).await?;
+    client.write_all(&[5, 0]).await?;
+    let mut req = [0u8; 4];
+    client.read_exact(&mut req).await?;
+    let host = match req[3] {
+        1 => {
+            let mut a = [0u8; 4];
+            client.read_exact(&mut a).await?;
+            std::net::Ipv4Addr::from(a).to_string()
+        }
+        4 => {
+            let mut a = [0u8; 16];
+            client.read_exact(&mut a).await?;
+            std::net::Ipv6Addr::from(a).to_string()
+        }
+        _ => {
+            let mut len = [0u8; 1];
+            client.read_exact(&mut len).await?;
+            let mut name = vec![0u8; len[0] as usize];
+            client.read_exact(&mut name).await?;
+            String::from_utf8_lossy(&name).into_owned()
+        }
+    };
+    let mut port = [0u8; 2];
+    client.read_exact(&mut port).await?;
+    let port = u16::from_be_bytes(port);
+    match jump.open_tunnel(&host, port).await {
+        Ok(mut stream) => {
+            client.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+            tokio::io::copy_bidirectional(&mut client, &mut stream).await?;
+            Ok(())
+        }
+        Err(_) => {
+            client.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_values() {
+        assert_eq!(
+            ProxySpec::parse("socks5://10.0.0.1:1080").unwrap(),
+            ProxySpec::Socks5 {
+                host: "10.0.0.1".into(),
+                port: 1080
+            }
+        );
+        assert_eq!(
+            ProxySpec::parse("ssh+socks5://jumpbox@10.0.0.2:22?private-key=/tmp/key").unwrap(),
+            ProxySpec::SshTunnel {
+                user: "jumpbox".into(),
+                host: "10.0.0.2".into(),
+                port: 22,
+                key: "/tmp/key".into()
+            }
+        );
+        assert!(
+            ProxySpec::parse("ssh+socks5://10.0.0.2:22?private-key=/k")
+                .unwrap_err()
+                .contains("user@")
+        );
+        assert!(
+            ProxySpec::parse("ssh+socks5://u@10.0.0.2:22")
+                .unwrap_err()
+                .contains("private-key")
+        );
+        assert!(
+            ProxySpec::parse("http://x:1")
+                .unwrap_err()
+                .contains("unsupported scheme")
+        );
+        assert!(
+            ProxySpec::parse("socks5://x")
+                .unwrap_err()
+                .contains("host:port")
+        );
+    }
+}
