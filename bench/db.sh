@@ -9,7 +9,7 @@
 # Both restores load the same archive over the populated database. Prints medians and ratios of
 # wall-clock time, and of client CPU time (user+sys of the command and its children, which
 # shows the wrapper's own cost even when other work on the machine makes wall-clock noisy).
-# Needs root. Env: SIZE_MIB (default 1024), RUNS (default 3), KEEP=1 keeps the work dir.
+# Needs root. On a busy machine run it as `nice -n -15 bench/db.sh`. Env: SIZE_MIB (default 1024), RUNS (default 3), KEEP=1 keeps the work dir.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -34,7 +34,7 @@ echo "$PW" > "$WORK/pw"; chown postgres "$WORK/pw"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${AS_PG[@]}" "$BIN/postgres" -D "$DATA" -c listen_addresses=127.0.0.1 -p "$PORT" -k "$DATA" \
   -c shared_buffers=512MB -c maintenance_work_mem=512MB -c max_wal_size=16GB \
-  -c checkpoint_timeout=30min -c fsync=off -c full_page_writes=off >"$WORK/server.log" 2>&1 &
+  -c checkpoint_timeout=30min -c fsync=off -c full_page_writes=off -c autovacuum=off >"$WORK/server.log" 2>&1 &
 PG_PID=$!
 cleanup() {
   kill -INT "$PG_PID" 2>/dev/null || true

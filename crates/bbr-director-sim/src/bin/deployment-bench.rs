@@ -4,7 +4,13 @@
 //! start to last unlock end) minus script time per VM, and the SSH handshakes bbr made,
 //! against what Go bbr's connection-per-command design needs for the same run.
 //!
-//! Usage: `deployment-bench <path to bbr> [VMs]` (as root).
+//! `deployment-bench <path to bbr> drain [VMs] [MiB]` instead gives each VM (default 4) an
+//! artifact of MiB (default 1024) of incompressible data in 8 files and compares the
+//! backup's wall time with the same number of raw `ssh vm 'sudo tar -C dir -c .' | tee file
+//! | openssl dgst -sha256` copies run in parallel with the same cipher.
+//!
+//! Usage: `deployment-bench <path to bbr> [VMs]` or `deployment-bench <path to bbr> drain
+//! [VMs] [MiB]` (as root).
 
 use bbr_director_sim::{
     DeploymentSpec, DirectorSim, InstanceGroupSpec, JobSpec, SimOptions, SimSpec,
@@ -155,12 +161,137 @@ fn run(bbr: &Path, vms: usize) -> Result<(), String> {
     Ok(())
 }
 
+fn drain(bbr: &Path, vms: usize, mib: usize) -> Result<(), String> {
+    let spec = DeploymentSpec::new("drain")
+        .group(InstanceGroupSpec::new("node", vms).job(JobSpec::new("data", "data-release")));
+    let sim = DirectorSim::start(
+        SimSpec {
+            deployments: vec![spec],
+        },
+        SimOptions::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    let per_file = mib / 8;
+    for inst in sim.instances("drain") {
+        let dir = inst.vm.vcap_path("store/bench-data");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        for f in 0..8 {
+            let status = Command::new("openssl")
+                .args(["rand", "-out"])
+                .arg(dir.join(format!("part-{f}")))
+                .arg((per_file * 1024 * 1024).to_string())
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err("openssl rand failed".into());
+            }
+        }
+        inst.vm
+            .install_script(
+                "data",
+                "backup",
+                "#!/bin/sh\ncp -al /var/vcap/store/bench-data/. \"$BBR_ARTIFACT_DIRECTORY\"\n",
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sync = || {
+        let _ = Command::new("sync").status();
+    };
+    let mut baseline = Vec::new();
+    let mut ours = Vec::new();
+    for round in 0..3 {
+        sync();
+        let t = Instant::now();
+        let copies: Vec<_> = sim
+            .instances("drain")
+            .iter()
+            .enumerate()
+            .map(|(n, inst)| {
+                let vm = &inst.vm;
+                let pipeline = format!(
+                    "ssh -q -c aes128-gcm@openssh.com -i {} -p {} -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null {}@{} 'sudo -n tar -C /var/vcap/store/bench-data -c .' | tee {}/raw-{n}.tar | openssl dgst -sha256 >/dev/null",
+                    vm.client_key_path().display(),
+                    vm.port(),
+                    vm.user(),
+                    vm.addr(),
+                    work.path().display()
+                );
+                Command::new("bash").args(["-o", "pipefail", "-c", &pipeline]).spawn()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        for mut c in copies {
+            let status = c.wait().map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err(format!("raw copy failed: {status}"));
+            }
+        }
+        baseline.push(t.elapsed().as_secs_f64());
+        sync();
+        let out_dir = work.path().join(format!("bbr-{round}"));
+        std::fs::create_dir(&out_dir).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let out = Command::new(bbr)
+            .current_dir(work.path())
+            .args([
+                "deployment",
+                "-t",
+                sim.url(),
+                "-u",
+                sim.username(),
+                "-p",
+                sim.password(),
+                "-d",
+                "drain",
+                "--ca-cert",
+            ])
+            .arg(sim.ca_path())
+            .args(["backup", "-a"])
+            .arg(&out_dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        ours.push(t.elapsed().as_secs_f64());
+        if !out.status.success() {
+            return Err(format!(
+                "bbr failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let _ = std::fs::remove_dir_all(&out_dir);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (b, o) = (median(&mut baseline), median(&mut ours));
+    let total = (vms * mib) as f64;
+    println!(
+        "{vms} VMs x {mib} MiB, medians of 3: raw ssh|tee|openssl in parallel {b:.2}s ({:.0} MiB/s), bbr deployment backup {o:.2}s ({:.0} MiB/s), ratio {:.3}",
+        total / b,
+        total / o,
+        o / b
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let Some(bbr) = args.get(1) else {
-        eprintln!("usage: deployment-bench <path to bbr> [VMs]");
+        eprintln!("usage: deployment-bench <path to bbr> [VMs] | <path to bbr> drain [VMs] [MiB]");
         return ExitCode::from(2);
     };
+    if args.get(2).map(String::as_str) == Some("drain") {
+        let vms = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(4);
+        let mib = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(1024);
+        return match drain(Path::new(bbr), vms, mib) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("benchmark failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let vms = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
     match run(Path::new(bbr), vms) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,331 @@
+//! Running the database client programs.
+//!
+//! A child gets an argv (no shell) and a **replaced** environment: only the variables the
+//! command names (e.g. `PGPASSWORD`, `PGSSLMODE`, `MYSQL_PWD`), as the original does, so
+//! neither the caller's `PG*`/`MYSQL*` variables nor `~/.pgpass` via `HOME` leak in.
+//! Passwords are only ever put in that environment, never in argv, and [`Command`]'s
+//! `Debug`/`Display` show environment variable names only.
+//!
+//! Its stdout and stderr are copied live to ours (unless the command is quiet) and captured:
+//! fully when the output is parsed, otherwise only the last [`TAIL`] bytes (a `mysql -v`
+//! restore echoes the whole dump).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::thread;
+
+/// How many trailing bytes of a non-parsed stream are kept.
+pub const TAIL: usize = 64 * 1024;
+
+/// One program invocation.
+#[derive(Clone)]
+pub struct Command {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Option<BTreeMap<String, OsString>>,
+    stdin: Option<PathBuf>,
+    echo: bool,
+    capture_full: bool,
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Command {
+    /// `NAME=… NAME=… program arg arg` with environment values hidden.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(env) = &self.env {
+            for k in env.keys() {
+                write!(f, "{k}=… ")?;
+            }
+        }
+        write!(f, "{}", self.program.display())?;
+        for a in &self.args {
+            write!(f, " {}", a.to_string_lossy())?;
+        }
+        Ok(())
+    }
+}
+
+/// What a finished child left.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Captured stdout (complete when [`Command::capture_full`] was set, else the tail).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (tail).
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Stdout as text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    /// Stderr as text.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Go's `ExitError` text: `exit status N` or `signal: N`.
+pub fn status_text(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal: {s}"),
+        (None, None) => "exit status unknown".into(),
+    }
+}
+
+/// A child that could not be run, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Spawning failed (missing program, not executable...).
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The stdin file could not be opened.
+    #[error("{0}")]
+    Stdin(String),
+    /// The program exited non-zero.
+    #[error("{program}: {status}", status = status_text(&.output.status))]
+    Failed {
+        /// Program file name.
+        program: String,
+        /// What it left.
+        output: Box<Output>,
+    },
+}
+
+impl Command {
+    /// A command inheriting our environment.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Command {
+            program: program.into(),
+            args: Vec::new(),
+            env: None,
+            stdin: None,
+            echo: true,
+            capture_full: false,
+        }
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, a: impl Into<OsString>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Replaces the child's whole environment with `env` (an empty map gives an empty environment).
+    pub fn env_only(mut self, env: BTreeMap<String, OsString>) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Feeds this file to the child's stdin (default: `/dev/null`).
+    pub fn stdin_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.stdin = Some(path.into());
+        self
+    }
+
+    /// Don't copy the child's output to ours.
+    pub fn quiet(mut self) -> Self {
+        self.echo = false;
+        self
+    }
+
+    /// Keep all of stdout (for parsing), not just the tail.
+    pub fn capture_full(mut self) -> Self {
+        self.capture_full = true;
+        self
+    }
+
+    /// The program path.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The arguments.
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// The replacement environment, if any.
+    pub fn get_env(&self) -> Option<&BTreeMap<String, OsString>> {
+        self.env.as_ref()
+    }
+
+    fn program_name(&self) -> String {
+        self.program.file_name().map_or_else(
+            || self.program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// Runs to completion; a non-zero exit is [`RunError::Failed`].
+    pub fn run(&self) -> Result<Output, RunError> {
+        let out = self.run_status()?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(RunError::Failed {
+                program: self.program_name(),
+                output: Box::new(out),
+            })
+        }
+    }
+
+    /// Runs to completion and returns whatever the exit status.
+    pub fn run_status(&self) -> Result<Output, RunError> {
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(&self.args);
+        if let Some(env) = &self.env {
+            cmd.env_clear();
+            cmd.envs(env);
+        }
+        match &self.stdin {
+            Some(p) => {
+                let f = File::open(p).map_err(|e| {
+                    RunError::Stdin(crate::config::go_style_io_error("open", p, &e))
+                })?;
+                cmd.stdin(Stdio::from(f));
+            }
+            None => {
+                cmd.stdin(Stdio::null());
+            }
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RunError::Spawn {
+                program: self.program.display().to_string(),
+                source: io::Error::other("no pipes"),
+            });
+        };
+        let echo = self.echo;
+        let full = self.capture_full;
+        let out_thread = thread::spawn(move || pump(out, echo.then(io::stdout), full));
+        let err_bytes = pump(err, echo.then(io::stderr), false);
+        let out_bytes = out_thread.join().unwrap_or_default();
+        let status = child.wait().map_err(|source| RunError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        Ok(Output {
+            status,
+            stdout: out_bytes,
+            stderr: err_bytes,
+        })
+    }
+}
+
+/// Copies `from` to `to` (if any) and returns what it read (everything, or the last [`TAIL`] bytes).
+fn pump<R: Read, W: Write>(mut from: R, mut to: Option<W>, full: bool) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if let Some(w) = to.as_mut()
+            && w.write_all(&buf[..n]).and_then(|()| w.flush()).is_err()
+        {
+            to = None;
+        }
+        kept.extend_from_slice(&buf[..n]);
+        if !full && kept.len() > 2 * TAIL {
+            kept.drain(..kept.len() - TAIL);
+        }
+    }
+    if !full && kept.len() > TAIL {
+        kept.drain(..kept.len() - TAIL);
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_is_replaced_and_output_captured() {
+        let mut env = BTreeMap::new();
+        env.insert("ONLY".to_string(), OsString::from("this"));
+        let out = Command::new("/bin/sh")
+            .args(["-c", "env; echo err >&2"])
+            .env_only(env)
+            .quiet()
+            .capture_full()
+            .run()
+            .expect("sh runs");
+        let text = out.stdout_text();
+        assert!(text.contains("ONLY=this"));
+        assert!(!text.contains("HOME="));
+        assert_eq!(out.stderr_text(), "err\n");
+    }
+
+    #[test]
+    fn failure_text_is_go_like() {
+        let err = Command::new("/bin/sh")
+            .args(["-c", "exit 3"])
+            .quiet()
+            .run()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "sh: exit status 3");
+        let err = Command::new("/nonexistent/x").run().unwrap_err();
+        assert!(matches!(err, RunError::Spawn { .. }));
+    }
+
+    #[test]
+    fn display_hides_env_values() {
+        let mut env = BTreeMap::new();
+        env.insert("PGPASSWORD".to_string(), OsString::from("s3cret"));
+        let c = Command::new("/usr/bin/pg_dump")
+            .arg("--host=h")
+            .env_only(env);
+        let s = c.to_string();
+        assert_eq!(s, "PGPASSWORD=… /usr/bin/pg_dump --host=h");
+    }
+
+    #[test]
+    fn tail_is_bounded() {
+        let out = Command::new("/bin/sh")
+            .args(["-c", "head -c 500000 /dev/zero"])
+            .quiet()
+            .run()
+            .expect("runs");
+        assert_eq!(out.stdout.len(), TAIL);
+    }
+}
