@@ -188,18 +188,14 @@ async fn drain_into(
     ));
     let file = File::create(target)
         .map_err(|e| fail(format!("Error creating file {}: {e}", target.display())))?;
-    let mut writer = BufWriter::with_capacity(1 << 20, file);
-    let mut hasher = TarHasher::new();
+    let (to_writer, written) = spawn_writer(file);
     let mut progress = reporter.transfer(&job.name, &id, total);
-    let mut parse_error = None;
     let result = {
         let mut sink = |chunk: &[u8]| -> std::io::Result<()> {
-            writer.write_all(chunk)?;
-            if parse_error.is_none()
-                && let Err(e) = hasher.feed(chunk)
-            {
-                parse_error = Some(e);
-            }
+            // A closed channel means the writer stopped on an error, reported below.
+            to_writer
+                .send(chunk.to_vec())
+                .map_err(|_| std::io::Error::other("the artifact writer stopped"))?;
             progress.advance(chunk.len() as u64);
             Ok(())
         };
@@ -209,7 +205,18 @@ async fn drain_into(
         )
         .await
     };
+    drop(to_writer);
     progress.finish();
+    // The writer's verdict first: a local write error (a full disk) explains a failed stream.
+    let written = written
+        .await
+        .unwrap_or_else(|_| Err(WriteFailure::Io("the artifact writer ended early".into())));
+    if let Err(WriteFailure::Io(e)) = &written {
+        return Err(fail(format!(
+            "Error streaming backup from remote instance. Error: writing {} failed: {e}",
+            target.display()
+        )));
+    }
     let output = match result {
         None => {
             return Err(fail(format!(
@@ -230,15 +237,6 @@ async fn drain_into(
             output.exit_code
         )));
     }
-    let file = writer.into_inner().map_err(|e| {
-        fail(format!(
-            "Error writing file {}: {}",
-            target.display(),
-            e.error()
-        ))
-    })?;
-    file.sync_all()
-        .map_err(|e| fail(format!("Error writing file {}: {e}", target.display())))?;
     reporter.info(format!(
         "Finished copying backup -- for job {} on {id}...",
         job.name
@@ -247,16 +245,20 @@ async fn drain_into(
         "Starting validity checks -- for job {} on {id}...",
         job.name
     ));
-    if let Some(e) = parse_error {
-        return Err(fail(format!(
-            "Backup is corrupted, transfer of {artifact} from {id} is not a valid tar: {e}"
-        )));
-    }
-    let summary = hasher.finish().map_err(|e| {
-        fail(format!(
-            "Backup is corrupted, transfer of {artifact} from {id} is incomplete: {e}"
-        ))
-    })?;
+    let summary = match written {
+        Ok(summary) => summary,
+        Err(WriteFailure::NotTar(e)) => {
+            return Err(fail(format!(
+                "Backup is corrupted, transfer of {artifact} from {id} is not a valid tar: {e}"
+            )));
+        }
+        Err(WriteFailure::Incomplete(e)) => {
+            return Err(fail(format!(
+                "Backup is corrupted, transfer of {artifact} from {id} is incomplete: {e}"
+            )));
+        }
+        Err(WriteFailure::Io(_)) => unreachable!("returned above"),
+    };
     reporter.debug(format!(
         "Comparing transferred files with the listing on {id}"
     ));
@@ -457,6 +459,56 @@ pub async fn upload(
         job.name
     ));
     Ok(())
+}
+
+/// Why the drain's writer thread did not produce a verified summary.
+enum WriteFailure {
+    /// Writing or syncing the local file failed.
+    Io(String),
+    /// The stream is not a tar.
+    NotTar(String),
+    /// The tar stream ended early.
+    Incomplete(String),
+}
+
+type WriteResult = Result<TarSummary, WriteFailure>;
+
+/// Starts the thread that writes a drained stream to `file` and hashes it as it goes, so
+/// that neither delays the SSH session that receives it; the summary (or failure) arrives
+/// once every sender is dropped and the file is synced.
+fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResult>) {
+    let (tx, rx) = sync_channel::<Vec<u8>>(HASHER_QUEUE);
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        let mut hasher = TarHasher::new();
+        let mut not_tar = None;
+        for chunk in rx.iter() {
+            if let Err(e) = writer.write_all(&chunk) {
+                // Dropping the receiver makes the sink fail, which stops the stream.
+                let _ = done_tx.send(Err(WriteFailure::Io(e.to_string())));
+                return;
+            }
+            if not_tar.is_none()
+                && let Err(e) = hasher.feed(&chunk)
+            {
+                not_tar = Some(e.to_string());
+            }
+        }
+        let synced = writer
+            .into_inner()
+            .map_err(|e| e.error().to_string())
+            .and_then(|f| f.sync_all().map_err(|e| e.to_string()));
+        let result = match (synced, not_tar) {
+            (Err(e), _) => Err(WriteFailure::Io(e)),
+            (Ok(()), Some(e)) => Err(WriteFailure::NotTar(e)),
+            (Ok(()), None) => hasher
+                .finish()
+                .map_err(|e| WriteFailure::Incomplete(e.to_string())),
+        };
+        let _ = done_tx.send(result);
+    });
+    (tx, done_rx)
 }
 
 #[cfg(test)]
