@@ -63,6 +63,49 @@ pub fn run(args: Vec<String>) -> i32 {
     }
 }
 
+/// A command line split into its command-level and subcommand-level flags.
+struct Parsed {
+    level: args::ParsedLevel,
+    sub: Subcommand,
+    sub_level: args::ParsedLevel,
+}
+
+/// Parses `<command flags> <subcommand> <subcommand flags>` the way urfave/cli does, printing
+/// help or usage errors itself; `Err` carries the exit code when there is nothing to run.
+fn parse_command(
+    args: &[String],
+    specs: &[args::FlagSpec],
+    sub_specs: fn(Subcommand) -> &'static [args::FlagSpec],
+    help_text: fn() -> String,
+    sub_help_text: fn(Subcommand) -> String,
+) -> Result<Parsed, i32> {
+    let level = parse_flags(specs, args).map_err(|e| usage_error(&e, &help_text()))?;
+    let Some(sub_name) = level.rest.first() else {
+        print!("{}", help_text());
+        return Err(if level.help { 0 } else { 1 });
+    };
+    let Some(sub) = Subcommand::parse(sub_name) else {
+        println!("Error command '{sub_name}' not found\n");
+        print!("{}", help_text());
+        return Err(1);
+    };
+    let sub_level = parse_flags(sub_specs(sub), &level.rest[1..])
+        .map_err(|e| usage_error(&e, &sub_help_text(sub)))?;
+    if sub_level.help {
+        print!("{}", sub_help_text(sub));
+        return Err(0);
+    }
+    if level.help {
+        print!("{}", help_text());
+        return Err(0);
+    }
+    Ok(Parsed {
+        level,
+        sub,
+        sub_level,
+    })
+}
+
 fn usage_error(message: &str, help_text: &str) -> i32 {
     println!("Incorrect Usage: {message}\n");
     print!("{help_text}");
@@ -114,40 +157,28 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// `bbr deployment ...`.
 fn deployment(args: &[String]) -> i32 {
-    let level = match parse_flags(DEPLOYMENT_FLAGS, args) {
-        Ok(l) => l,
-        Err(e) => return usage_error(&e, &help::deployment_help()),
+    let Parsed {
+        level,
+        sub,
+        sub_level,
+    } = match parse_command(
+        args,
+        DEPLOYMENT_FLAGS,
+        |sub| match sub {
+            Subcommand::Backup => DEPLOYMENT_BACKUP_FLAGS,
+            Subcommand::Restore => ARTIFACT_FLAGS,
+            _ => &[],
+        },
+        help::deployment_help,
+        help::deployment_subcommand_help,
+    ) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let flags = level
         .flags
         .clone()
         .with_env(DEPLOYMENT_ENV, |k| std::env::var(k).ok());
-    let Some(sub_name) = level.rest.first() else {
-        print!("{}", help::deployment_help());
-        return if level.help { 0 } else { 1 };
-    };
-    let Some(sub) = Subcommand::parse(sub_name) else {
-        println!("Error command '{sub_name}' not found\n");
-        print!("{}", help::deployment_help());
-        return 1;
-    };
-    let sub_specs = match sub {
-        Subcommand::Backup => DEPLOYMENT_BACKUP_FLAGS,
-        Subcommand::Restore => ARTIFACT_FLAGS,
-        _ => &[],
-    };
-    let sub_level = match parse_flags(sub_specs, &level.rest[1..]) {
-        Ok(l) => l,
-        Err(e) => return usage_error(&e, &help::deployment_subcommand_help(sub)),
-    };
-    if sub_level.help {
-        print!("{}", help::deployment_subcommand_help(sub));
-        return 0;
-    }
-    if level.help {
-        print!("{}", help::deployment_help());
-        return 0;
-    }
     for flag in ["target", "username", "password"] {
         if flags.get(flag).is_none() {
             return required(flag, &help::deployment_help());
@@ -380,39 +411,23 @@ struct DirectorInvocation {
 }
 
 fn director(args: &[String]) -> i32 {
-    let level = match parse_flags(DIRECTOR_FLAGS, args) {
-        Ok(l) => l,
-        Err(e) => return usage_error(&e, &help::director_help()),
-    };
-    let wants_help = level.help || args.iter().any(|a| a == "--help" || a == "-h");
-    let Some(sub_name) = level.rest.first() else {
-        print!("{}", help::director_help());
-        return if wants_help { 0 } else { 1 };
-    };
-    let Some(sub) = Subcommand::parse(sub_name) else {
-        println!("Error command '{sub_name}' not found\n");
-        print!("{}", help::director_help());
-        return 1;
-    };
-    let sub_level = match parse_flags(
-        if matches!(sub, Subcommand::Backup | Subcommand::Restore) {
-            ARTIFACT_FLAGS
-        } else {
-            &[]
+    let Parsed {
+        level,
+        sub,
+        sub_level,
+    } = match parse_command(
+        args,
+        DIRECTOR_FLAGS,
+        |sub| match sub {
+            Subcommand::Backup | Subcommand::Restore => ARTIFACT_FLAGS,
+            _ => &[],
         },
-        &level.rest[1..],
+        help::director_help,
+        help::director_subcommand_help,
     ) {
-        Ok(l) => l,
-        Err(e) => return usage_error(&e, &help::director_subcommand_help(sub)),
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    if sub_level.help {
-        print!("{}", help::director_subcommand_help(sub));
-        return 0;
-    }
-    if level.help {
-        print!("{}", help::director_help());
-        return 0;
-    }
     let flags = &level.flags;
     for flag in ["host", "username", "private-key-path"] {
         if flags.get(flag).is_none() {

@@ -74,6 +74,11 @@ impl ErrorList {
         self.0.extend(other.0);
     }
 
+    /// `Ok(())` when empty, else the list as the error.
+    pub fn into_result(self) -> Result<(), ErrorList> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
     /// Go bbr's exit code: bitwise OR of 4 (lock), 8 (unlock), 16 (cleanup), 1 (anything else).
     pub fn exit_code(&self) -> i32 {
         self.0.iter().fold(0, |code, e| {

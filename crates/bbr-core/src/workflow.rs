@@ -468,11 +468,7 @@ impl<'a> Session<'a> {
                 false,
             )
             .await?;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        errors.into_result()
     }
 
     async fn unlock_after_backup(&self, successful: bool) -> StepResult {
@@ -489,11 +485,7 @@ impl<'a> Session<'a> {
                 false,
             )
             .await?;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        errors.into_result()
     }
 
     async fn run_backup_scripts(&self) -> StepResult {
@@ -552,11 +544,7 @@ impl<'a> Session<'a> {
         .await;
         self.reporter.info("Finished running backup scripts.");
         let errors = ErrorList(results.into_iter().filter_map(Result::err).collect());
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        errors.into_result()
     }
 
     async fn drain(&self, artifact: &ArtifactDir, metadata: &Mutex<Metadata>) -> StepResult {
@@ -1201,11 +1189,7 @@ impl Session<'_> {
                 true,
             )
             .await?;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        errors.into_result()
     }
 }
 
