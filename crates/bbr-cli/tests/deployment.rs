@@ -772,3 +772,51 @@ fn a_malformed_bosh_all_proxy_is_named() {
     assert_eq!(run.code(), 1);
     assert!(run.stderr().contains("BOSH_ALL_PROXY"), "{}", run.show());
 }
+
+#[test]
+fn a_vm_whose_host_key_differs_from_the_directors_answer_is_refused() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    backup_scripts(&h, "d", "g", 0, "j");
+    // sshd reads its host key for every new connection: swap it behind the director's back.
+    let fresh = h.work.path().join("impostor_key");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&fresh)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(&fresh, h.vm("d", "g", 0).root().join("host_key")).unwrap();
+    let run = h.bbr("d", &["backup"]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("not the key the BOSH director reported"),
+        "{}",
+        run.show()
+    );
+    assert!(h.events("d").is_empty(), "nothing ran on an unverified VM");
+    assert!(h.sim.temp_users().is_empty(), "{:?}", h.sim.temp_users());
+}
+
+#[test]
+fn all_deployments_listing_failure_and_no_deployments() {
+    let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
+    h.sim.fail_next("/deployments", 500);
+    let run = Run(h.command(None, &["pre-backup-check"]).output().unwrap());
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Director responded with non-successful status code '500'"),
+        "{}",
+        run.show()
+    );
+
+    let empty = Deployment::start(vec![], SimOptions::new());
+    let run = Run(empty.command(None, &["backup"]).output().unwrap());
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr().contains("Failed to find any deployments"),
+        "{}",
+        run.show()
+    );
+}
