@@ -15,6 +15,7 @@
 //! without dropping their simulator. The group and the sudoers drop-in are
 //! shared by all simulators and stay.
 
+use bbr_testkit::users::run;
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -58,21 +59,6 @@ fn line_field_exists(file: &str, name: &str) -> bool {
         .unwrap_or_default()
         .lines()
         .any(|l| l.split(':').next() == Some(name))
-}
-
-fn run(cmd: &mut Command) -> io::Result<()> {
-    let out = cmd
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("{cmd:?}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
 }
 
 fn record_path() -> PathBuf {

@@ -39,7 +39,8 @@ fn field_of(file: &str, user: &str, index: usize) -> Option<String> {
         .and_then(|f| f.get(index).map(|s| (*s).to_owned()))
 }
 
-fn run(cmd: &mut Command) -> io::Result<()> {
+/// Runs `cmd`, turning a non-zero exit into an error carrying the command and its stderr.
+pub fn run(cmd: &mut Command) -> io::Result<()> {
     let out = cmd
         .output()
         .map_err(|e| io::Error::new(e.kind(), format!("{cmd:?}: {e}")))?;
