@@ -21,6 +21,24 @@ use std::time::Instant;
 
 const SCRIPT: &str = "#!/bin/sh\nmkdir -p /var/vcap/sys\nprintf '%s %s ' \"$(date +%s%N)\" \"$(basename \"$0\")\" >> /var/vcap/sys/bench.log\n[ \"$(basename \"$0\")\" = backup ] && echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"\ndate +%s%N >> /var/vcap/sys/bench.log\n";
 
+/// `bbr deployment` against the simulator for `deployment`, run in `cwd`.
+fn bbr_deployment(bbr: &Path, sim: &DirectorSim, deployment: &str, cwd: &Path) -> Command {
+    let mut c = Command::new(bbr);
+    c.current_dir(cwd)
+        .args([
+            "deployment",
+            "-t",
+            sim.url(),
+            "-u",
+            sim.username(),
+            "-p",
+            sim.password(),
+        ])
+        .args(["-d", deployment, "--ca-cert"])
+        .arg(sim.ca_path());
+    c
+}
+
 fn run(bbr: &Path, vms: usize) -> Result<(), String> {
     let spec = DeploymentSpec::new("bench")
         .group(InstanceGroupSpec::new("node", vms).job(JobSpec::new("app", "app-release")));
@@ -50,21 +68,7 @@ fn run(bbr: &Path, vms: usize) -> Result<(), String> {
         .sum();
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let mut child = Command::new(bbr)
-        .current_dir(work.path())
-        .args([
-            "deployment",
-            "-t",
-            sim.url(),
-            "-u",
-            sim.username(),
-            "-p",
-            sim.password(),
-            "-d",
-            "bench",
-            "--ca-cert",
-        ])
-        .arg(sim.ca_path())
+    let mut child = bbr_deployment(bbr, &sim, "bench", work.path())
         .arg("backup")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -232,21 +236,7 @@ fn drain(bbr: &Path, vms: usize, mib: usize) -> Result<(), String> {
         let out_dir = work.path().join(format!("bbr-{round}"));
         std::fs::create_dir(&out_dir).map_err(|e| e.to_string())?;
         let t = Instant::now();
-        let out = Command::new(bbr)
-            .current_dir(work.path())
-            .args([
-                "deployment",
-                "-t",
-                sim.url(),
-                "-u",
-                sim.username(),
-                "-p",
-                sim.password(),
-                "-d",
-                "drain",
-                "--ca-cert",
-            ])
-            .arg(sim.ca_path())
+        let out = bbr_deployment(bbr, &sim, "drain", work.path())
             .args(["backup", "-a"])
             .arg(&out_dir)
             .output()
