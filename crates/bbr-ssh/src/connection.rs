@@ -4,6 +4,7 @@ use crate::hostkey::{ClientHandler, HostKeyPolicy, Verdict};
 use async_trait::async_trait;
 use bbr_core::remote::{Output, Remote, RemoteError, StdoutSink};
 use bytes::Bytes;
+use futures::future::Either;
 use russh::ChannelWriteHalf;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
@@ -107,8 +108,8 @@ impl ConnectOptions {
     }
 }
 
-fn client_config() -> Arc<client::Config> {
-    let preferred = Preferred {
+fn client_config(policy: &HostKeyPolicy) -> Arc<client::Config> {
+    let mut preferred = Preferred {
         cipher: Cow::Borrowed(&[
             cipher::AES_128_GCM,
             cipher::AES_256_GCM,
@@ -118,6 +119,9 @@ fn client_config() -> Arc<client::Config> {
         ]),
         ..Preferred::DEFAULT
     };
+    if let Some(key) = policy.preferred_algorithms() {
+        preferred.key = Cow::Owned(key);
+    }
     Arc::new(client::Config {
         preferred,
         window_size: 16 * 1024 * 1024,
@@ -148,7 +152,9 @@ async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, Ss
         verdict: verdict.clone(),
     };
     let connected = match options.dialer.dial(&options.host, options.port).await {
-        Ok(stream) => client::connect_stream(client_config(), stream, handler).await,
+        Ok(stream) => {
+            client::connect_stream(client_config(&options.host_key), stream, handler).await
+        }
         Err(reason) => {
             return Err(SshError::Dial {
                 host: address,
@@ -175,6 +181,18 @@ async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, Ss
         (Err(_), Some(Verdict::PinMismatch { fingerprint })) => {
             return Err(SshError::HostKey(format!(
                 "host key verification failed for {address}: the host presents key {fingerprint}, not the key the BOSH director reported"
+            )));
+        }
+        (
+            Err(_),
+            Some(Verdict::NotListed {
+                fingerprint,
+                accepted,
+            }),
+        ) => {
+            return Err(SshError::HostKey(format!(
+                "Host key verification failed for {address}: the host presents key {fingerprint}, which is not one of the accepted keys ({})",
+                accepted.join(", ")
             )));
         }
         (Err(_), Some(Verdict::FileError { file, reason })) => {
@@ -422,10 +440,18 @@ impl Remote for SshConnection {
         });
         let send = async {
             while let Some(chunk) = rx.recv().await {
-                let chunk = chunk.map_err(|source| RemoteError::Source {
-                    host: address.clone(),
-                    source,
-                })?;
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(source) => {
+                        // Close the channel: the command must not take the input as complete,
+                        // and would otherwise wait for more of it.
+                        let _ = write.close().await;
+                        return Err(RemoteError::Source {
+                            host: address.clone(),
+                            source,
+                        });
+                    }
+                };
                 if write.data_bytes(chunk).await.is_err() {
                     // The remote side stopped reading; its exit status tells why.
                     return Ok(());
@@ -436,10 +462,25 @@ impl Remote for SshConnection {
         };
         let mut discard = |_: &[u8]| -> std::io::Result<()> { Ok(()) };
         let receive = collect(&mut read, &self.address, &mut discard);
-        let (sent, received) = futures::join!(send, receive);
+        let (sent, received) = {
+            let (send, receive) = (std::pin::pin!(send), std::pin::pin!(receive));
+            match futures::future::select(send, receive).await {
+                // The channel was closed from this side: russh then drops the server's close
+                // and exit status, so waiting for them would hang.
+                Either::Left((Err(e), _)) => (Err(e), None),
+                Either::Left((Ok(()), receive)) => (Ok(()), Some(receive.await)),
+                // The command ended (and its channel is gone): stop sending, as a send
+                // waiting for window space on that channel would never finish.
+                Either::Right((received, _)) => (Ok(()), Some(received)),
+            }
+        };
         drop(rx);
         let _ = reader.await;
         sent?;
-        received
+        received.unwrap_or_else(|| {
+            Err(RemoteError::NoExitStatus {
+                host: self.address.clone(),
+            })
+        })
     }
 }

@@ -1,6 +1,7 @@
-//! Host-key policies: known_hosts with accept-new semantics, or a pinned key.
+//! Host-key policies: known_hosts with accept-new semantics, a pinned key, or a set of
+//! accepted keys.
 
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,31 @@ pub enum HostKeyPolicy {
     KnownHosts(PathBuf),
     /// Accept exactly this key (deployment mode: the key the director reported).
     Pinned(PublicKey),
+    /// Accept any one of these keys and nothing else (for example the keys of operator-given
+    /// known_hosts lines). The connection prefers host-key algorithms of these keys, so that a
+    /// server with several host keys presents one that is listed.
+    AnyOf(Vec<PublicKey>),
+}
+
+impl HostKeyPolicy {
+    /// Host-key algorithms in the order the client should offer them: for
+    /// [`HostKeyPolicy::AnyOf`], the algorithms of the accepted keys first.
+    pub(crate) fn preferred_algorithms(&self) -> Option<Vec<Algorithm>> {
+        let HostKeyPolicy::AnyOf(keys) = self else {
+            return None;
+        };
+        let default = russh::Preferred::DEFAULT.key;
+        let accepted = |candidate: &Algorithm| {
+            keys.iter().any(|k| match (k.algorithm(), candidate) {
+                (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
+                (own, candidate) => own == *candidate,
+            })
+        };
+        let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) =
+            default.iter().cloned().partition(accepted);
+        first.extend(rest);
+        Some(first)
+    }
 }
 
 /// What host-key verification concluded, kept so that a refusal can be explained.
@@ -29,6 +55,11 @@ pub(crate) enum Verdict {
     },
     /// The key differs from the pinned one.
     PinMismatch { fingerprint: String },
+    /// The key is none of the accepted ones.
+    NotListed {
+        fingerprint: String,
+        accepted: Vec<String>,
+    },
     /// The known_hosts file could not be read or written.
     FileError { file: PathBuf, reason: String },
 }
@@ -46,6 +77,16 @@ pub(crate) fn verify(policy: &HostKeyPolicy, host: &str, port: u16, key: &Public
             } else {
                 Verdict::PinMismatch {
                     fingerprint: fingerprint(key),
+                }
+            }
+        }
+        HostKeyPolicy::AnyOf(keys) => {
+            if keys.iter().any(|k| k.key_data() == key.key_data()) {
+                Verdict::Known
+            } else {
+                Verdict::NotListed {
+                    fingerprint: fingerprint(key),
+                    accepted: keys.iter().map(fingerprint).collect(),
                 }
             }
         }
