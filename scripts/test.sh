@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps.sh
 bash .ci/install-db-deps.sh
+bash .ci/install-storage-deps.sh
 cargo nextest run --workspace --no-fail-fast "$@"

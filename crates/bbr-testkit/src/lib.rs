@@ -32,13 +32,16 @@
 //! - [`keys`]: [`KeyType`], [`ClientKey`];
 //! - [`users`]: machine-wide login users (`vcap`, `nosudo`);
 //! - [`registry`]: cross-process address/port allocation and leftover sweeping;
-//! - [`procs`]: PID-based process helpers.
+//! - [`procs`]: PID-based process helpers;
+//! - [`stores`]: real object-store servers (SeaweedFS S3, Azurite, fake-gcs-server) with
+//!   independent verifier clients, for `bbr-storage` tests.
 
 #![warn(missing_docs)]
 
 pub mod keys;
 pub mod procs;
 pub mod registry;
+pub mod stores;
 pub mod users;
 pub mod vm;
 
