@@ -1,0 +1,56 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// What went wrong talking to a destination. Messages name the store, bucket/container, key
+/// or file involved, and never contain credentials or request signatures.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The upload was cancelled (for example on SIGTERM); nothing partial is left visible.
+    #[error("upload cancelled")]
+    Cancelled,
+    /// The settings cannot work (bad endpoint URL, malformed key or service-account JSON, …).
+    /// Detected without any network I/O.
+    #[error("invalid destination settings: {0}")]
+    Config(String),
+    /// An object key that cannot be stored (`..` segments, control characters).
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The store refused the credentials' permission for the operation (S3 `AccessDenied`,
+    /// HTTP 403 on a create call). service-backup logs
+    /// `Configured S3 user unable to create buckets` for this one.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The object (or bucket) asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Reading the local file (or stream) being uploaded failed.
+    #[error("reading local file {}: {source}", path.display())]
+    LocalRead {
+        /// The file (`-` style placeholder `<stream>` for [`put_reader`](crate::object::ObjectDestination::put_reader)).
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other failure, already worded for an operator.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StorageError {
+    /// Whether this is a permission refusal (see [`StorageError::AccessDenied`]).
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, StorageError::AccessDenied(_))
+    }
+
+    /// Whether the upload was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, StorageError::Cancelled)
+    }
+}

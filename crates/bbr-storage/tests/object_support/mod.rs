@@ -1,0 +1,138 @@
+//! Helpers shared by the `object_*` integration tests: test data, readers and FIFOs that
+//! cancel an upload at a chosen point, and timing.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_util::sync::CancellationToken;
+
+pub const MIB: usize = 1024 * 1024;
+
+/// Deterministic, incompressible bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// Write `bytes` to `dir/name`.
+pub fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// A unique, DNS-compatible bucket name.
+pub fn bucket_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An endless stream of data that cancels `token` once `after` bytes have been handed out.
+pub struct CancellingReader {
+    produced: usize,
+    after: usize,
+    token: CancellationToken,
+    block: Vec<u8>,
+}
+
+impl CancellingReader {
+    pub fn new(after: usize, token: CancellationToken) -> Self {
+        CancellingReader {
+            produced: 0,
+            after,
+            token,
+            block: data(MIB, 7),
+        }
+    }
+}
+
+impl AsyncRead for CancellingReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.produced >= self.after {
+            self.token.cancel();
+        }
+        let off = self.produced % self.block.len();
+        let n = buf.remaining().min(self.block.len() - off);
+        let chunk = self.block[off..off + n].to_vec();
+        buf.put_slice(&chunk);
+        self.produced += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A FIFO at `dir/name` fed by a thread with `after` bytes; then `token` is cancelled while
+/// the writer keeps the FIFO open (so the reader sees no EOF) until `release` fires.
+pub fn cancelling_fifo(
+    dir: &Path,
+    name: &str,
+    after: usize,
+    token: CancellationToken,
+    release: CancellationToken,
+) -> PathBuf {
+    let path = dir.join(name);
+    let st = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        let block = data(MIB, 9);
+        let mut written = 0;
+        while written < after {
+            if f.write_all(&block).is_err() {
+                return;
+            }
+            written += block.len();
+        }
+        token.cancel();
+        // Hold the write end open until the test is done with the upload.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(release.cancelled());
+        drop(f);
+    });
+    path
+}
+
+/// Assert `f` completed within `limit`, returning its value.
+pub async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> T {
+    let start = Instant::now();
+    let v = f.await;
+    let took = start.elapsed();
+    assert!(took <= limit, "took {took:?}, more than {limit:?}");
+    v
+}
+
+/// A TCP port on 127.0.0.1 with nothing listening (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    drop(l);
+    p
+}
