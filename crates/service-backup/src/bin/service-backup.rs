@@ -1,0 +1,21 @@
+//! `service-backup CONFIG`: the backup daemon (see `service_backup::app::run_daemon`).
+
+use std::path::PathBuf;
+
+use service_backup::lager::{LogFormat, Sink};
+
+fn main() -> anyhow::Result<()> {
+    let Some(config) = std::env::args_os().nth(1).map(PathBuf::from) else {
+        eprintln!("usage: service-backup CONFIG_FILE");
+        std::process::exit(service_backup::app::EXIT_FAILURE);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(service_backup::app::run_daemon(
+        &config,
+        Sink::stdout(LogFormat::Pretty),
+    ));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::exit(code);
+}

@@ -1,0 +1,590 @@
+//! One backup run (§3.1): backup_guid → identifier → in-progress gate → prepare → upload to
+//! every destination → size/duration line → cleanup (only after a fully successful upload).
+//!
+//! Differences from the original, by design: the in-progress gate is the cross-process lock of
+//! [`crate::state`]; prepare and cleanup output is logged (bounded, secrets redacted by the
+//! sink) as `Perform backup output` / `Cleanup output`; uploads are cancelled through a
+//! [`CancellationToken`] on shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::data;
+use crate::lager::Logger;
+use crate::process::{Output, ProcessManager, split_command};
+use crate::state::StateDir;
+use crate::upload::{MultiUploader, dir_size};
+
+/// The exact text of the in-progress rejection (logged and returned).
+pub const IN_PROGRESS_MESSAGE: &str = "Backup currently in progress, exiting. Another backup will not be able to start until this is completed.";
+
+/// How much child output goes into one log line.
+pub const LOGGED_OUTPUT_LIMIT: usize = 4096;
+
+/// A failed run, with the service instance it concerns (for the alert).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ServiceInstanceError {
+    /// What failed.
+    pub message: String,
+    /// The identifier, `""` if unknown.
+    pub service_instance_id: String,
+}
+
+/// The parts of the configuration a run needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    /// The uploaded directory.
+    pub source_folder: String,
+    /// Prepare command (`""`: none).
+    pub source_executable: String,
+    /// Cleanup command (`""`: none).
+    pub cleanup_executable: String,
+    /// Identifier command (`""`: none).
+    pub service_identifier_executable: String,
+    /// Reject overlapping runs.
+    pub exit_if_in_progress: bool,
+}
+
+impl RunSettings {
+    /// The run settings of a parsed configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        RunSettings {
+            source_folder: config.source_folder.clone(),
+            source_executable: config.source_executable.clone(),
+            cleanup_executable: config.cleanup_executable.clone(),
+            service_identifier_executable: config.service_identifier_executable.clone(),
+            exit_if_in_progress: config.exit_if_in_progress,
+        }
+    }
+}
+
+/// Runs backups.
+#[derive(Debug)]
+pub struct Executor {
+    settings: RunSettings,
+    uploader: MultiUploader,
+    processes: Arc<ProcessManager>,
+    state: Option<StateDir>,
+    logger: Logger,
+    cancel: CancellationToken,
+}
+
+/// What a scheduled or manual trigger runs: a real backup, or the "disabled" stand-in used
+/// when there are no destinations (§3.9).
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// No destinations: logs `Backups Disabled`.
+    Disabled(Logger),
+    /// A real backup.
+    Backup(Arc<Executor>),
+}
+
+impl Job {
+    /// Runs once.
+    pub async fn run(&self) -> Result<(), ServiceInstanceError> {
+        match self {
+            Job::Disabled(logger) => {
+                logger.info("Backups Disabled", data! {});
+                Ok(())
+            }
+            Job::Backup(executor) => executor.execute().await,
+        }
+    }
+}
+
+fn log_output(logger: &Logger, action: &str, output: &Output) {
+    if let Some(text) = output.summary(LOGGED_OUTPUT_LIMIT) {
+        logger.info(action, data! {"output" => text});
+    }
+}
+
+impl Executor {
+    /// An executor. `state` must be given when `exit_if_in_progress` is set (it holds the
+    /// lock); `cancel` is handed to destinations so shutdown aborts uploads.
+    pub fn new(
+        settings: RunSettings,
+        uploader: MultiUploader,
+        processes: Arc<ProcessManager>,
+        state: Option<StateDir>,
+        logger: Logger,
+        cancel: CancellationToken,
+    ) -> Self {
+        Executor {
+            settings,
+            uploader,
+            processes,
+            state,
+            logger,
+            cancel,
+        }
+    }
+
+    async fn identify(&self, logger: &Logger) -> String {
+        let command = &self.settings.service_identifier_executable;
+        if command.is_empty() {
+            return String::new();
+        }
+        let args = split_command(command);
+        if let Err(e) = std::fs::metadata(&args[0]) {
+            logger.error(
+                "Service identifier command not found",
+                &format!("stat {}: {e}", args[0]),
+                data! {},
+            );
+            return String::new();
+        }
+        let output = tokio::process::Command::new(&args[0])
+            .args(&args[1..])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await;
+        match output {
+            Err(e) => {
+                logger.error("Service identifier command returned error", &e, data! {});
+                String::new()
+            }
+            Ok(out) if !out.status.success() => {
+                let err = match out.status.code() {
+                    Some(code) => format!("exit status {code}"),
+                    None => "signal: killed".to_owned(),
+                };
+                let mut combined = out.stdout;
+                combined.extend_from_slice(&out.stderr);
+                let text = String::from_utf8_lossy(&combined).trim().to_owned();
+                let data = if text.is_empty() {
+                    data! {}
+                } else {
+                    data! {"output" => text}
+                };
+                logger.error("Service identifier command returned error", &err, data);
+                String::new()
+            }
+            Ok(out) => {
+                let mut combined = out.stdout;
+                combined.extend_from_slice(&out.stderr);
+                String::from_utf8_lossy(&combined).trim().to_owned()
+            }
+        }
+    }
+
+    /// Runs one backup.
+    pub async fn execute(&self) -> Result<(), ServiceInstanceError> {
+        let guid = uuid::Uuid::new_v4().to_string();
+        let mut logger = self.logger.with_data(data! {"backup_guid" => guid});
+        let identifier = self.identify(&logger).await;
+        if !identifier.is_empty() {
+            logger = logger.session("WithIdentifier", data! {"identifier" => identifier.clone()});
+        }
+        let fail = |message: String| ServiceInstanceError {
+            message,
+            service_instance_id: identifier.clone(),
+        };
+
+        let _lock = if self.settings.exit_if_in_progress {
+            let Some(state) = &self.state else {
+                return Err(fail(
+                    "exit_if_in_progress requires a state directory".into(),
+                ));
+            };
+            match state.try_lock(&self.settings.source_folder) {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => {
+                    logger.error(IN_PROGRESS_MESSAGE, &IN_PROGRESS_MESSAGE, data! {});
+                    return Err(fail(IN_PROGRESS_MESSAGE.to_owned()));
+                }
+                Err(e) => {
+                    logger.error("Could not take the backup lock", &e, data! {});
+                    return Err(fail(e.to_string()));
+                }
+            }
+        } else {
+            None
+        };
+
+        if self.settings.source_executable.is_empty() {
+            logger.info(
+                "source_executable not provided, skipping performing of backup",
+                data! {},
+            );
+        } else {
+            logger.info("Perform backup started", data! {});
+            let argv = split_command(&self.settings.source_executable);
+            let (output, result) = self.processes.run(&argv, None).await;
+            log_output(&logger, "Perform backup output", &output);
+            if let Err(e) = result {
+                logger.error("Perform backup completed with error", &e, data! {});
+                return Err(fail(e.to_string()));
+            }
+            logger.info("Perform backup completed successfully", data! {});
+        }
+
+        logger.info("Upload backup started", data! {});
+        let started = Instant::now();
+        let source = Path::new(&self.settings.source_folder);
+        if let Err(e) = self.uploader.upload(source, &logger, &self.cancel).await {
+            logger.error("Upload backup completed with error", &e, data! {});
+            return Err(fail(e.to_string()));
+        }
+        let duration = started.elapsed().as_secs_f64();
+        let size = dir_size(source);
+        logger.info(
+            "Upload backup completed successfully",
+            data! {"duration_in_seconds" => duration, "size_in_bytes" => size},
+        );
+
+        if self.settings.cleanup_executable.is_empty() {
+            logger.info("Cleanup command not provided", data! {});
+        } else {
+            logger.info("Cleanup started", data! {});
+            let argv = split_command(&self.settings.cleanup_executable);
+            let (output, result) = self.processes.run(&argv, None).await;
+            log_output(&logger, "Cleanup output", &output);
+            match result {
+                Ok(()) => logger.info("Cleanup completed successfully", data! {}),
+                Err(e) => logger.error("Cleanup completed with error", &e, data! {}),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lager::{LogFormat, MemoryLog, Sink};
+    use crate::upload::{BoxFuture, UploadError, Uploader};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct FakeUploader {
+        fail: Option<String>,
+        calls: Mutex<usize>,
+        delay: Option<std::time::Duration>,
+    }
+
+    impl Uploader for Arc<FakeUploader> {
+        fn kind(&self) -> &str {
+            "fake"
+        }
+        fn name(&self) -> &str {
+            ""
+        }
+        fn upload<'a>(
+            &'a self,
+            _source: &'a Path,
+            _logger: &'a Logger,
+            _cancel: &'a CancellationToken,
+        ) -> BoxFuture<'a, Result<(), UploadError>> {
+            Box::pin(async move {
+                *self.calls.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                if let Some(d) = self.delay {
+                    tokio::time::sleep(d).await;
+                }
+                match &self.fail {
+                    Some(m) => Err(UploadError(m.clone())),
+                    None => Ok(()),
+                }
+            })
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        source: std::path::PathBuf,
+        root: std::path::PathBuf,
+        log: MemoryLog,
+        logger: Logger,
+        state: StateDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = dir.path().join("source");
+        std::fs::create_dir_all(source.join("sub")).expect("mkdir");
+        std::fs::write(source.join("a"), vec![b'a'; 150]).expect("write");
+        std::fs::write(source.join("sub/b"), vec![b'b'; 50]).expect("write");
+        let (sink, log) = Sink::memory(LogFormat::Pretty);
+        let state = StateDir::prepare(Some(&dir.path().join("state")), "").expect("state");
+        Fixture {
+            root: dir.path().to_path_buf(),
+            _dir: dir,
+            source,
+            log,
+            logger: Logger::new("ServiceBackup", sink),
+            state,
+        }
+    }
+
+    fn executor(f: &Fixture, settings: RunSettings, uploader: Arc<FakeUploader>) -> Executor {
+        Executor::new(
+            settings,
+            MultiUploader::new(vec![Box::new(uploader)]),
+            Arc::new(ProcessManager::default()),
+            Some(f.state.clone()),
+            f.logger.clone(),
+            CancellationToken::new(),
+        )
+    }
+
+    fn messages(log: &MemoryLog) -> Vec<String> {
+        log.lines()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    fn script(f: &Fixture, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = f.root.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    }
+
+    #[tokio::test]
+    async fn full_successful_run_in_order() {
+        let f = fixture();
+        let ident = script(&f, "ident", "echo '  unit-identifier  '");
+        let marker = f.root.join("cleaned");
+        let settings = RunSettings {
+            source_folder: f.source.display().to_string(),
+            source_executable: "echo prepared <ok>".into(),
+            cleanup_executable: format!("touch {}", marker.display()),
+            service_identifier_executable: format!("{ident} arg1"),
+            exit_if_in_progress: false,
+        };
+        let up = Arc::new(FakeUploader::default());
+        executor(&f, settings, up.clone())
+            .execute()
+            .await
+            .expect("run");
+        assert!(marker.exists(), "cleanup ran");
+        let p = "ServiceBackup.WithIdentifier.";
+        assert_eq!(
+            messages(&f.log),
+            vec![
+                format!("{p}Perform backup started"),
+                format!("{p}Perform backup output"),
+                format!("{p}Perform backup completed successfully"),
+                format!("{p}Upload backup started"),
+                format!("{p}Upload backup completed successfully"),
+                format!("{p}Cleanup started"),
+                format!("{p}Cleanup completed successfully"),
+            ]
+        );
+        let lines = f.log.lines();
+        let guid = lines[0]["data"]["backup_guid"]
+            .as_str()
+            .expect("guid")
+            .to_owned();
+        assert_eq!(guid.len(), 36);
+        for line in &lines {
+            assert_eq!(line["data"]["identifier"], "unit-identifier");
+            assert_eq!(line["data"]["session"], "1");
+            assert_eq!(line["data"]["backup_guid"], guid.as_str());
+        }
+        assert_eq!(lines[1]["data"]["output"], "prepared <ok>\n");
+        assert!(f.log.contents().contains("prepared \\u003cok\\u003e"));
+        assert_eq!(lines[4]["data"]["size_in_bytes"], 200);
+        assert!(lines[4]["data"]["duration_in_seconds"].is_number());
+        assert_eq!(*up.calls.lock().unwrap_or_else(|e| e.into_inner()), 1);
+    }
+
+    #[tokio::test]
+    async fn no_commands_and_no_identifier() {
+        let f = fixture();
+        let settings = RunSettings {
+            source_folder: f.source.display().to_string(),
+            ..RunSettings::default()
+        };
+        executor(&f, settings, Arc::new(FakeUploader::default()))
+            .execute()
+            .await
+            .expect("run");
+        assert_eq!(
+            messages(&f.log),
+            vec![
+                "ServiceBackup.source_executable not provided, skipping performing of backup",
+                "ServiceBackup.Upload backup started",
+                "ServiceBackup.Upload backup completed successfully",
+                "ServiceBackup.Cleanup command not provided",
+            ]
+        );
+        assert!(!f.log.contents().contains("identifier"));
+    }
+
+    #[tokio::test]
+    async fn failing_prepare_stops_the_run() {
+        let f = fixture();
+        let settings = RunSettings {
+            source_folder: f.source.display().to_string(),
+            source_executable: "false".into(),
+            cleanup_executable: "true".into(),
+            ..RunSettings::default()
+        };
+        let up = Arc::new(FakeUploader::default());
+        let err = executor(&f, settings, up.clone())
+            .execute()
+            .await
+            .expect_err("fails");
+        assert_eq!(err.message, "exit status 1");
+        assert_eq!(err.service_instance_id, "");
+        assert_eq!(*up.calls.lock().unwrap_or_else(|e| e.into_inner()), 0);
+        let msgs = messages(&f.log);
+        assert_eq!(
+            msgs.last().map(String::as_str),
+            Some("ServiceBackup.Perform backup completed with error")
+        );
+    }
+
+    #[tokio::test]
+    async fn upload_failure_skips_cleanup_and_carries_identifier() {
+        let f = fixture();
+        let ident = script(&f, "ident", "echo unit-identifier");
+        let settings = RunSettings {
+            source_folder: f.source.display().to_string(),
+            cleanup_executable: "true".into(),
+            service_identifier_executable: ident,
+            ..RunSettings::default()
+        };
+        let up = Arc::new(FakeUploader {
+            fail: Some("bucket gone".into()),
+            ..FakeUploader::default()
+        });
+        let err = executor(&f, settings, up)
+            .execute()
+            .await
+            .expect_err("fails");
+        assert_eq!(
+            err,
+            ServiceInstanceError {
+                message: "bucket gone".into(),
+                service_instance_id: "unit-identifier".into()
+            }
+        );
+        let msgs = messages(&f.log);
+        assert!(msgs.iter().all(|m| !m.contains("Cleanup")), "{msgs:?}");
+        let last = f.log.lines().pop().expect("line");
+        assert_eq!(
+            last["message"],
+            "ServiceBackup.WithIdentifier.Upload backup completed with error"
+        );
+        assert_eq!(last["data"]["error"], "bucket gone");
+        assert_eq!(last["level"], "error");
+    }
+
+    #[tokio::test]
+    async fn failing_cleanup_does_not_fail_the_run() {
+        let f = fixture();
+        let settings = RunSettings {
+            source_folder: f.source.display().to_string(),
+            cleanup_executable: "sh -c exit_3".into(),
+            ..RunSettings::default()
+        };
+        executor(&f, settings, Arc::new(FakeUploader::default()))
+            .execute()
+            .await
+            .expect("cleanup failure is not a run failure");
+        assert!(
+            messages(&f.log).contains(&"ServiceBackup.Cleanup completed with error".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn identifier_problems_are_logged_and_ignored() {
+        let f = fixture();
+        let failing = script(&f, "ident-fail", "echo oops; exit 4");
+        for (command, action) in [
+            (
+                "/no/such/identifier".to_owned(),
+                "ServiceBackup.Service identifier command not found",
+            ),
+            (
+                failing,
+                "ServiceBackup.Service identifier command returned error",
+            ),
+        ] {
+            let settings = RunSettings {
+                source_folder: f.source.display().to_string(),
+                service_identifier_executable: command,
+                ..RunSettings::default()
+            };
+            executor(&f, settings, Arc::new(FakeUploader::default()))
+                .execute()
+                .await
+                .expect("run");
+            let lines = f.log.lines();
+            let line = lines.iter().find(|l| l["message"] == action).expect(action);
+            assert!(line["data"].get("identifier").is_none());
+            assert!(lines.iter().all(|l| l["data"].get("identifier").is_none()));
+        }
+        let text = f.log.contents();
+        assert!(text.contains("\"error\":\"exit status 4\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn overlapping_runs_with_exit_if_in_progress() {
+        let f = fixture();
+        let settings = RunSettings {
+            source_folder: f.source.display().to_string(),
+            source_executable: "sleep 0.5".into(),
+            exit_if_in_progress: true,
+            ..RunSettings::default()
+        };
+        let up = Arc::new(FakeUploader::default());
+        let ex = Arc::new(executor(&f, settings, up.clone()));
+        let first = {
+            let ex = ex.clone();
+            tokio::spawn(async move { ex.execute().await })
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !f.log.contents().contains("Perform backup started") {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let err = ex.execute().await.expect_err("rejected");
+        assert_eq!(err.message, IN_PROGRESS_MESSAGE);
+        first.await.expect("join").expect("first run");
+        let text = f.log.contents();
+        assert_eq!(text.matches("Perform backup started").count(), 1);
+        assert!(text.contains(&format!(
+            "\"message\":\"ServiceBackup.{IN_PROGRESS_MESSAGE}\""
+        )));
+        // Sequential runs are fine.
+        ex.execute().await.expect("after the first finished");
+        assert_eq!(*up.calls.lock().unwrap_or_else(|e| e.into_inner()), 2);
+    }
+
+    #[tokio::test]
+    async fn overlapping_runs_without_the_flag_both_upload() {
+        let f = fixture();
+        let settings = RunSettings {
+            source_folder: f.source.display().to_string(),
+            ..RunSettings::default()
+        };
+        let up = Arc::new(FakeUploader {
+            delay: Some(std::time::Duration::from_millis(200)),
+            ..FakeUploader::default()
+        });
+        let ex = executor(&f, settings, up.clone());
+        let (a, b) = tokio::join!(ex.execute(), ex.execute());
+        a.expect("a");
+        b.expect("b");
+        assert_eq!(*up.calls.lock().unwrap_or_else(|e| e.into_inner()), 2);
+    }
+
+    #[tokio::test]
+    async fn disabled_job_logs() {
+        let (sink, log) = Sink::memory(LogFormat::Legacy);
+        Job::Disabled(Logger::new("ServiceBackup", sink))
+            .run()
+            .await
+            .expect("ok");
+        assert_eq!(messages(&log), vec!["ServiceBackup.Backups Disabled"]);
+    }
+}
