@@ -48,7 +48,10 @@ aws_() { env -u AWS_CA_BUNDLE AWS_CONFIG_FILE=/dev/null AWS_DEFAULT_REGION=us-ea
 aws_ s3 mb s3://bench-aws >/dev/null
 
 mkfile() { # PATH MIB: incompressible content, fast
-  openssl enc -aes-128-ctr -pass pass:bench -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c $(( $2 * 1024 * 1024 )) > "$1"
+  # (openssl dies of SIGPIPE when head has enough: not an error)
+  { openssl enc -aes-128-ctr -pass pass:bench -nosalt -pbkdf2 </dev/zero 2>/dev/null || true; } \
+    | head -c $(( $2 * 1024 * 1024 )) > "$1"
+  [ "$(stat -c %s "$1")" -eq $(( $2 * 1024 * 1024 )) ] || { echo "could not write $1" >&2; exit 1; }
 }
 mkdir -p "$WORK/src"
 mkfile "$WORK/src/data.bin" "$SIZE_MIB"

@@ -3,7 +3,10 @@
 # with its own /var/vcap) running a real Redis whose release-style bbr scripts are
 # installed under /var/vcap/jobs/redis/bin/bbr; `bbr director` backs it up, the data is
 # damaged, bbr restores it, and the data is shown back. Two: a 3-VM deployment behind the
-# BOSH director simulator, each VM running Redis; `bbr deployment` does the same.
+# BOSH director simulator, each VM running Redis; `bbr deployment` does the same. Three:
+# service-backup co-located with the part-one Redis: `manual-backup` prepares a Redis dump
+# and uploads it to a real S3 server (SeaweedFS) and over SCP to the VM, then the daemon
+# makes one scheduled run and is stopped with SIGTERM; the dump is read back with the aws CLI.
 # Needs root (it starts sshd and uses namespaces).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +23,8 @@ PORT=2222
 VM="$WORK/vm"
 cleanup() {
   set +e
+  [ -n "${DAEMON_PID:-}" ] && kill "$DAEMON_PID" 2>/dev/null
+  [ -n "${WEED_PID:-}" ] && bash scripts/stop-pid.sh "$WEED_PID"
   [ -n "${VM_PID:-}" ] && ssh_vm 'sudo -n sh -c "redis-cli -p 6390 SHUTDOWN NOSAVE"' >/dev/null 2>&1
   [ -n "${VM_PID:-}" ] && bash scripts/stop-pid.sh "$VM_PID"
   rm -rf "$WORK"
@@ -78,3 +83,82 @@ echo
 echo "== part two: bbr deployment, through a (simulated) BOSH director, 3 VMs"
 cargo build --release -q -p bbr-director-sim --bin deployment-demo
 "$ROOT/target/release/deployment-demo" "$BBR" "$ROOT/demo/redis-job"
+
+echo
+echo "== part three: service-backup, co-located with the part-one Redis"
+bash .ci/install-storage-deps.sh >/dev/null
+cargo build --release -q -p service-backup
+TOOLS=${BBR_STORAGE_TOOLS:-/opt/bbr-storage-tools}
+S3_PORT=28440
+export AWS_ACCESS_KEY_ID=demo-key AWS_SECRET_ACCESS_KEY=demo-secret-key
+mkdir -p "$WORK/weed"
+WEED_PID=$(setsid "$TOOLS/venv/bin/weed" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  -s3.port=$S3_PORT -master.port=$((S3_PORT+1)) -volume.port=$((S3_PORT+2)) -filer.port=$((S3_PORT+3)) \
+  -admin.port=$((S3_PORT+4)) -master.port.grpc=$((S3_PORT+5)) -volume.port.grpc=$((S3_PORT+6)) \
+  -filer.port.grpc=$((S3_PORT+7)) -s3.port.grpc=$((S3_PORT+9)) -s3.port.iceberg=0 -s3.port.lance=0 \
+  -webdav=false -admin.ui=false </dev/null >"$WORK/weed.log" 2>&1 & echo $!)
+aws_() { env -u AWS_CA_BUNDLE AWS_CONFIG_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1 \
+  "$TOOLS/venv/bin/aws" --endpoint-url "http://127.0.0.1:$S3_PORT" "$@"; }
+for _ in $(seq 1 300); do aws_ s3 ls >/dev/null 2>&1 && break; sleep 0.1; done
+echo "== S3 (SeaweedFS) on 127.0.0.1:$S3_PORT"
+
+SB_SRC="$WORK/sb-source"; mkdir -p "$SB_SRC"
+ssh_vm 'sudo -n mkdir -p /var/vcap/store/service-backups && sudo -n chown vcap /var/vcap/store/service-backups'
+# The prepare step a service author writes: dump Redis into the source folder.
+cat > "$WORK/sb-prepare" <<PREP
+#!/bin/sh
+set -e
+ssh -q -i "$KEY" -p $PORT -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+  vcap@$ADDR 'redis-cli -p 6390 SAVE >/dev/null'
+cp "$VM/var-vcap/store/redis/dump.rdb" "$SB_SRC/redis-dump.rdb"
+echo "dumped \$(wc -c < "$SB_SRC/redis-dump.rdb") bytes of Redis data"
+PREP
+chmod 0755 "$WORK/sb-prepare"
+{
+  echo "destinations:"
+  echo "- type: s3"
+  echo "  name: seaweedfs"
+  echo "  config: {endpoint_url: 'http://127.0.0.1:$S3_PORT', region: us-east-1, bucket_name: demo-backups, bucket_path: redis, access_key_id: $AWS_ACCESS_KEY_ID, secret_access_key: $AWS_SECRET_ACCESS_KEY}"
+  echo "- type: scp"
+  echo "  name: vm"
+  echo "  config:"
+  echo "    server: $ADDR"
+  echo "    port: $PORT"
+  echo "    user: vcap"
+  echo "    destination: /var/vcap/store/service-backups"
+  echo "    key: |"
+  sed 's/^/      /' "$KEY"
+  echo "source_folder: $SB_SRC"
+  echo "source_executable: $WORK/sb-prepare"
+  echo "cron_schedule: '@every 2s'"
+  echo "deployment_name: demo"
+  echo "add_deployment_name_to_backup_path: true"
+  echo "exit_if_in_progress: true"
+  echo "state_dir: $WORK/sb-state"
+} > "$WORK/backup.yml"
+
+echo "== manual-backup (lager JSON, legacy format)"
+"$ROOT/target/release/manual-backup" "$WORK/backup.yml" | tee "$WORK/manual.log"
+TODAY=$(date +%Y/%m/%d)
+echo "== what the S3 server holds (listed with the aws CLI)"
+aws_ s3 ls --recursive s3://demo-backups/
+echo "== what the VM received over SCP"
+ssh_vm "ls -l /var/vcap/store/service-backups/demo/$TODAY"
+WANT=$(openssl dgst -sha256 -r "$SB_SRC/redis-dump.rdb" | cut -d' ' -f1)
+GOT_S3=$(aws_ s3 cp "s3://demo-backups/redis/demo/$TODAY/redis-dump.rdb" - | openssl dgst -sha256 -r | cut -d' ' -f1)
+GOT_VM=$(openssl dgst -sha256 -r "$VM/var-vcap/store/service-backups/demo/$TODAY/redis-dump.rdb" | cut -d' ' -f1)
+
+echo "== the daemon: one scheduled run (@every 2s), then SIGTERM"
+"$ROOT/target/release/service-backup" "$WORK/backup.yml" > "$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 1 300); do grep -q 'Upload backup completed' "$WORK/daemon.log" && break; sleep 0.1; done
+kill -TERM "$DAEMON_PID"; set +e; wait "$DAEMON_PID"; DAEMON_RC=$?; set -e; DAEMON_PID=
+cat "$WORK/daemon.log"
+echo "(service-backup exited $DAEMON_RC after SIGTERM)"
+if [ "$WANT" = "$GOT_S3" ] && [ "$WANT" = "$GOT_VM" ] && grep -q 'Upload backup completed successfully' "$WORK/daemon.log" \
+   && grep -q 'All backup processes terminated. Exiting' "$WORK/daemon.log"; then
+  echo "DEMO OK: service-backup uploaded the Redis dump to S3 and over SCP, byte for byte ($WANT)."
+else
+  echo "DEMO FAILED: service-backup part (sha256 want $WANT, s3 $GOT_S3, vm $GOT_VM)" >&2
+  exit 1
+fi

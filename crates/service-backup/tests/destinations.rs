@@ -633,6 +633,32 @@ fn sigterm_during_an_upload_leaves_no_object_and_no_pending_multipart() {
         !out.contains("Upload backup completed successfully"),
         "{out}"
     );
+    // The daemon writes lager's pretty layout: RFC 3339 UTC with nine fractional digits.
+    for (raw, v) in out.lines().zip(lines(&out)) {
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(
+            ts.len() == 30 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.',
+            "{raw}"
+        );
+        assert!(
+            ["debug", "info", "error", "fatal"].contains(&v["level"].as_str().unwrap()),
+            "{raw}"
+        );
+        let order: Vec<usize> = [
+            "\"timestamp\":",
+            "\"level\":",
+            "\"source\":",
+            "\"message\":",
+            "\"data\":",
+        ]
+        .iter()
+        .map(|k| {
+            raw.find(k)
+                .unwrap_or_else(|| panic!("{k} missing in {raw}"))
+        })
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "key order: {raw}");
+    }
     assert_eq!(seaweed().list_objects(&bucket).unwrap(), vec![], "{out}");
     assert_eq!(
         seaweed().multipart_uploads(&bucket).unwrap(),
