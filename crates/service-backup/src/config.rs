@@ -546,7 +546,14 @@ impl<'a> Reader<'a> {
             None | Some(serde_json::Value::Null) => String::new(),
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
-            Some(serde_json::Value::Bool(b)) => b.to_string(),
+            // `bucket_path: y` or `path: on` are YAML 1.1 booleans: using "true" (or, as the
+            // original did, "") as a path would put backups somewhere unexpected.
+            Some(serde_json::Value::Bool(b)) => {
+                self.invalid.push(format!(
+                    "{key} must be a string, but YAML read a boolean ({b}); quote the value"
+                ));
+                String::new()
+            }
             Some(_) => {
                 self.invalid.push(format!("{key} must be a string"));
                 String::new()
@@ -904,6 +911,18 @@ alerts:
         assert_eq!(
             bad.destinations().expect_err("port").to_string(),
             "destination 1: port must be a number between 1 and 65535"
+        );
+    }
+
+    #[test]
+    fn a_yaml_boolean_where_a_path_belongs_is_refused() {
+        let c = Config::parse(
+            "destinations:\n- type: s3\n  config: {bucket_name: b, bucket_path: y, access_key_id: a, secret_access_key: s}\nsource_folder: /s\n",
+        )
+        .expect("parse");
+        assert_eq!(
+            c.destinations().expect_err("boolean path").to_string(),
+            "destination 1: bucket_path must be a string, but YAML read a boolean (true); quote the value"
         );
     }
 
