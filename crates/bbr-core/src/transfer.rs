@@ -298,7 +298,7 @@ struct TeeReader {
 }
 
 /// Chunks the hasher thread may lag behind the network (bounds memory to a few MiB).
-const HASHER_QUEUE: usize = 16;
+const HASHER_QUEUE: usize = 4;
 
 impl Read for TeeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -480,7 +480,7 @@ fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResu
     let (tx, rx) = sync_channel::<Vec<u8>>(HASHER_QUEUE);
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::spawn(move || {
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        let mut writer = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
         let mut hasher = TarHasher::new();
         let mut not_tar = None;
         for chunk in rx.iter() {
@@ -498,7 +498,7 @@ fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResu
         let synced = writer
             .into_inner()
             .map_err(|e| e.error().to_string())
-            .and_then(|f| f.sync_all().map_err(|e| e.to_string()));
+            .and_then(|f| f.file.sync_all().map_err(|e| e.to_string()));
         let result = match (synced, not_tar) {
             (Err(e), _) => Err(WriteFailure::Io(e)),
             (Ok(()), Some(e)) => Err(WriteFailure::NotTar(e)),
@@ -511,9 +511,108 @@ fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResu
     (tx, done_rx)
 }
 
+/// An artifact file written as a stream: every [`WRITEBACK_STEP`] bytes, writeback of the new
+/// range is started and the range before it (by then on disk) is dropped from the page cache.
+/// A drain then holds a few MiB of dirty cache per artifact instead of the whole artifact, so
+/// the kernel recycles recently used pages instead of allocating cold ones, and the final
+/// `fsync` has little left to do.
+#[derive(Debug)]
+struct WritebackFile {
+    file: File,
+    written: u64,
+    submitted: u64,
+    dropped: u64,
+}
+
+/// How much is written between writeback submissions.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl WritebackFile {
+    fn new(file: File) -> WritebackFile {
+        WritebackFile {
+            file,
+            written: 0,
+            submitted: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Best effort: a filesystem without `sync_file_range` just keeps the pages cached.
+    fn advance_writeback(&mut self) {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        // Wait for the previous submission, then drop it from the cache.
+        if self.submitted > self.dropped {
+            let (off, len) = (self.dropped as i64, (self.submitted - self.dropped) as i64);
+            // SAFETY: plain syscalls on a file descriptor this struct owns.
+            let synced = unsafe {
+                libc::sync_file_range(
+                    fd,
+                    off,
+                    len,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                )
+            };
+            if synced == 0 {
+                // SAFETY: as above.
+                unsafe { libc::posix_fadvise(fd, off, len, libc::POSIX_FADV_DONTNEED) };
+            }
+            self.dropped = self.submitted;
+        }
+        let (off, len) = (
+            self.submitted as i64,
+            (self.written - self.submitted) as i64,
+        );
+        // SAFETY: as above.
+        unsafe { libc::sync_file_range(fd, off, len, libc::SYNC_FILE_RANGE_WRITE) };
+        self.submitted = self.written;
+    }
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.submitted >= WRITEBACK_STEP {
+            self.advance_writeback();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writeback_file_keeps_every_byte_across_several_steps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("artifact.tar");
+        let data: Vec<u8> = (0..(3 * WRITEBACK_STEP + 12345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let mut writer = BufWriter::with_capacity(
+            1 << 20,
+            WritebackFile::new(File::create(&path).expect("create")),
+        );
+        for chunk in data.chunks(32 * 1024 + 3) {
+            writer.write_all(chunk).expect("write");
+        }
+        let file = writer.into_inner().expect("flush");
+        assert_eq!(file.written, data.len() as u64);
+        assert!(
+            file.dropped >= WRITEBACK_STEP,
+            "earlier ranges were handed back"
+        );
+        file.file.sync_all().expect("sync");
+        assert!(std::fs::read(&path).expect("read") == data);
+    }
 
     #[test]
     fn human_sizes_like_du() {

@@ -126,7 +126,7 @@ fn client_config(policy: &HostKeyPolicy) -> Arc<client::Config> {
         preferred,
         window_size: 16 * 1024 * 1024,
         maximum_packet_size: 65535,
-        channel_buffer_size: 256,
+        channel_buffer_size: 32,
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 6,
         nodelay: true,
