@@ -30,7 +30,7 @@ use crate::data;
 use crate::lager::Logger;
 use crate::remote_path::{date_path, join, local_today, object_key, remote_path};
 use crate::state::StateDir;
-use crate::upload::{BoxFuture, UploadError, Uploader, list_files};
+use crate::upload::{BoxFuture, LocalFile, UploadError, Uploader, list_files};
 
 /// The S3 region used when none is configured (as the original).
 pub const DEFAULT_S3_REGION: &str = "us-west-2";
@@ -98,6 +98,29 @@ fn load_ca_cert(value: &str) -> Result<Option<String>, String> {
 fn non_empty(value: &str) -> Option<String> {
     let v = value.trim();
     (!v.is_empty()).then(|| v.to_owned())
+}
+
+/// Uploads every file of a walk to `store`, each under `[base/][deployment/]date/<relative>`,
+/// announcing it first with the destination's own per-file line and wording a failure the
+/// destination's own way. Stops at the first failure, as the original does.
+async fn put_each(
+    store: &ObjectDestination,
+    files: Vec<LocalFile>,
+    prefix: [&str; 3],
+    logger: &Logger,
+    cancel: &CancellationToken,
+    announce: impl Fn(&LocalFile, &str) -> String,
+    failure: impl Fn(&LocalFile, &StorageError) -> String,
+) -> Result<(), UploadError> {
+    for file in files {
+        let key = object_key(&[prefix[0], prefix[1], prefix[2], &file.relative]);
+        logger.info(&announce(&file, &key), data! {});
+        store
+            .put_file(&file.path, &key, cancel)
+            .await
+            .map_err(|e| UploadError(failure(&file, &e)))?;
+    }
+    Ok(())
 }
 
 /// An S3 (or S3-compatible) destination.
@@ -185,22 +208,22 @@ impl S3Uploader {
                 data! {},
             );
         }
-        for file in files {
-            let key = object_key(&[&self.bucket_path, &self.deployment, &date, &file.relative]);
-            logger.info(
-                &format!(
+        put_each(
+            &self.store,
+            files,
+            [&self.bucket_path, &self.deployment, &date],
+            logger,
+            cancel,
+            |file, key| {
+                format!(
                     "S3 putting local file: {} into bucket {} with remote file: {key} ",
                     file.path.display(),
                     self.bucket_name
-                ),
-                data! {},
-            );
-            self.store
-                .put_file(&file.path, &key, cancel)
-                .await
-                .map_err(|e| UploadError(format!("UploadFile: {}", storage_error(&e))))?;
-        }
-        Ok(())
+                )
+            },
+            |_, e| format!("UploadFile: {}", storage_error(e)),
+        )
+        .await
     }
 }
 
@@ -302,24 +325,22 @@ impl AzureUploader {
                 storage_error(&e)
             ))
         })?;
-        for file in files {
-            let blob = object_key(&[&self.path, &self.deployment, &date, &file.relative]);
-            logger.info(
-                &format!("uploadFile: {} to {blob}", file.path.display()),
-                data! {},
-            );
-            self.store
-                .put_file(&file.path, &blob, cancel)
-                .await
-                .map_err(|e| {
-                    UploadError(format!(
-                        "error in uploadDir when walking dir: error in uploadFile {}: {}",
-                        file.path.display(),
-                        storage_error(&e)
-                    ))
-                })?;
-        }
-        Ok(())
+        put_each(
+            &self.store,
+            files,
+            [&self.path, &self.deployment, &date],
+            logger,
+            cancel,
+            |file, blob| format!("uploadFile: {} to {blob}", file.path.display()),
+            |file, e| {
+                format!(
+                    "error in uploadDir when walking dir: error in uploadFile {}: {}",
+                    file.path.display(),
+                    storage_error(e)
+                )
+            },
+        )
+        .await
     }
 }
 
@@ -393,18 +414,16 @@ impl GcsUploader {
                 UploadError(format!("error creating bucket: {}", storage_error(&e)))
             })?;
         }
-        for file in files {
-            let object = object_key(&[&self.path, &self.deployment, &date, &file.relative]);
-            logger.info(
-                &format!("will upload {object} to bucket {}", self.bucket),
-                data! {},
-            );
-            self.store
-                .put_file(&file.path, &object, cancel)
-                .await
-                .map_err(|e| UploadError(format!("error uploading file: {}", storage_error(&e))))?;
-        }
-        Ok(())
+        put_each(
+            &self.store,
+            files,
+            [&self.path, &self.deployment, &date],
+            logger,
+            cancel,
+            |_, object| format!("will upload {object} to bucket {}", self.bucket),
+            |_, e| format!("error uploading file: {}", storage_error(e)),
+        )
+        .await
     }
 }
 

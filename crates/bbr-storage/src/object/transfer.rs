@@ -325,13 +325,16 @@ pub(crate) async fn upload_multipart(
         return Ok(n);
     }
 
-    let mut upload = with_cancel(cancel, async {
-        store
-            .put_multipart(&path)
-            .await
-            .map_err(|e| ctx.object_store_error("starting a multipart upload of", key, e))
-    })
-    .await?;
+    // Not cancellable midway: a cancelled request could still create the upload on the
+    // server, and without its id it could never be aborted. It is one short request.
+    let mut upload = store
+        .put_multipart(&path)
+        .await
+        .map_err(|e| ctx.object_store_error("starting a multipart upload of", key, e))?;
+    if cancel.is_cancelled() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), upload.abort()).await;
+        return Err(StorageError::Cancelled);
+    }
     let mut tasks: JoinSet<object_store::Result<()>> = JoinSet::new();
     let mut total = 0u64;
     let pumped = with_cancel(
