@@ -281,20 +281,22 @@ fn walk(
 }
 
 /// The remote side of one file upload: receive stdin into `tmp`, check that exactly `size`
-/// bytes arrived, then rename to `dest`; on any failure (including stdin closed early because
-/// the upload was cancelled) remove `tmp`.
-fn receive_command(tmp: &str, dest: &str, size: u64) -> String {
+/// bytes arrived, give it the local file's permission bits (`mode`, as `scp` does for new
+/// files), then rename to `dest`; on any failure (including stdin closed early because the
+/// upload was cancelled) remove `tmp`.
+fn receive_command(tmp: &str, dest: &str, size: u64, mode: u32) -> String {
     let script = format!(
         "t={tmp}; f={dest}; \
          if [ -d \"$f\" ]; then echo \"$f is a directory\" >&2; exit 1; fi; \
          if cat > \"$t\"; then \
            n=$(wc -c < \"$t\"); \
-           if [ $n -eq {size} ]; then mv -f -- \"$t\" \"$f\" && exit 0; \
+           if [ $n -eq {size} ]; then chmod {mode:o} \"$t\" && mv -f -- \"$t\" \"$f\" && exit 0; \
            else echo \"received $n of {size} bytes\" >&2; fi; \
          fi; \
          rm -f -- \"$t\"; exit 1",
         tmp = shell_quote(tmp),
         dest = shell_quote(dest),
+        mode = mode & 0o777,
     );
     format!("sh -c {}", shell_quote(&script))
 }
@@ -587,7 +589,8 @@ impl ScpDestination {
             sent: sent.clone(),
             shrank: shrank.clone(),
         };
-        let command = receive_command(tmp, dest, size);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+        let command = receive_command(tmp, dest, size, mode);
         let upload = self.conn.run_with_stdin(&command, Box::new(reader));
         tokio::pin!(upload);
 

@@ -127,6 +127,11 @@ async fn uploads_a_tree_byte_for_byte_into_a_path_with_spaces() {
     fs::create_dir_all(l.join("empty")).unwrap();
     symlink("1.txt", l.join("link.txt")).unwrap();
     symlink("sub dir", l.join("linked dir")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(l.join("1.txt"), fs::Permissions::from_mode(0o750)).unwrap();
+        fs::set_permissions(l.join(".hidden"), fs::Permissions::from_mode(0o600)).unwrap();
+    }
 
     let dest = connect(settings(&vm, pinned(&vm))).await;
     assert_eq!(dest.learned_host_key(), None);
@@ -169,6 +174,13 @@ async fn uploads_a_tree_byte_for_byte_into_a_path_with_spaces() {
             fs::read(l.join(rel)).unwrap(),
             "{rel}"
         );
+    }
+    // Permission bits travel with the file, as `scp` gives new files the source's mode.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |rel: &str| fs::metadata(host.join(rel)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("1.txt"), 0o750);
+        assert_eq!(mode(".hidden"), 0o600);
     }
     assert!(
         !fs::symlink_metadata(host.join("link.txt"))
