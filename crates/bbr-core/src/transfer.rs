@@ -295,6 +295,49 @@ struct TeeReader {
     file: File,
     to_hasher: Option<SyncSender<Vec<u8>>>,
     progress: Arc<Mutex<Box<dyn TransferProgress>>>,
+    /// Bytes read so far, and how far the kernel was asked to read ahead.
+    read: u64,
+    prefetched: u64,
+}
+
+/// How far ahead of the upload the artifact is asked into the page cache: an artifact made
+/// long before the restore is on disk only, and waiting for each read stalls the upload.
+const PREFETCH_AHEAD: u64 = 64 << 20;
+
+impl TeeReader {
+    fn new(
+        file: File,
+        to_hasher: SyncSender<Vec<u8>>,
+        progress: Arc<Mutex<Box<dyn TransferProgress>>>,
+    ) -> TeeReader {
+        TeeReader {
+            file,
+            to_hasher: Some(to_hasher),
+            progress,
+            read: 0,
+            prefetched: 0,
+        }
+    }
+
+    /// Best effort `POSIX_FADV_WILLNEED` for the next [`PREFETCH_AHEAD`] bytes, renewed
+    /// when half of it has been read.
+    fn prefetch(&mut self) {
+        use std::os::fd::AsRawFd;
+        if self.read + PREFETCH_AHEAD / 2 < self.prefetched {
+            return;
+        }
+        let start = self.prefetched.max(self.read);
+        // SAFETY: a plain syscall on a file descriptor this struct owns.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                start as i64,
+                PREFETCH_AHEAD as i64,
+                libc::POSIX_FADV_WILLNEED,
+            )
+        };
+        self.prefetched = start + PREFETCH_AHEAD;
+    }
 }
 
 /// Chunks the hasher thread may lag behind the network (bounds memory to a few MiB).
@@ -302,7 +345,9 @@ const HASHER_QUEUE: usize = 4;
 
 impl Read for TeeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.prefetch();
         let n = self.file.read(buf)?;
+        self.read += n as u64;
         if n > 0 {
             if let Some(tx) = &self.to_hasher {
                 tx.send(buf[..n].to_vec())
@@ -395,11 +440,7 @@ pub async fn upload(
     }
     let progress = Arc::new(Mutex::new(reporter.transfer(&job.name, &id, bytes)));
     let (to_hasher, hashed) = spawn_hasher();
-    let reader = TeeReader {
-        file,
-        to_hasher: Some(to_hasher),
-        progress: progress.clone(),
-    };
+    let reader = TeeReader::new(file, to_hasher, progress.clone());
     let result = until_stopped(
         stop,
         remote.run_with_stdin(&commands::extract(&dir), Box::new(reader)),
