@@ -38,6 +38,9 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The store answered, with an error status not covered above (S3 `HeadBucket` 403 …).
+    #[error("{0}")]
+    Rejected(String),
     /// Any other failure, already worded for an operator.
     #[error("{0}")]
     Other(String),
@@ -49,8 +52,30 @@ impl StorageError {
         matches!(self, StorageError::AccessDenied(_))
     }
 
+    /// Whether the store itself answered with an error (as opposed to no answer at all:
+    /// connection refused, DNS, TLS, timeouts).
+    pub fn is_store_reply(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Rejected(_) | StorageError::AccessDenied(_) | StorageError::NotFound(_)
+        )
+    }
+
     /// Whether the upload was cancelled.
     pub fn is_cancelled(&self) -> bool {
         matches!(self, StorageError::Cancelled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_told_from_no_answer() {
+        assert!(StorageError::Rejected("403".into()).is_store_reply());
+        assert!(StorageError::AccessDenied("denied".into()).is_store_reply());
+        assert!(!StorageError::Other("connection refused".into()).is_store_reply());
+        assert!(!StorageError::Cancelled.is_store_reply());
     }
 }

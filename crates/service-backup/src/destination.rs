@@ -186,7 +186,7 @@ impl S3Uploader {
         let exists = self.store.bucket_exists().await.map_err(|e| {
             // The original's two wordings: a reply from the store, or no reply at all.
             let text = storage_error(&e);
-            if text.contains("api error") {
+            if e.is_store_reply() {
                 UploadError(format!("bucketExists: api error, {text}"))
             } else {
                 UploadError(format!("bucketExists: error listing objects, {text}"))

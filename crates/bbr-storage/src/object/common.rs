@@ -202,6 +202,15 @@ impl Ctx<'_> {
     }
 
     /// An error worded as `<label>: <message>`, redacted.
+    /// The store answered with an error status (see [`StorageError::Rejected`]).
+    pub(crate) fn rejected(&self, message: impl AsRef<str>) -> StorageError {
+        StorageError::Rejected(self.redactor.redact(&format!(
+            "{}: {}",
+            self.label,
+            message.as_ref()
+        )))
+    }
+
     pub(crate) fn other(&self, message: impl AsRef<str>) -> StorageError {
         StorageError::Other(
             self.redactor

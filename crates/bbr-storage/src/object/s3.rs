@@ -193,7 +193,7 @@ impl S3 {
                     .get("x-amz-bucket-region")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                Err(ctx.other(format!(
+                Err(ctx.rejected(format!(
                     "HeadBucket failed: {}: the bucket is in region {actual:?}, not {:?}",
                     reply.status_text(),
                     self.region
@@ -208,7 +208,7 @@ impl S3 {
                     .0
                     .or_else(|| reply.status.canonical_reason().map(|r| r.replace(' ', "")))
                     .unwrap_or_else(|| reply.status.as_u16().to_string());
-                Err(ctx.other(format!(
+                Err(ctx.rejected(format!(
                     "HeadBucket failed: StatusCode: {}, api error {code}: {}",
                     reply.status.as_u16(),
                     reply.describe_xml()
