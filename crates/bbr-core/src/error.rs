@@ -127,6 +127,23 @@ impl ErrorList {
     }
 }
 
+/// An error with its sources, `: `-separated, for messages: HTTP and TLS libraries
+/// otherwise hide the cause ("error sending request" instead of "connection refused"). A
+/// source whose text the message already contains is not repeated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

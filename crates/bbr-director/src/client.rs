@@ -5,6 +5,7 @@
 //! an error or a log line.
 
 use crate::target::{CaCert, Target};
+use bbr_core::error::error_chain;
 use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
@@ -493,18 +494,6 @@ impl DirectorClient {
         let answer = self.send(reqwest::Method::POST, &path, Some(&body)).await?;
         self.task_result(answer).await.map(|_| ())
     }
-}
-
-/// An error with its sources, for messages (reqwest hides the cause otherwise).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

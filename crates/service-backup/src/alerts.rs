@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::AlertsConfig;
+use bbr_core::error::error_chain;
 
 /// The subject suffix of a backup alert.
 pub const SERVICE_BACKUP_FAILED: &str = "Service Backup Failed";
@@ -327,17 +328,6 @@ impl AlertsClient {
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
 
 use crate::StorageError;
+use bbr_core::error::error_chain;
 
 /// Normalise an object key like Go's `filepath.Join` does for the original's keys: empty and
 /// `.` segments are dropped (`"/a//b/./c/"` → `"a/b/c"`). `..` segments and control
@@ -299,21 +300,6 @@ pub(crate) fn xml_text(xml: &str, tag: &str) -> Option<String> {
     let start = xml.find(&open)? + open.len();
     let end = start + xml[start..].find(&close)?;
     Some(xml[start..end].trim().to_string())
-}
-
-/// `e: cause: cause` for an error and its sources.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// Parse an endpoint URL; a value without a scheme is taken as `https://`.
