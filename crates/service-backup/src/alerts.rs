@@ -187,43 +187,24 @@ impl AlertsClient {
             })
             .await?;
 
-        let org_url = format!("{cc}/v2/organizations");
-        let orgs: Listing = self
-            .json_with_retry("CF org", deadline, || {
-                self.http
-                    .get(&org_url)
-                    .query(&[("q", format!("name:{}", notifications.cf_org))])
-                    .bearer_auth(&cf_token.access_token)
-            })
+        let org_guid = self
+            .guid_named(
+                "CF org",
+                &format!("{cc}/v2/organizations"),
+                &notifications.cf_org,
+                &cf_token.access_token,
+                deadline,
+            )
             .await?;
-        let org_guid = match (orgs.total_results, orgs.resources.first()) {
-            (n, Some(r)) if n > 0 => r.metadata.guid.clone(),
-            _ => {
-                return Err(AlertError::Request(format!(
-                    "CF org not found: '{}'",
-                    notifications.cf_org
-                )));
-            }
-        };
-
-        let space_url = format!("{cc}/v2/organizations/{org_guid}/spaces");
-        let spaces: Listing = self
-            .json_with_retry("CF space", deadline, || {
-                self.http
-                    .get(&space_url)
-                    .query(&[("q", format!("name:{}", notifications.cf_space))])
-                    .bearer_auth(&cf_token.access_token)
-            })
+        let space_guid = self
+            .guid_named(
+                "CF space",
+                &format!("{cc}/v2/organizations/{org_guid}/spaces"),
+                &notifications.cf_space,
+                &cf_token.access_token,
+                deadline,
+            )
             .await?;
-        let space_guid = match (spaces.total_results, spaces.resources.first()) {
-            (n, Some(r)) if n > 0 => r.metadata.guid.clone(),
-            _ => {
-                return Err(AlertError::Request(format!(
-                    "CF space not found: '{}'",
-                    notifications.cf_space
-                )));
-            }
-        };
 
         let client_token: Token = self
             .json_with_retry("notifications UAA token", deadline, || {
@@ -262,6 +243,30 @@ impl AlertsClient {
         })
         .await?;
         Ok(())
+    }
+
+    /// The guid of the first resource named `name` in the Cloud Controller listing at `url`
+    /// (`?q=name:<name>`); `<label> not found: '<name>'` when there is none.
+    async fn guid_named(
+        &self,
+        label: &str,
+        url: &str,
+        name: &str,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<String, AlertError> {
+        let listing: Listing = self
+            .json_with_retry(label, deadline, || {
+                self.http
+                    .get(url)
+                    .query(&[("q", format!("name:{name}"))])
+                    .bearer_auth(token)
+            })
+            .await?;
+        match (listing.total_results, listing.resources.first()) {
+            (n, Some(r)) if n > 0 => Ok(r.metadata.guid.clone()),
+            _ => Err(AlertError::Request(format!("{label} not found: '{name}'"))),
+        }
     }
 
     async fn json_with_retry<T: serde::de::DeserializeOwned>(
