@@ -22,28 +22,14 @@ AWS="$TOOLS/venv/bin/aws"
 
 WORK=$(mktemp -d /tmp/sb-bench.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# weed mini needs PORT..PORT+9 and PORT+10004 free; retry with another base if taken.
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
-setsid "$TOOLS/venv/bin/weed" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-  -s3.port="$PORT" -master.port=$((PORT+1)) -volume.port=$((PORT+2)) -filer.port=$((PORT+3)) \
-  -admin.port=$((PORT+4)) -master.port.grpc=$((PORT+5)) -volume.port.grpc=$((PORT+6)) \
-  -filer.port.grpc=$((PORT+7)) -s3.port.grpc=$((PORT+9)) -s3.port.iceberg=0 -s3.port.lance=0 \
-  -webdav=false -admin.ui=false </dev/null >"$WORK/weed.log" 2>&1 &
-WEED=$!
+WEED=$(bash scripts/start-seaweedfs.sh 127.0.0.1 "$PORT" "$WORK/weed")
 cleanup() {
-  kill "$WEED" 2>/dev/null || true
-  for _ in $(seq 1 100); do [ -e "/proc/$WEED" ] && [ "$(awk '{print $3}' "/proc/$WEED/stat" 2>/dev/null)" != Z ] || break; sleep 0.1; done
-  kill -KILL "$WEED" 2>/dev/null || true
+  bash scripts/stop-pid.sh "$WEED" || true
   [ "${KEEP:-}" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
-mkdir -p "$WORK/weed"
 EP="http://127.0.0.1:$PORT"
-for _ in $(seq 1 300); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$EP/")" != 000 ] && break
-  kill -0 "$WEED" 2>/dev/null || { cat "$WORK/weed.log" >&2; exit 1; }
-  sleep 0.1
-done
 aws_() { env -u AWS_CA_BUNDLE AWS_CONFIG_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1 "$AWS" --endpoint-url "$EP" "$@"; }
 aws_ s3 mb s3://bench-aws >/dev/null
 

@@ -91,15 +91,9 @@ cargo build --release -q -p service-backup
 TOOLS=${BBR_STORAGE_TOOLS:-/opt/bbr-storage-tools}
 S3_PORT=28440
 export AWS_ACCESS_KEY_ID=demo-key AWS_SECRET_ACCESS_KEY=demo-secret-key
-mkdir -p "$WORK/weed"
-WEED_PID=$(setsid "$TOOLS/venv/bin/weed" mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-  -s3.port=$S3_PORT -master.port=$((S3_PORT+1)) -volume.port=$((S3_PORT+2)) -filer.port=$((S3_PORT+3)) \
-  -admin.port=$((S3_PORT+4)) -master.port.grpc=$((S3_PORT+5)) -volume.port.grpc=$((S3_PORT+6)) \
-  -filer.port.grpc=$((S3_PORT+7)) -s3.port.grpc=$((S3_PORT+9)) -s3.port.iceberg=0 -s3.port.lance=0 \
-  -webdav=false -admin.ui=false </dev/null >"$WORK/weed.log" 2>&1 & echo $!)
+WEED_PID=$(bash scripts/start-seaweedfs.sh 127.0.0.1 $S3_PORT "$WORK/weed")
 aws_() { env -u AWS_CA_BUNDLE AWS_CONFIG_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1 \
   "$TOOLS/venv/bin/aws" --endpoint-url "http://127.0.0.1:$S3_PORT" "$@"; }
-for _ in $(seq 1 300); do aws_ s3 ls >/dev/null 2>&1 && break; sleep 0.1; done
 echo "== S3 (SeaweedFS) on 127.0.0.1:$S3_PORT"
 
 SB_SRC="$WORK/sb-source"; mkdir -p "$SB_SRC"
