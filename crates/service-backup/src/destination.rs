@@ -77,10 +77,6 @@ pub fn build_uploaders(
     Ok(out)
 }
 
-fn storage_error(e: &StorageError) -> String {
-    e.to_string()
-}
-
 /// `ca_cert`: PEM text as is, anything else is the path of a PEM file.
 fn load_ca_cert(value: &str) -> Result<Option<String>, String> {
     let value = value.trim();
@@ -145,7 +141,7 @@ impl S3Uploader {
             ca_cert_pem: load_ca_cert(&c.ca_cert)?,
         };
         let store =
-            ObjectDestination::new(StoreSettings::S3(settings)).map_err(|e| storage_error(&e))?;
+            ObjectDestination::new(StoreSettings::S3(settings)).map_err(|e| e.to_string())?;
         Ok(S3Uploader {
             name: name.to_owned(),
             bucket_name: c.bucket_name.clone(),
@@ -185,7 +181,7 @@ impl S3Uploader {
         logger.info("Checking for remote path", data! {"remotePath" => remote});
         let exists = self.store.bucket_exists().await.map_err(|e| {
             // The original's two wordings: a reply from the store, or no reply at all.
-            let text = storage_error(&e);
+            let text = e.to_string();
             if e.is_store_reply() {
                 UploadError(format!("bucketExists: api error, {text}"))
             } else {
@@ -201,7 +197,7 @@ impl S3Uploader {
                 if e.is_access_denied() {
                     logger.error("Configured S3 user unable to create buckets", &e, data! {});
                 }
-                return Err(UploadError(format!("createBucket: {}", storage_error(&e))));
+                return Err(UploadError(format!("createBucket: {}", e)));
             }
             logger.info(
                 "Checking for remote path - remote path created ok",
@@ -221,7 +217,7 @@ impl S3Uploader {
                     self.bucket_name
                 )
             },
-            |_, e| format!("UploadFile: {}", storage_error(e)),
+            |_, e| format!("UploadFile: {}", e),
         )
         .await
     }
@@ -277,8 +273,8 @@ impl AzureUploader {
             container: c.container.clone(),
             endpoint: azure_endpoint(&c.endpoint),
         };
-        let store = ObjectDestination::new(StoreSettings::Azure(settings))
-            .map_err(|e| storage_error(&e))?;
+        let store =
+            ObjectDestination::new(StoreSettings::Azure(settings)).map_err(|e| e.to_string())?;
         Ok(AzureUploader {
             name: name.to_owned(),
             container: c.container.clone(),
@@ -322,7 +318,7 @@ impl AzureUploader {
         ensure.await.map_err(|e| {
             UploadError(format!(
                 "error in uploadDir Failed to establish a new connection: {}",
-                storage_error(&e)
+                e
             ))
         })?;
         put_each(
@@ -336,7 +332,7 @@ impl AzureUploader {
                 format!(
                     "error in uploadDir when walking dir: error in uploadFile {}: {}",
                     file.path.display(),
-                    storage_error(e)
+                    e
                 )
             },
         )
@@ -378,12 +374,8 @@ impl GcsUploader {
             service_account_json: c.service_account_json.clone(),
             endpoint: non_empty(&c.endpoint),
         };
-        let store = ObjectDestination::new(StoreSettings::Gcs(settings)).map_err(|e| {
-            format!(
-                "error creating Google Cloud Storage client: {}",
-                storage_error(&e)
-            )
-        })?;
+        let store = ObjectDestination::new(StoreSettings::Gcs(settings))
+            .map_err(|e| format!("error creating Google Cloud Storage client: {}", e))?;
         Ok(GcsUploader {
             name: name.to_owned(),
             bucket: c.bucket_name.clone(),
@@ -405,14 +397,16 @@ impl GcsUploader {
         );
         let date = date_path(local_today());
         let files = list_files(source).map_err(|e| UploadError(e.0))?;
-        let exists =
-            self.store.bucket_exists().await.map_err(|e| {
-                UploadError(format!("error checking bucket: {}", storage_error(&e)))
-            })?;
+        let exists = self
+            .store
+            .bucket_exists()
+            .await
+            .map_err(|e| UploadError(format!("error checking bucket: {}", e)))?;
         if !exists {
-            self.store.create_bucket().await.map_err(|e| {
-                UploadError(format!("error creating bucket: {}", storage_error(&e)))
-            })?;
+            self.store
+                .create_bucket()
+                .await
+                .map_err(|e| UploadError(format!("error creating bucket: {}", e)))?;
         }
         put_each(
             &self.store,
@@ -421,7 +415,7 @@ impl GcsUploader {
             logger,
             cancel,
             |_, object| format!("will upload {object} to bucket {}", self.bucket),
-            |_, e| format!("error uploading file: {}", storage_error(e)),
+            |_, e| format!("error uploading file: {}", e),
         )
         .await
     }
@@ -518,10 +512,7 @@ impl ScpUploader {
         let dest = match connect {
             Ok(d) => d,
             Err(e) => {
-                let err = UploadError(format!(
-                    "error checking if remote path exists: '{}'",
-                    storage_error(&e)
-                ));
+                let err = UploadError(format!("error checking if remote path exists: '{}'", e));
                 logger.error("ssh", &err, data! {});
                 return Err(err);
             }
@@ -541,17 +532,14 @@ impl ScpUploader {
         }
         let result = async {
             dest.make_dir(&remote_dir).await.map_err(|e| {
-                let err = UploadError(format!(
-                    "error checking if remote path exists: '{}'",
-                    storage_error(&e)
-                ));
+                let err = UploadError(format!("error checking if remote path exists: '{}'", e));
                 logger.error("ssh", &err, data! {});
                 err
             })?;
             dest.upload_tree(source, &remote_dir, cancel)
                 .await
                 .map_err(|e| {
-                    let err = UploadError(format!("error performing SCP: {}", storage_error(&e)));
+                    let err = UploadError(format!("error performing SCP: {}", e));
                     logger.error("scp", &err, data! {});
                     err
                 })
