@@ -632,6 +632,7 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         host_key: bbr_ssh::HostKeyPolicy::KnownHosts(inv.known_hosts.clone()),
         on_warning: Arc::new(move |m| warn_logger.warn(m)),
         dialer,
+        root_runner: true,
     };
     let source = director::DirectorSource::new(name.clone(), options);
     let run_options = RunOptions {

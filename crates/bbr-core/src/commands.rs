@@ -1,8 +1,10 @@
-//! The remote command vocabulary: every shell command bbr runs on a VM. Stemcells and
-//! release scripts rely on these being plain `sudo` + coreutils/findutils/tar commands.
+//! The remote command vocabulary: every shell command bbr runs as root on a VM. Stemcells
+//! and release scripts rely on these being plain `sudo` + coreutils/findutils/tar commands.
 //!
-//! Unlike Go bbr, `sudo -n` is used everywhere so that a missing password-less sudo rule
-//! fails at once instead of hanging on a prompt.
+//! Each command is a [`RootCommand`]: the shell text to run as root. A transport may run it
+//! through `sudo -n` on a channel of its own ([`RootCommand::with_sudo`]) or hand it to a
+//! root process it already has on the VM. Unlike Go bbr, `sudo -n` is used everywhere so
+//! that a missing password-less sudo rule fails at once instead of hanging on a prompt.
 
 use crate::ARTIFACT_DIRECTORY;
 
@@ -17,51 +19,119 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// A command to run as root on a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootCommand {
+    shell: String,
+    /// True when `shell` is one program with quoted arguments, which `sudo` can run directly.
+    simple: bool,
+    /// For a release-author script, what `shell` does, for a transport that can launch it
+    /// without a shell.
+    launch: Option<ScriptLaunch>,
+}
+
+/// A release-author script run by [`run_script`]: the script, its variables, its time limit
+/// and the file that receives its process group's id while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptLaunch {
+    /// The script's path.
+    pub path: String,
+    /// Variables added to root's environment.
+    pub env: Vec<(String, String)>,
+    /// Seconds before the group gets TERM (then KILL 10 s later) and the status is 124;
+    /// 0 for no limit.
+    pub timeout_secs: u64,
+    /// Holds the process group's id while the script runs.
+    pub pid_file: String,
+}
+
+impl RootCommand {
+    /// One program with its (already quoted) arguments.
+    fn program(line: String) -> Self {
+        Self {
+            shell: line,
+            simple: true,
+            launch: None,
+        }
+    }
+
+    /// Shell text that needs a shell (globs, redirections, several commands).
+    fn script(text: String) -> Self {
+        Self {
+            shell: text,
+            simple: false,
+            launch: None,
+        }
+    }
+
+    /// Any shell text, run as root by `/bin/sh -c` (for tools beyond this vocabulary).
+    pub fn shell_text(text: impl Into<String>) -> Self {
+        Self::script(text.into())
+    }
+
+    /// The shell text, for `/bin/sh -c` run as root.
+    pub fn shell(&self) -> &str {
+        &self.shell
+    }
+
+    /// The script launch this command performs, when it runs a release-author script.
+    pub fn launch(&self) -> Option<&ScriptLaunch> {
+        self.launch.as_ref()
+    }
+
+    /// The command line for an SSH exec channel: `sudo -n <program> <args>`, or
+    /// `sudo -n sh -c '<text>'` when a shell is needed.
+    pub fn with_sudo(&self) -> String {
+        if self.simple {
+            format!("sudo -n {}", self.shell)
+        } else {
+            format!("sudo -n sh -c {}", shell_quote(&self.shell))
+        }
+    }
+}
+
 /// Lists every file under the jobs' `bin/bbr` directories.
-pub fn find_scripts() -> String {
-    "sudo -n sh -c 'find /var/vcap/jobs/*/bin/bbr/* -type f'".to_string()
+pub fn find_scripts() -> RootCommand {
+    RootCommand::script("find /var/vcap/jobs/*/bin/bbr/* -type f".to_string())
 }
 
 /// Checks whether the artifact directory exists (exit 0 means it does).
-pub fn stat_artifact_directory() -> String {
-    format!("sudo -n stat {ARTIFACT_DIRECTORY}")
+pub fn stat_artifact_directory() -> RootCommand {
+    RootCommand::program(format!("stat {ARTIFACT_DIRECTORY}"))
 }
 
 /// Creates one job's artifact directory.
-pub fn make_directory(dir: &str) -> String {
-    format!("sudo -n mkdir -p {}", shell_quote(dir))
+pub fn make_directory(dir: &str) -> RootCommand {
+    RootCommand::program(format!("mkdir -p {}", shell_quote(dir)))
 }
 
 /// Human-readable disk usage of a directory (first field, e.g. `3.0M`).
-pub fn human_size(dir: &str) -> String {
-    format!("sudo -n du -sh {}", shell_quote(dir))
+pub fn human_size(dir: &str) -> RootCommand {
+    RootCommand::program(format!("du -sh {}", shell_quote(dir)))
 }
 
 /// Lists the regular files under `dir` as NUL-terminated `<size> <relative path>` records;
 /// reads metadata only, never file content.
-pub fn list_files(dir: &str) -> String {
-    format!(
-        "sudo -n find {} -type f -printf '%s %P\\0'",
+pub fn list_files(dir: &str) -> RootCommand {
+    RootCommand::program(format!(
+        "find {} -type f -printf '%s %P\\0'",
         shell_quote(dir)
-    )
+    ))
 }
 
 /// Streams `dir` as an uncompressed tar to stdout (entries `./`, `./file`, ...).
-pub fn archive(dir: &str) -> String {
-    format!("sudo -n tar -C {} -c .", shell_quote(dir))
+pub fn archive(dir: &str) -> RootCommand {
+    RootCommand::program(format!("tar -C {} -c .", shell_quote(dir)))
 }
 
 /// Extracts a tar read from stdin into `dir`.
-pub fn extract(dir: &str) -> String {
-    format!(
-        "sudo -n sh -c {}",
-        shell_quote(&format!("tar -C {} -x", shell_quote(dir)))
-    )
+pub fn extract(dir: &str) -> RootCommand {
+    RootCommand::script(format!("tar -C {} -x", shell_quote(dir)))
 }
 
 /// Removes a directory tree.
-pub fn remove(dir: &str) -> String {
-    format!("sudo -n rm -rf {}", shell_quote(dir))
+pub fn remove(dir: &str) -> RootCommand {
+    RootCommand::program(format!("rm -rf {}", shell_quote(dir)))
 }
 
 /// Runs a release-author script as root with `env`, in its own process group under
@@ -70,7 +140,12 @@ pub fn remove(dir: &str) -> String {
 /// [`kill_script`] can stop it. Exit status 124 means the time limit struck. The variables
 /// are shell assignments in front of `timeout`, so the script inherits them without an
 /// `env` process.
-pub fn run_script(path: &str, env: &[(&str, String)], timeout_secs: u64, pid_file: &str) -> String {
+pub fn run_script(
+    path: &str,
+    env: &[(&str, String)],
+    timeout_secs: u64,
+    pid_file: &str,
+) -> RootCommand {
     let mut inner = String::new();
     for (k, v) in env {
         inner.push_str(&shell_quote(&format!("{k}={v}")));
@@ -81,22 +156,30 @@ pub fn run_script(path: &str, env: &[(&str, String)], timeout_secs: u64, pid_fil
         shell_quote(path)
     ));
     let pid = shell_quote(pid_file);
-    let body = format!(
+    let mut command = RootCommand::script(format!(
         "{inner} </dev/null & p=$!; echo $p > {pid}; wait $p; rc=$?; rm -f {pid}; exit $rc"
-    );
-    format!("sudo -n sh -c {}", shell_quote(&body))
+    ));
+    command.launch = Some(ScriptLaunch {
+        path: path.to_string(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        timeout_secs,
+        pid_file: pid_file.to_string(),
+    });
+    command
 }
 
 /// Stops the process group recorded in `pid_file` (TERM, then KILL after 5 s). Written for
 /// dash as well as bash: dash's `kill` takes no `--`, so the group is given as `-PGID`.
-pub fn kill_script(pid_file: &str) -> String {
+pub fn kill_script(pid_file: &str) -> RootCommand {
     let pid = shell_quote(pid_file);
-    let body = format!(
+    RootCommand::script(format!(
         "p=$(cat {pid} 2>/dev/null) || exit 0; kill -TERM -$p 2>/dev/null; \
          for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -$p 2>/dev/null || exit 0; sleep 0.5; done; \
          kill -KILL -$p 2>/dev/null; exit 0"
-    );
-    format!("sudo -n sh -c {}", shell_quote(&body))
+    ))
 }
 
 /// Parses the output of [`list_files`] into `(./path, size)` pairs.
@@ -133,14 +216,38 @@ mod tests {
             )],
             0,
             "/tmp/bbr-1.pid",
-        );
+        )
+        .with_sudo();
         assert!(c.starts_with("sudo -n sh -c '"));
         assert!(c.contains("BBR_ARTIFACT_DIRECTORY=/var/vcap/store/bbr-backup/bosh/ timeout -k 10 0 /var/vcap/jobs/bosh/bin/bbr/backup </dev/null &"), "{c}");
-        let timed = run_script("/x", &[], 30, "/tmp/p");
+        let timed = run_script("/x", &[], 30, "/tmp/p").with_sudo();
         assert!(
             timed.contains("timeout -k 10 30 /x </dev/null &"),
             "{timed}"
         );
+    }
+
+    #[test]
+    fn sudo_command_lines() {
+        assert_eq!(
+            find_scripts().with_sudo(),
+            "sudo -n sh -c 'find /var/vcap/jobs/*/bin/bbr/* -type f'"
+        );
+        assert_eq!(
+            stat_artifact_directory().with_sudo(),
+            "sudo -n stat /var/vcap/store/bbr-backup"
+        );
+        assert_eq!(
+            list_files("/a b").with_sudo(),
+            r"sudo -n find '/a b' -type f -printf '%s %P\0'"
+        );
+        assert_eq!(archive("/d").with_sudo(), "sudo -n tar -C /d -c .");
+        assert_eq!(
+            extract("/a b").with_sudo(),
+            r"sudo -n sh -c 'tar -C '\''/a b'\'' -x'"
+        );
+        assert_eq!(extract("/a b").shell(), "tar -C '/a b' -x");
+        assert_eq!(remove("/d").shell(), "rm -rf /d");
     }
 
     #[test]
@@ -167,8 +274,9 @@ mod shell_tests {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let pid_file = dir.path().join("p.pid");
         let pid_file = pid_file.to_str().unwrap();
-        let run =
-            run_script(script.to_str().unwrap(), &[], 0, pid_file).replacen("sudo -n ", "", 1);
+        let run = run_script(script.to_str().unwrap(), &[], 0, pid_file)
+            .shell()
+            .to_string();
         let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(run)
@@ -180,7 +288,7 @@ mod shell_tests {
         {
             std::thread::yield_now();
         }
-        let kill = kill_script(pid_file).replacen("sudo -n ", "", 1);
+        let kill = kill_script(pid_file).shell().to_string();
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(kill)

@@ -36,7 +36,7 @@ pub async fn find_scripts(
 ) -> Result<FoundScripts, BbrError> {
     reporter.debug(format!("Attempting to find scripts on {instance}"));
     let out = remote
-        .run(&commands::find_scripts())
+        .run_as_root(&commands::find_scripts())
         .await
         .map_err(|e| BbrError::general(format!("finding scripts failed on {instance}: {e}")))?;
     let mut found = FoundScripts::new();

@@ -1,6 +1,7 @@
 //! How the core reaches a VM: run a command, stream its stdout to a sink, or stream a source
 //! into its stdin. Implemented by the SSH transport (one connection per host) and by tests.
 
+use crate::commands::RootCommand;
 use async_trait::async_trait;
 
 /// The result of a remote command.
@@ -77,6 +78,14 @@ pub trait Remote: Send + Sync {
 
     /// Runs `command` and captures its stdout and stderr.
     async fn run(&self, command: &str) -> Result<Output, RemoteError>;
+
+    /// Runs `command` as root and captures its stdout and stderr. By default through
+    /// `sudo -n` like any other command; a transport may use a root process it keeps on the
+    /// VM instead, as long as the command sees the same environment, stdin (none) and exit
+    /// status.
+    async fn run_as_root(&self, command: &RootCommand) -> Result<Output, RemoteError> {
+        self.run(&command.with_sudo()).await
+    }
 
     /// Runs `command`, handing every stdout chunk to `sink` as it arrives; stderr is captured.
     async fn run_streaming_stdout(

@@ -68,7 +68,7 @@ pub async fn run_script(
     let secs = limits.timeout.map(|d| d.as_secs().max(1)).unwrap_or(0);
     let command = commands::run_script(path, env, secs, &pid_file);
     reporter.debug(format!("Trying to execute '{path}' on remote"));
-    let run = remote.run(&command).fuse();
+    let run = remote.run_as_root(&command).fuse();
     futures::pin_mut!(run);
     let output = match &limits.stop {
         None => run.await?,
@@ -79,7 +79,7 @@ pub async fn run_script(
                 out = run => out?,
                 _ = stopped => {
                     reporter.warn(format!("Stopping '{path}' on {}: killing its process group", remote.address()));
-                    if let Err(e) = remote.run(&commands::kill_script(&pid_file)).await {
+                    if let Err(e) = remote.run_as_root(&commands::kill_script(&pid_file)).await {
                         reporter.error(format!("Could not kill '{path}' on {}: {e}", remote.address()));
                     }
                     // The kill escalates to SIGKILL within seconds; never let a stuck channel

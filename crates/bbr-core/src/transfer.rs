@@ -15,6 +15,7 @@ use crate::ARTIFACT_DIRECTORY;
 use crate::commands;
 use crate::error::{BbrError, ErrorKind};
 use crate::model::{Instance, Job};
+use crate::remote::RemoteError;
 use crate::report::{Reporter, ReporterExt, TransferProgress};
 use crate::stop::StopSignal;
 use bbr_artifact::metadata::Checksums;
@@ -140,6 +141,10 @@ pub async fn drain(
     result
 }
 
+/// Artifacts whose tar is at most this big are fetched as a captured root command's output
+/// instead of a stream on a channel of their own.
+const CAPTURED_ARCHIVE_LIMIT: u64 = 4 << 20;
+
 async fn drain_into(
     instance: &Instance,
     job: &Job,
@@ -154,7 +159,7 @@ async fn drain_into(
     let fail = |m: String| BbrError::new(ErrorKind::Drain, m);
 
     let size = remote
-        .run(&commands::human_size(&dir))
+        .run_as_root(&commands::human_size(&dir))
         .await
         .map_err(|e| fail(format!("Unable to check size of {dir}: {e}")))?;
     if !size.success() {
@@ -170,7 +175,7 @@ async fn drain_into(
         .unwrap_or("0")
         .to_string();
     let listing = remote
-        .run(&commands::list_files(&dir))
+        .run_as_root(&commands::list_files(&dir))
         .await
         .map_err(|e| fail(format!("Unable to list files of {dir} on {id}: {e}")))?;
     if !listing.success() {
@@ -199,11 +204,32 @@ async fn drain_into(
             progress.advance(chunk.len() as u64);
             Ok(())
         };
-        until_stopped(
-            stop,
-            remote.run_streaming_stdout(&commands::archive(&dir), &mut sink),
-        )
-        .await
+        let archive = commands::archive(&dir);
+        // A small artifact comes back as the captured output of a root command, which spares
+        // the VM the SSH session and `sudo` of a channel of its own (see `Remote::run_as_root`).
+        let tar_bytes = total.saturating_add(1024 * (listing.len() as u64 + 2));
+        if tar_bytes <= CAPTURED_ARCHIVE_LIMIT {
+            until_stopped(stop, async {
+                let mut output = remote.run_as_root(&archive).await?;
+                let tar = std::mem::take(&mut output.stdout);
+                if output.success() {
+                    for chunk in tar.chunks(256 * 1024) {
+                        sink(chunk).map_err(|source| RemoteError::Sink {
+                            host: remote.address().to_string(),
+                            source,
+                        })?;
+                    }
+                }
+                Ok(output)
+            })
+            .await
+        } else {
+            until_stopped(
+                stop,
+                remote.run_streaming_stdout(&archive.with_sudo(), &mut sink),
+            )
+            .await
+        }
     };
     drop(to_writer);
     progress.finish();
@@ -270,11 +296,14 @@ async fn drain_into(
             differ.len()
         )));
     }
-    let removed = remote.run(&commands::remove(&dir)).await.map_err(|e| {
-        fail(format!(
-            "Unable to delete artifact directory on instance {id}: {e}"
-        ))
-    })?;
+    let removed = remote
+        .run_as_root(&commands::remove(&dir))
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "Unable to delete artifact directory on instance {id}: {e}"
+            ))
+        })?;
     if !removed.success() {
         return Err(fail(format!(
             "Unable to delete artifact directory on instance {id}: {}",
@@ -424,7 +453,7 @@ pub async fn upload(
     ));
     instance.mark_artifact_dir_created();
     let mk = remote
-        .run(&commands::make_directory(&dir))
+        .run_as_root(&commands::make_directory(&dir))
         .await
         .map_err(|e| {
             fail(format!(
@@ -443,7 +472,7 @@ pub async fn upload(
     let reader = TeeReader::new(file, to_hasher, progress.clone());
     let result = until_stopped(
         stop,
-        remote.run_with_stdin(&commands::extract(&dir), Box::new(reader)),
+        remote.run_with_stdin(&commands::extract(&dir).with_sudo(), Box::new(reader)),
     )
     .await;
     if let Ok(mut p) = progress.lock() {
@@ -484,7 +513,7 @@ pub async fn upload(
         )));
     }
     let listing = remote
-        .run(&commands::list_files(&dir))
+        .run_as_root(&commands::list_files(&dir))
         .await
         .map_err(|e| fail(format!("Unable to list files of {dir} on {id}: {e}")))?;
     let differ = listing_mismatches(&summary, &commands::parse_file_list(&listing.stdout));

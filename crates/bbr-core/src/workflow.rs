@@ -336,7 +336,10 @@ impl<'a> Session<'a> {
     async fn check_artifact_dirs(&self) -> Result<(), String> {
         let instances = self.deployment().instances.clone();
         let results = bounded(instances, self.options.max_parallel, |i| async move {
-            let out = i.remote.run(&commands::stat_artifact_directory()).await;
+            let out = i
+                .remote
+                .run_as_root(&commands::stat_artifact_directory())
+                .await;
             match out {
                 Ok(o) if o.success() => Some(format!(
                     "Directory {ARTIFACT_DIRECTORY} already exists on instance {}",
@@ -512,7 +515,7 @@ impl<'a> Session<'a> {
                 reporter.debug(format!("> {path}"));
             }
             reporter.info(format!("Backing up {} on {id}...", job.name));
-            let mk = instance.remote.run(&commands::make_directory(dir.trim_end_matches('/'))).await;
+            let mk = instance.remote.run_as_root(&commands::make_directory(dir.trim_end_matches('/'))).await;
             let mk_err = match mk {
                 Ok(o) if o.success() => None,
                 Ok(o) => Some(format!("{} - exit code {}", o.stderr_text(), o.exit_code)),
@@ -627,7 +630,10 @@ impl<'a> Session<'a> {
             let mut errs = Vec::new();
             if previous || i.artifact_dir_created() {
                 reporter.info("Cleaning up...");
-                let out = i.remote.run(&commands::remove(ARTIFACT_DIRECTORY)).await;
+                let out = i
+                    .remote
+                    .run_as_root(&commands::remove(ARTIFACT_DIRECTORY))
+                    .await;
                 let err = match out {
                     Ok(o) if o.success() => None,
                     Ok(o) => Some(format!("{} - exit code {}", o.stderr_text(), o.exit_code)),

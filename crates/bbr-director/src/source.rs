@@ -132,6 +132,7 @@ impl DirectorDeployment {
             host_key: HostKeyPolicy::Pinned(pinned),
             on_warning: self.on_warning.clone(),
             dialer: self.dialer.clone(),
+            root_runner: true,
         };
         SshConnection::connect(options)
             .await

@@ -1,7 +1,9 @@
 //! One SSH connection per host, with commands as exec channels on it.
 
 use crate::hostkey::{ClientHandler, HostKeyPolicy, Verdict};
+use crate::root_runner::{self, RootRunner, RunnerError};
 use async_trait::async_trait;
+use bbr_core::commands::RootCommand;
 use bbr_core::remote::{Output, Remote, RemoteError, StdoutSink};
 use bytes::Bytes;
 use futures::future::Either;
@@ -82,6 +84,9 @@ pub struct ConnectOptions {
     pub on_warning: Arc<dyn Fn(String) + Send + Sync>,
     /// How the TCP connection is made (directly, or through `BOSH_ALL_PROXY`).
     pub dialer: crate::proxy::Dialer,
+    /// Run root commands through one root process kept on the VM (see `root_runner`)
+    /// instead of one `sudo -n` channel each.
+    pub root_runner: bool,
 }
 
 impl ConnectOptions {
@@ -139,7 +144,17 @@ pub struct SshConnection {
     options: ConnectOptions,
     address: String,
     handle: AsyncMutex<Arc<Handle<ClientHandler>>>,
-    channels: Semaphore,
+    channels: Arc<Semaphore>,
+    runner: AsyncMutex<RunnerSlot>,
+}
+
+/// Whether root commands go through a runner on the VM.
+enum RunnerSlot {
+    /// Not started yet (or gone, to be started again).
+    Untried,
+    Up(Arc<RootRunner>),
+    /// Could not be started: one `sudo -n` channel per command from now on.
+    Unavailable,
 }
 
 async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, SshError> {
@@ -249,8 +264,55 @@ impl SshConnection {
             address: options.address(),
             options,
             handle: AsyncMutex::new(Arc::new(handle)),
-            channels: Semaphore::new(CHANNELS_PER_CONNECTION),
+            channels: Arc::new(Semaphore::new(CHANNELS_PER_CONNECTION)),
+            runner: AsyncMutex::new(RunnerSlot::Untried),
         }))
+    }
+
+    /// The runner for root commands, started on first use (again after it went away with a
+    /// dropped connection); `None` when this connection does without one.
+    async fn root_runner(&self) -> Option<Arc<RootRunner>> {
+        if !self.options.root_runner {
+            return None;
+        }
+        let mut slot = self.runner.lock().await;
+        match &*slot {
+            RunnerSlot::Up(runner) if runner.is_alive() => return Some(runner.clone()),
+            RunnerSlot::Unavailable => return None,
+            _ => {}
+        }
+        match self.start_runner().await {
+            Some(runner) => {
+                *slot = RunnerSlot::Up(runner.clone());
+                Some(runner)
+            }
+            None => {
+                *slot = RunnerSlot::Unavailable;
+                None
+            }
+        }
+    }
+
+    async fn start_runner(&self) -> Option<Arc<RootRunner>> {
+        let (permit, read, write) = self.start(&root_runner::start_command()).await.ok()?;
+        // The runner holds its channel for the whole run: the slot is given back when the
+        // channel closes.
+        permit.forget();
+        let channels = self.channels.clone();
+        match RootRunner::serve(read, write, move || channels.add_permits(1)).await {
+            Ok(runner) => Some(Arc::new(runner)),
+            Err(failure) => {
+                // When sudo itself refused, the commands run without the runner fail with
+                // sudo's own words; a missing perl only makes the run slower, so say so.
+                if failure.perl_missing() {
+                    (self.options.on_warning)(format!(
+                        "{}: {failure}; running each root command through its own sudo, which is slower",
+                        self.address
+                    ));
+                }
+                None
+            }
+        }
     }
 
     fn connection_error(&self, reason: impl ToString) -> RemoteError {
@@ -332,8 +394,11 @@ impl SshConnection {
         &self.address
     }
 
-    /// Closes the connection.
+    /// Closes the connection (the runner, if any, first: it ends once its commands have).
     pub async fn disconnect(&self) {
+        if let RunnerSlot::Up(runner) = &*self.runner.lock().await {
+            runner.close().await;
+        }
         let slot = self.handle.lock().await;
         let _ = slot
             .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -395,6 +460,22 @@ impl Remote for SshConnection {
         let mut output = self.run_streaming_stdout(command, &mut sink).await?;
         output.stdout = stdout;
         Ok(output)
+    }
+
+    async fn run_as_root(&self, command: &RootCommand) -> Result<Output, RemoteError> {
+        if let Some(runner) = self.root_runner().await {
+            match runner.run(command).await {
+                Ok(output) => return Ok(output),
+                Err(RunnerError::Lost) => {
+                    return Err(self.connection_error(
+                        "the connection was lost while the command ran; its outcome is unknown",
+                    ));
+                }
+                // The runner was gone before the command reached it: run it on its own.
+                Err(RunnerError::NotSent) => {}
+            }
+        }
+        self.run(&command.with_sudo()).await
     }
 
     async fn run_streaming_stdout(

@@ -6,11 +6,14 @@
 //! checked: in director mode against a known_hosts file (an unknown host is accepted once and
 //! recorded with a warning, a changed key is refused), or pinned to a key the BOSH director
 //! returned. A connection that drops is re-established once for later commands, so that
-//! unlock and cleanup still reach a VM after a network blip.
+//! unlock and cleanup still reach a VM after a network blip. Root commands other than
+//! artifact streams go to one root process kept on the VM (`root_runner`), which saves each
+//! of them an SSH session, a shell and a `sudo`.
 
 mod connection;
 mod hostkey;
 pub mod proxy;
+mod root_runner;
 
 pub use connection::{ConnectOptions, SshConnection, SshError};
 pub use hostkey::HostKeyPolicy;

@@ -124,6 +124,7 @@ impl Dialer {
                     host_key: HostKeyPolicy::KnownHosts(known_hosts),
                     on_warning,
                     dialer: Dialer::Direct,
+                    root_runner: false,
                 };
                 Ok(Dialer::Tunnel(SshConnection::connect(options).await?))
             }

@@ -377,6 +377,7 @@ impl ScpDestination {
             host_key: policy,
             on_warning: Arc::new(move |_| flag.store(true, Ordering::SeqCst)),
             dialer: Dialer::Direct,
+            root_runner: false,
         };
         let conn = SshConnection::connect(options)
             .await

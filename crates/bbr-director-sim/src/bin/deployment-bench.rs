@@ -9,6 +9,8 @@
 //! backup's wall time with the same number of raw `ssh vm 'sudo tar -C dir -c .' | tee file
 //! | openssl dgst -sha256` copies run in parallel with the same cipher.
 //!
+//! `BENCH_TRACE=1` runs bbr with `--debug` and prints each of its lines with its time.
+//!
 //! Usage: `deployment-bench <path to bbr> [VMs]` or `deployment-bench <path to bbr> drain
 //! [VMs] [MiB]` (as root).
 
@@ -68,7 +70,14 @@ fn run(bbr: &Path, vms: usize) -> Result<(), String> {
         .sum();
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let mut child = bbr_deployment(bbr, &sim, "bench", work.path())
+    // BENCH_TRACE=1: run with --debug and print every line with its time, to see where the
+    // overhead goes.
+    let trace = std::env::var_os("BENCH_TRACE").is_some();
+    let mut command = bbr_deployment(bbr, &sim, "bench", work.path());
+    if trace {
+        command.arg("--debug");
+    }
+    let mut child = command
         .arg("backup")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -92,6 +101,9 @@ fn run(bbr: &Path, vms: usize) -> Result<(), String> {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         for line in std::io::BufReader::new(stdout).lines() {
             let line = line.map_err(|e| e.to_string())?;
+            if trace {
+                eprintln!("{:8.3} {line}", t0.elapsed().as_secs_f64());
+            }
             if let Some(p) = phases
                 .iter()
                 .find(|p| line.contains(*p) && !seen.iter().any(|(s, _)| s == *p))

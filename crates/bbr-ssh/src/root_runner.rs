@@ -1,0 +1,542 @@
+//! One root process per VM that runs bbr's root commands (scripts, `mkdir`, `du`, `find`,
+//! `rm`) for the whole run.
+//!
+//! Run one by one, every command costs the VM an SSH session, the login user's shell and a
+//! `sudo` (about 7 ms of CPU of the ~10 a no-op script costs), and a deployment backup runs
+//! ten or more per VM, three of them while the deployment is locked. So the first root command
+//! on a connection starts `sudo -n perl -e <root_runner.pl>` on a channel of its own, and
+//! later commands are written to its stdin; each then costs a fork and an exec of `/bin/sh`.
+//! Commands run exactly as under `sudo -n sh -c`: as root, with sudo's environment, stdin from
+//! `/dev/null`, their own stdout, stderr and exit status, as many at once as asked.
+//!
+//! Should the runner not start (no `perl`, sudo refused), the connection falls back to one
+//! `sudo -n` channel per command for the rest of the run, so errors read as they always did.
+//! Artifact streams (`tar`) always use channels of their own.
+
+use bbr_core::commands::{RootCommand, shell_quote};
+use bbr_core::remote::Output;
+use bytes::Bytes;
+use russh::client;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Mutex as AsyncMutex, oneshot};
+
+/// The runner program (perl-base only); its header documents the protocol.
+const PROGRAM: &str = include_str!("root_runner.pl");
+
+/// The first line the runner writes once it runs as root.
+const HELLO: &[u8] = b"bbr-runner 1\n";
+
+/// The exec command that starts the runner. The shell in between makes a missing `perl`
+/// exit 127, told apart from sudo refusing (exit 1).
+pub(crate) fn start_command() -> String {
+    format!(
+        "sudo -n sh -c {} bbr-runner {}",
+        shell_quote("exec perl -e \"$1\""),
+        shell_quote(PROGRAM)
+    )
+}
+
+/// Why the runner did not start.
+#[derive(Debug)]
+pub(crate) struct NotStarted {
+    /// The exit status of the start command, when it ended with one.
+    pub(crate) status: Option<u32>,
+    /// What it wrote to stderr.
+    pub(crate) complaint: String,
+}
+
+impl NotStarted {
+    /// True when the VM has no `perl` (sudo itself worked).
+    pub(crate) fn perl_missing(&self) -> bool {
+        self.status == Some(127)
+    }
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the root command runner did not start (exit status {}): {}",
+            self.status.map_or("none".to_string(), |s| s.to_string()),
+            self.complaint
+        )
+    }
+}
+
+/// Why a command given to the runner has no result.
+#[derive(Debug)]
+pub(crate) enum RunnerError {
+    /// The runner was gone before the command reached it: the command did not run.
+    NotSent,
+    /// The runner went away while the command was running: its outcome is unknown.
+    Lost,
+}
+
+type Reply = oneshot::Sender<Output>;
+
+/// Commands sent and not yet finished, by request id.
+#[derive(Default)]
+struct InFlight {
+    running: HashMap<u64, (Output, Option<Reply>)>,
+    /// False once the runner's channel has closed; nothing is registered after that.
+    open: bool,
+}
+
+/// A runner process on one VM.
+pub(crate) struct RootRunner {
+    write: AsyncMutex<ChannelWriteHalf<client::Msg>>,
+    in_flight: Arc<Mutex<InFlight>>,
+    alive: Arc<AtomicBool>,
+    next_id: AtomicU64,
+}
+
+impl RootRunner {
+    /// Waits for the runner started on `read`/`write` to say hello, then serves it. `on_end`
+    /// runs once the runner's channel has closed.
+    pub(crate) async fn serve(
+        mut read: ChannelReadHalf,
+        write: ChannelWriteHalf<client::Msg>,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Result<RootRunner, NotStarted> {
+        let mut buffer = Vec::new();
+        let mut complaint = Vec::new();
+        let mut status = None;
+        while buffer.len() < HELLO.len() {
+            match read.wait().await {
+                Some(ChannelMsg::Data { data }) => buffer.extend_from_slice(&data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => complaint.extend_from_slice(&data),
+                Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
+                Some(ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            }
+        }
+        if !buffer.starts_with(HELLO) {
+            let _ = write.close().await;
+            on_end();
+            return Err(NotStarted {
+                status,
+                complaint: String::from_utf8_lossy(&complaint).trim().to_string(),
+            });
+        }
+        buffer.drain(..HELLO.len());
+        let in_flight = Arc::new(Mutex::new(InFlight {
+            running: HashMap::new(),
+            open: true,
+        }));
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(receive(
+            read,
+            buffer,
+            in_flight.clone(),
+            alive.clone(),
+            on_end,
+        ));
+        Ok(RootRunner {
+            write: AsyncMutex::new(write),
+            in_flight,
+            alive,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// True until the runner's channel closes.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Runs `command` as root and waits for its outcome.
+    pub(crate) async fn run(&self, command: &RootCommand) -> Result<Output, RunnerError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, outcome) = oneshot::channel();
+        {
+            let mut in_flight = self.in_flight.lock().map_err(|_| RunnerError::NotSent)?;
+            if !in_flight.open {
+                return Err(RunnerError::NotSent);
+            }
+            in_flight
+                .running
+                .insert(id, (Output::default(), Some(reply)));
+        }
+        let sent = self
+            .write
+            .lock()
+            .await
+            .data_bytes(Bytes::from(request(id, command)))
+            .await;
+        if sent.is_err() {
+            if let Ok(mut in_flight) = self.in_flight.lock() {
+                in_flight.running.remove(&id);
+            }
+            return Err(RunnerError::NotSent);
+        }
+        outcome.await.map_err(|_| RunnerError::Lost)
+    }
+
+    /// Closes the runner's stdin: it ends once the commands still running have finished.
+    pub(crate) async fn close(&self) {
+        let _ = self.write.lock().await.eof().await;
+    }
+}
+
+/// Encodes `command` as a request: a script launch as such (no shell, no `timeout`), anything
+/// else as shell text.
+fn request(id: u64, command: &RootCommand) -> Vec<u8> {
+    let (kind, payload) = match command.launch() {
+        Some(launch) => {
+            let mut fields = vec![
+                launch.timeout_secs.to_string(),
+                launch.pid_file.clone(),
+                launch.path.clone(),
+            ];
+            fields.extend(launch.env.iter().map(|(k, v)| format!("{k}={v}")));
+            if fields.iter().any(|f| f.contains('\0')) {
+                ('C', command.shell().to_string())
+            } else {
+                ('S', fields.join("\0"))
+            }
+        }
+        None => ('C', command.shell().to_string()),
+    };
+    let mut request = format!("{kind} {id} {}\n", payload.len()).into_bytes();
+    request.extend_from_slice(payload.as_bytes());
+    request
+}
+
+/// Reads the runner's replies until its channel closes, completing commands as they end.
+async fn receive(
+    mut read: ChannelReadHalf,
+    mut buffer: Vec<u8>,
+    in_flight: Arc<Mutex<InFlight>>,
+    alive: Arc<AtomicBool>,
+    on_end: impl FnOnce(),
+) {
+    loop {
+        while let Some((frame, used)) = parse_frame(&buffer) {
+            deliver(&in_flight, frame);
+            buffer.drain(..used);
+        }
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => buffer.extend_from_slice(&data),
+            Some(ChannelMsg::Close) | None => break,
+            Some(_) => {}
+        }
+    }
+    alive.store(false, Ordering::SeqCst);
+    if let Ok(mut in_flight) = in_flight.lock() {
+        in_flight.open = false;
+        // Dropping the reply senders tells every waiting command that its outcome is lost.
+        in_flight.running.clear();
+    }
+    on_end();
+}
+
+fn deliver(in_flight: &Mutex<InFlight>, frame: Frame<'_>) {
+    let Ok(mut in_flight) = in_flight.lock() else {
+        return;
+    };
+    match frame {
+        Frame::Stdout(id, data) => {
+            if let Some((output, _)) = in_flight.running.get_mut(&id) {
+                output.stdout.extend_from_slice(data);
+            }
+        }
+        Frame::Stderr(id, data) => {
+            if let Some((output, _)) = in_flight.running.get_mut(&id) {
+                output.stderr.extend_from_slice(data);
+            }
+        }
+        Frame::Exit(id, status) => {
+            if let Some((mut output, Some(reply))) = in_flight.running.remove(&id) {
+                output.exit_code = status;
+                // The waiter may have been dropped (a cancelled run): nothing to tell then.
+                let _ = reply.send(output);
+            }
+        }
+        Frame::Malformed => {
+            // Not a reply of ours: the stream can no longer be trusted, so every command
+            // still running is reported lost rather than given someone else's output.
+            in_flight.running.clear();
+        }
+    }
+}
+
+/// One reply of the runner.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame<'a> {
+    Stdout(u64, &'a [u8]),
+    Stderr(u64, &'a [u8]),
+    Exit(u64, u32),
+    Malformed,
+}
+
+/// Parses the reply at the start of `buffer`, returning it and the bytes it took, or `None`
+/// when more bytes are needed.
+fn parse_frame(buffer: &[u8]) -> Option<(Frame<'_>, usize)> {
+    let end = buffer.iter().position(|b| *b == b'\n')?;
+    let header = std::str::from_utf8(&buffer[..end]).ok();
+    let fields: Vec<&str> = header.map(|h| h.split(' ').collect()).unwrap_or_default();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (fields.first().copied(), number(1), number(2), fields.len()) {
+        (Some(tag @ ("O" | "E")), Some(id), Some(len), 3) => {
+            let start = end + 1;
+            let stop = start.checked_add(usize::try_from(len).ok()?)?;
+            let data = buffer.get(start..stop)?;
+            let frame = if tag == "O" {
+                Frame::Stdout(id, data)
+            } else {
+                Frame::Stderr(id, data)
+            };
+            Some((frame, stop))
+        }
+        (Some("X"), Some(id), Some(status), 3) => Some((
+            Frame::Exit(id, u32::try_from(status).unwrap_or(u32::MAX)),
+            end + 1,
+        )),
+        _ => Some((Frame::Malformed, end + 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_parsed_only_when_complete() {
+        assert_eq!(parse_frame(b"O 3 5\nhel"), None);
+        assert_eq!(parse_frame(b"O 3"), None);
+        assert_eq!(
+            parse_frame(b"O 3 5\nhello\nX 3 0\n"),
+            Some((Frame::Stdout(3, b"hello\n".split_at(5).0), 11))
+        );
+        assert_eq!(
+            parse_frame(b"E 12 2\n\n\0rest"),
+            Some((Frame::Stderr(12, b"\n\0"), 9))
+        );
+        assert_eq!(parse_frame(b"X 7 137\n"), Some((Frame::Exit(7, 137), 8)));
+        assert_eq!(parse_frame(b"O 0 0\n"), Some((Frame::Stdout(0, b""), 6)));
+    }
+
+    #[test]
+    fn a_foreign_line_is_malformed() {
+        assert_eq!(
+            parse_frame(b"perl: warning: oops\n"),
+            Some((Frame::Malformed, 20))
+        );
+        assert_eq!(parse_frame(b"X 1\n"), Some((Frame::Malformed, 4)));
+        assert_eq!(parse_frame(b"O x 1\nA"), Some((Frame::Malformed, 6)));
+    }
+
+    #[test]
+    fn outputs_are_gathered_per_command() {
+        let in_flight = Mutex::new(InFlight {
+            running: HashMap::new(),
+            open: true,
+        });
+        let (a_tx, mut a_rx) = oneshot::channel();
+        let (b_tx, mut b_rx) = oneshot::channel();
+        {
+            let mut f = in_flight.lock().unwrap();
+            f.running.insert(1, (Output::default(), Some(a_tx)));
+            f.running.insert(2, (Output::default(), Some(b_tx)));
+        }
+        let mut stream: &[u8] = b"O 1 2\nabE 2 1\nzO 1 1\ncX 2 4\nX 1 0\n";
+        while let Some((frame, used)) = parse_frame(stream) {
+            deliver(&in_flight, frame);
+            stream = &stream[used..];
+        }
+        let a = a_rx.try_recv().unwrap();
+        assert_eq!((a.stdout.as_slice(), a.exit_code), (&b"abc"[..], 0));
+        let b = b_rx.try_recv().unwrap();
+        assert_eq!(
+            (b.stdout.as_slice(), b.stderr.as_slice(), b.exit_code),
+            (&b""[..], &b"z"[..], 4)
+        );
+        assert!(in_flight.lock().unwrap().running.is_empty());
+    }
+
+    /// Runs the runner program locally (no sudo), sends `requests`, closes its stdin and
+    /// returns the outputs of commands `1..=n` and the order in which they ended.
+    fn converse(requests: &[Vec<u8>]) -> (Vec<Output>, Vec<u64>) {
+        use std::io::{Read, Write};
+        let mut child = std::process::Command::new("perl")
+            .arg("-e")
+            .arg(PROGRAM)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for r in requests {
+            stdin.write_all(r).unwrap();
+        }
+        drop(stdin);
+        let mut out = Vec::new();
+        child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert!(out.starts_with(HELLO));
+        let mut rest = &out[HELLO.len()..];
+        let in_flight = Mutex::new(InFlight {
+            running: HashMap::new(),
+            open: true,
+        });
+        let mut replies = Vec::new();
+        for id in 1..=requests.len() as u64 {
+            let (tx, rx) = oneshot::channel();
+            in_flight
+                .lock()
+                .unwrap()
+                .running
+                .insert(id, (Output::default(), Some(tx)));
+            replies.push(rx);
+        }
+        let mut exits = Vec::new();
+        while let Some((frame, used)) = parse_frame(rest) {
+            assert_ne!(frame, Frame::Malformed);
+            if let Frame::Exit(id, _) = frame {
+                exits.push(id);
+            }
+            deliver(&in_flight, frame);
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty());
+        let outputs = replies
+            .into_iter()
+            .map(|mut r| r.try_recv().unwrap())
+            .collect();
+        (outputs, exits)
+    }
+
+    fn shell(id: u64, text: &str) -> Vec<u8> {
+        format!("C {id} {}\n{text}", text.len()).into_bytes()
+    }
+
+    #[test]
+    fn the_program_runs_commands_concurrently_and_reports_each() {
+        let (outputs, exits) = converse(&[
+            // Finishes last although sent first: commands do not wait for one another.
+            shell(
+                1,
+                "read line </dev/stdin || echo \"no stdin\"; sleep 0.3; echo slow",
+            ),
+            shell(2, "printf 'a\\0b'; echo oops >&2; exit 3"),
+            shell(3, "kill -9 $$"),
+            shell(4, "echo one; pwd >/dev/null\necho two lines"),
+        ]);
+        assert_eq!(exits.last(), Some(&1), "the slow command ends last");
+        assert_eq!(
+            (outputs[0].stdout_text(), outputs[0].exit_code),
+            ("no stdin\nslow\n".to_string(), 0)
+        );
+        assert_eq!(
+            (
+                outputs[1].stdout.as_slice(),
+                outputs[1].stderr_text(),
+                outputs[1].exit_code
+            ),
+            (&b"a\0b"[..], "oops".to_string(), 3)
+        );
+        assert_eq!(outputs[2].exit_code, 128 + 9);
+        assert_eq!(outputs[3].stdout_text(), "one\ntwo lines\n");
+    }
+
+    fn write_script(dir: &std::path::Path, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_script_runs_in_its_own_group_with_its_variables_and_pid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("s.pid").to_str().unwrap().to_string();
+        let script = write_script(
+            dir.path(),
+            "backup",
+            "echo \"dir=$BBR_ARTIFACT_DIRECTORY v=$BBR_VERSION\"\n\
+             read line || echo no-stdin\n\
+             echo \"pgid=$(cut -d' ' -f5 /proc/$$/stat) pid=$$ file=$(cat \"$PID_FILE\")\"\n\
+             echo done >&2\nexit 5\n",
+        );
+        let command = bbr_core::commands::run_script(
+            &script,
+            &[
+                (
+                    "BBR_ARTIFACT_DIRECTORY",
+                    "/var/vcap/store/bbr-backup/a b/".into(),
+                ),
+                ("BBR_VERSION", "1.2.3".into()),
+                ("PID_FILE", pid_file.clone()),
+            ],
+            0,
+            &pid_file,
+        );
+        let (outputs, _) = converse(&[request(1, &command)]);
+        let out = &outputs[0];
+        assert_eq!(out.exit_code, 5, "{out:?}");
+        assert_eq!(out.stderr_text(), "done");
+        let text = out.stdout_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "dir=/var/vcap/store/bbr-backup/a b/ v=1.2.3");
+        assert_eq!(lines[1], "no-stdin");
+        let ids: Vec<&str> = lines[2]
+            .split(' ')
+            .map(|f| f.split_once('=').unwrap().1)
+            .collect();
+        assert_eq!(ids[0], ids[1], "the script leads its own process group");
+        assert_eq!(ids[1], ids[2], "the pid file holds the group's id");
+        assert!(
+            !std::path::Path::new(&pid_file).exists(),
+            "the pid file is removed"
+        );
+    }
+
+    #[test]
+    fn a_script_over_its_time_limit_is_killed_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let child_pid = dir.path().join("child.pid");
+        let script = write_script(
+            dir.path(),
+            "lock",
+            &format!(
+                "sleep 100 &\necho $! > {}\nwait\n",
+                child_pid.to_str().unwrap()
+            ),
+        );
+        let pid_file = dir.path().join("s.pid").to_str().unwrap().to_string();
+        let started = std::time::Instant::now();
+        let (outputs, _) = converse(&[request(
+            1,
+            &bbr_core::commands::run_script(&script, &[], 1, &pid_file),
+        )]);
+        assert_eq!(outputs[0].exit_code, 124, "{:?}", outputs[0]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let pid = std::fs::read_to_string(&child_pid).unwrap();
+        // Gone, or a zombie waiting for init to reap it.
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .map(|s| s.rsplit(')').next().unwrap_or("").trim().chars().next())
+            .unwrap_or(None);
+        assert!(
+            matches!(state, None | Some('Z')),
+            "the script's background child was killed too (state {state:?})"
+        );
+    }
+
+    #[test]
+    fn a_missing_script_fails_like_timeout_reports_it() {
+        let (outputs, _) = converse(&[request(
+            1,
+            &bbr_core::commands::run_script("/nonexistent/bbr/backup", &[], 0, "/tmp/x.pid"),
+        )]);
+        assert_eq!(outputs[0].exit_code, 127);
+        assert!(
+            outputs[0].stderr_text().contains("/nonexistent/bbr/backup"),
+            "{:?}",
+            outputs[0]
+        );
+    }
+}
