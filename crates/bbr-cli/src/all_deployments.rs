@@ -172,7 +172,7 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
         Arc::new(move |m| bbr_core::report::ReporterExt::warn(&warn, m)),
         connection.dialer.clone(),
     ) {
-        Ok(s) => s,
+        Ok(s) => s.with_root_runner(crate::root_runner_wanted()),
         Err(e) => return one(e),
     };
     let options = settings.run_options.clone();

@@ -258,6 +258,18 @@ async fn proxy_dialer(logger: &Logger, known_hosts: PathBuf) -> Result<bbr_ssh::
         .map_err(|e| format!("BOSH_ALL_PROXY: {e}"))
 }
 
+/// `BBR_SUDO_EACH_COMMAND=true` runs every root command on a VM through its own `sudo`, as
+/// Go bbr does (each then appears in the VM's sudo log), instead of through one root process
+/// per VM started with a single `sudo`.
+pub const SUDO_EACH_COMMAND_ENV: &str = "BBR_SUDO_EACH_COMMAND";
+
+/// Whether root commands go through one root process per VM (see [`SUDO_EACH_COMMAND_ENV`]).
+pub(crate) fn root_runner_wanted() -> bool {
+    !std::env::var(SUDO_EACH_COMMAND_ENV)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .unwrap_or(false)
+}
+
 fn default_known_hosts() -> PathBuf {
     std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".ssh").join("known_hosts"))
@@ -377,7 +389,7 @@ async fn run_deployment(
         Arc::new(move |m| warn_logger.warn(m)),
         connection.dialer.clone(),
     ) {
-        Ok(s) => s,
+        Ok(s) => s.with_root_runner(root_runner_wanted()),
         Err(e) => return fail(e),
     };
     let run_options = RunOptions {
@@ -632,7 +644,7 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         host_key: bbr_ssh::HostKeyPolicy::KnownHosts(inv.known_hosts.clone()),
         on_warning: Arc::new(move |m| warn_logger.warn(m)),
         dialer,
-        root_runner: true,
+        root_runner: root_runner_wanted(),
     };
     let source = director::DirectorSource::new(name.clone(), options);
     let run_options = RunOptions {

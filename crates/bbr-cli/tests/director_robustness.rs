@@ -430,3 +430,35 @@ fn a_whole_backup_and_restore_each_use_one_ssh_connection() {
     assert_eq!(restore.code(), 0, "{}", restore.show());
     assert_eq!(logins(&h) - before, 1, "restore: {}", h.vm.log());
 }
+
+/// By default the scripts are started by the one root process bbr keeps on the VM;
+/// `BBR_SUDO_EACH_COMMAND=true` runs each through its own `sudo` (and `timeout`), as Go bbr
+/// does. Both make the same backup.
+#[test]
+fn root_commands_use_one_runner_unless_each_command_is_to_get_its_own_sudo() {
+    let h = Harness::new();
+    h.script("bosh", "pre-backup-lock", "");
+    h.script(
+        "bosh",
+        "backup",
+        "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"\ncat /proc/$PPID/comm >> /var/vcap/sys/parents",
+    );
+    h.script("bosh", "post-backup-unlock", "");
+    let run = h.bbr(&["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    // Elsewhere: both runs may fall in the same second, which names the artifact.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut each = h.command(&[
+        "backup",
+        "--artifact-path",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    each.env("BBR_SUDO_EACH_COMMAND", "true");
+    let each = Run(each.output().unwrap());
+    assert_eq!(each.code(), 0, "{}", each.show());
+    assert_eq!(h.vm.read("sys/parents").unwrap(), "perl\ntimeout\n");
+    for parent in [h.work.path(), elsewhere.path()] {
+        let tar = h.artifact_in(parent).join("bosh-0-bosh.tar");
+        assert!(tar.exists(), "{}", tar.display());
+    }
+}

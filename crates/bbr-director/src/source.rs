@@ -88,6 +88,7 @@ pub struct DirectorDeployment {
     max_parallel: usize,
     on_warning: Arc<dyn Fn(String) + Send + Sync>,
     dialer: Dialer,
+    root_runner: bool,
 }
 
 impl DirectorDeployment {
@@ -106,7 +107,15 @@ impl DirectorDeployment {
             max_parallel,
             on_warning,
             dialer,
+            root_runner: true,
         })
+    }
+
+    /// Whether root commands go through one root process per VM (the default) or each
+    /// through its own `sudo`, as Go bbr runs them (see `bbr_ssh::ConnectOptions`).
+    pub fn with_root_runner(mut self, on: bool) -> Self {
+        self.root_runner = on;
+        self
     }
 
     /// The director client.
@@ -132,7 +141,7 @@ impl DirectorDeployment {
             host_key: HostKeyPolicy::Pinned(pinned),
             on_warning: self.on_warning.clone(),
             dialer: self.dialer.clone(),
-            root_runner: true,
+            root_runner: self.root_runner,
         };
         SshConnection::connect(options)
             .await
