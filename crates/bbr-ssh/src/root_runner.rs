@@ -30,7 +30,7 @@ const PROGRAM: &str = include_str!("root_runner.pl");
 const HELLO: &[u8] = b"bbr-runner 1\n";
 
 /// The exec command that starts the runner. The shell in between makes a missing `perl`
-/// exit 127, told apart from sudo refusing (exit 1).
+/// exit 127 (126 if not executable), told apart from sudo refusing (exit 1).
 pub(crate) fn start_command() -> String {
     format!(
         "sudo -n sh -c {} bbr-runner {}",
@@ -49,9 +49,10 @@ pub(crate) struct NotStarted {
 }
 
 impl NotStarted {
-    /// True when the VM has no `perl` (sudo itself worked).
+    /// True when the VM has no usable `perl` (sudo itself worked): the shell could not
+    /// find it (127) or not execute it (126).
     pub(crate) fn perl_missing(&self) -> bool {
-        self.status == Some(127)
+        matches!(self.status, Some(126 | 127))
     }
 }
 

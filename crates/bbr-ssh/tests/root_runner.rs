@@ -160,3 +160,42 @@ async fn without_sudo_root_commands_fail_with_sudos_own_words() {
     let plain = conn.run("echo still here").await.unwrap();
     assert_eq!(plain.stdout_text(), "still here\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_perl_each_root_command_gets_its_own_sudo_after_a_warning() {
+    let vm = Vm::start(VmOptions::default().hide_program("/usr/bin/perl")).unwrap();
+    let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let key = russh::keys::parse_public_key_base64(
+        vm.host_public_key_line().split_whitespace().nth(1).unwrap(),
+    )
+    .unwrap();
+    let seen = warnings.clone();
+    let conn = SshConnection::connect(ConnectOptions {
+        host: vm.addr().to_string(),
+        port: vm.port(),
+        user: vm.user().to_string(),
+        key: ConnectOptions::load_key(vm.client_key_path()).unwrap(),
+        host_key: HostKeyPolicy::Pinned(key),
+        on_warning: Arc::new(move |w| seen.lock().unwrap().push(w)),
+        dialer: Dialer::Direct,
+        root_runner: true,
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let out = conn
+            .run_as_root(&root("id -u; cat /proc/$PPID/comm"))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout_text(), "0\nsudo\n", "{out:?}");
+    }
+    let warnings = warnings.lock().unwrap();
+    assert_eq!(warnings.len(), 1, "said once: {warnings:?}");
+    assert!(
+        warnings[0].contains("root command runner did not start")
+            && warnings[0].contains("perl")
+            && warnings[0].contains("its own sudo"),
+        "{}",
+        warnings[0]
+    );
+}

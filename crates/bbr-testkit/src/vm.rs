@@ -54,7 +54,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `sh -c` body run inside the new mount namespace: `$1` = host directory
 /// for `/var/vcap`, `$2` = sshd binary, `$3` = config. `exec` keeps the PID,
 /// so the PID we spawned is sshd's own.
-const NS_SCRIPT: &str = r#"mount --bind "$1" /var/vcap && exec "$2" -D -e -f "$3""#;
+const NS_SCRIPT: &str = r#"mount --bind "$1" /var/vcap || exit 1; sshd=$2; config=$3; shift 3; for p in "$@"; do mount --bind /dev/null "$p" || exit 1; done; exec "$sshd" -D -e -f "$config""#;
 
 /// Options for [`Vm::start`]. `VmOptions::default()` gives user `vcap` with
 /// sudo, a fresh ed25519 client key, and an ed25519 host key.
@@ -67,6 +67,7 @@ pub struct VmOptions {
     host_key_type: KeyType,
     extra_sshd_config: String,
     log_level: String,
+    hidden: Vec<PathBuf>,
 }
 
 impl Default for VmOptions {
@@ -79,6 +80,7 @@ impl Default for VmOptions {
             host_key_type: KeyType::default(),
             extra_sshd_config: String::new(),
             log_level: "INFO".to_string(),
+            hidden: Vec::new(),
         }
     }
 }
@@ -129,6 +131,14 @@ impl VmOptions {
         self
     }
 
+    /// Make the program at `path` (for example `/usr/bin/perl`) unusable inside the VM: it
+    /// is covered by `/dev/null`, so running it fails with "Permission denied" (exit 126
+    /// from a shell), as on a stemcell without it.
+    pub fn hide_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.hidden.push(path.into());
+        self
+    }
+
     /// Append `lines` verbatim to the VM's `sshd_config` (after the
     /// testkit's own settings, so only options the testkit does not set take
     /// effect; `Match` blocks work). Used for example by the director
@@ -161,6 +171,7 @@ pub struct Vm {
     child: Option<Child>,
     extra_sshd_config: String,
     log_level: String,
+    hidden: Vec<PathBuf>,
 }
 
 impl Vm {
@@ -223,6 +234,7 @@ impl Vm {
             sshd,
             child: None,
             extra_sshd_config: opts.extra_sshd_config,
+            hidden: opts.hidden,
             log_level: opts.log_level,
         };
         // The address is ours alone; only a wildcard listener on the same
@@ -264,6 +276,7 @@ impl Vm {
             .arg(self.root.join("var-vcap"))
             .arg(&self.sshd)
             .arg(&config)
+            .args(&self.hidden)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
