@@ -148,6 +148,15 @@ pub struct SshConnection {
     runner: AsyncMutex<RunnerSlot>,
 }
 
+/// How an attempt to start the runner ended.
+enum RunnerStart {
+    Up(Arc<RootRunner>),
+    /// The VM said no (sudo refused, no perl): not tried again on this connection.
+    Refused,
+    /// The channel could not be opened or closed without an exit status.
+    Unreachable,
+}
+
 /// Whether root commands go through a runner on the VM.
 enum RunnerSlot {
     /// Not started yet (or gone, to be started again).
@@ -282,25 +291,33 @@ impl SshConnection {
             _ => {}
         }
         match self.start_runner().await {
-            Some(runner) => {
+            RunnerStart::Up(runner) => {
                 *slot = RunnerSlot::Up(runner.clone());
                 Some(runner)
             }
-            None => {
+            RunnerStart::Refused => {
                 *slot = RunnerSlot::Unavailable;
+                None
+            }
+            // The connection failed under it: try again with the next command.
+            RunnerStart::Unreachable => {
+                *slot = RunnerSlot::Untried;
                 None
             }
         }
     }
 
-    async fn start_runner(&self) -> Option<Arc<RootRunner>> {
-        let (permit, read, write) = self.start(&root_runner::start_command()).await.ok()?;
+    async fn start_runner(&self) -> RunnerStart {
+        let Ok((permit, read, write)) = self.start(&root_runner::start_command()).await else {
+            return RunnerStart::Unreachable;
+        };
         // The runner holds its channel for the whole run: the slot is given back when the
         // channel closes.
         permit.forget();
         let channels = self.channels.clone();
         match RootRunner::serve(read, write, move || channels.add_permits(1)).await {
-            Ok(runner) => Some(Arc::new(runner)),
+            Ok(runner) => RunnerStart::Up(Arc::new(runner)),
+            Err(failure) if failure.status.is_none() => RunnerStart::Unreachable,
             Err(failure) => {
                 // When sudo itself refused, the commands run without the runner fail with
                 // sudo's own words; a missing perl only makes the run slower, so say so.
@@ -310,7 +327,7 @@ impl SshConnection {
                         self.address
                     ));
                 }
-                None
+                RunnerStart::Refused
             }
         }
     }

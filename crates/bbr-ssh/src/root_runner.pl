@@ -23,6 +23,16 @@ $SIG{CHLD} = sub { };
 binmode STDIN;
 binmode STDOUT;
 
+# Seconds on a monotonic clock with centisecond steps (Time::HiRes is not in perl-base),
+# falling back to the wall clock's whole seconds.
+sub now {
+    if (open(my $f, '<', '/proc/uptime')) {
+        my ($up) = split ' ', scalar <$f>;
+        return $up if defined $up && $up =~ /^[0-9.]+$/;
+    }
+    return time;
+}
+
 sub out {
     my ($bytes) = @_;
     while (length $bytes) {
@@ -76,7 +86,7 @@ sub start {
             close $f;
         }
         $pid_file{$id} = $pid_file;
-        $deadline{$id} = time + $limit if $limit > 0;
+        $deadline{$id} = now() + $limit if $limit > 0;
     }
     close $out_w;
     close $err_w;
@@ -114,7 +124,13 @@ while ($reading || %pid_of) {
     # A command whose pipes closed just before it became a zombie is reaped when its exit
     # interrupts the select, or (should the signal slip in before the select) on a short poll.
     my $waiting = grep { !$open_pipes{$_} } keys %pid_of;
-    my $wait = $waiting ? 0.002 : (%deadline || %kill_at) ? 0.5 : undef;
+    my $wait = $waiting ? 0.002 : undef;
+    if (%deadline || %kill_at) {
+        my ($next) = sort { $a <=> $b } (values %deadline, values %kill_at);
+        my $left = $next - now();
+        $left = 0.01 if $left < 0.01;
+        $wait = $left if !defined $wait || $left < $wait;
+    }
     my $ready = select(my $got = $want, undef, undef, $wait);
     if ($ready > 0) {
         if ($reading && vec($got, fileno(STDIN), 1)) {
@@ -142,7 +158,7 @@ while ($reading || %pid_of) {
             }
         }
     }
-    my $now = time;
+    my $now = (%deadline || %kill_at) ? now() : 0;
     for my $id (keys %deadline) {
         next if $now < $deadline{$id};
         delete $deadline{$id};

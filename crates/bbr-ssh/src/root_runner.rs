@@ -528,6 +528,27 @@ mod tests {
     }
 
     #[test]
+    fn a_script_within_its_time_limit_is_not_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = write_script(dir.path(), "lock", "sleep 0.7\necho finished\n");
+        let pid_file = dir.path().join("s.pid").to_str().unwrap().to_string();
+        // Several at once, started at different points of a second: a limit counted in whole
+        // seconds of the wall clock would strike some of them early.
+        let requests: Vec<Vec<u8>> = (1..=4)
+            .map(|id| {
+                request(
+                    id,
+                    &bbr_core::commands::run_script(&script, &[], 1, &format!("{pid_file}{id}")),
+                )
+            })
+            .collect();
+        let (outputs, _) = converse(&requests);
+        for out in outputs {
+            assert_eq!((out.exit_code, out.stdout_text()), (0, "finished\n".into()));
+        }
+    }
+
+    #[test]
     fn a_missing_script_fails_like_timeout_reports_it() {
         let (outputs, _) = converse(&[request(
             1,
