@@ -210,10 +210,8 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
             } else {
                 let errors = workflow::backup_cleanup(&source, options, &logger).await;
                 if !errors.is_empty() {
-                    bbr_core::report::ReporterExt::error(
-                        &logger,
-                        format!("Failed to cleanup deployment '{name}'"),
-                    );
+                    // Straight to stdout, before the ERROR line, as Go bbr prints it.
+                    println!("Failed to cleanup deployment '{name}'");
                 }
                 errors
             };

@@ -280,7 +280,15 @@ impl<'a> Session<'a> {
         self.reporter.info("Looking for scripts");
         let found = self.source.find(self.reporter).await.map_err(one)?;
         let deployment = if with_metadata {
-            self.build_with_metadata(found).await?
+            match self.build_with_metadata(found).await {
+                Ok(deployment) => deployment,
+                Err((mut errors, instances)) => {
+                    // No workflow will run, so no cleanup step either: release what the
+                    // source set up for every instance (deployment mode: the SSH users).
+                    errors.extend(self.release(instances).await);
+                    return Err(errors);
+                }
+            }
         } else {
             build_without_metadata(found)
         };
@@ -288,7 +296,33 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn build_with_metadata(&self, found: FoundDeployment) -> Result<Deployment, ErrorList> {
+    /// Lets the source release each of `instances`.
+    async fn release(&self, instances: Vec<Arc<Instance>>) -> ErrorList {
+        let source = self.source;
+        let results = bounded(instances, self.options.max_parallel, |i| async move {
+            source.release_instance(&i).await.map_err(|e| {
+                BbrError::new(
+                    ErrorKind::Cleanup,
+                    format!("failed to cleanup ssh on {}: {e}", i.identifier()),
+                )
+            })
+        })
+        .await;
+        let mut errors = ErrorList::default();
+        for r in results {
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    /// Runs the metadata scripts and builds the deployment; on failure returns the errors
+    /// with every instance (those that failed without jobs), for releasing.
+    async fn build_with_metadata(
+        &self,
+        found: FoundDeployment,
+    ) -> Result<Deployment, (ErrorList, Vec<Arc<Instance>>)> {
         let options = &self.options;
         let omit = self.source.omits_releases();
         let reporter = self.reporter;
@@ -300,9 +334,21 @@ impl<'a> Session<'a> {
                 releases: fi.releases.clone(),
             };
             let id = fi.identifier();
-            let jobs =
-                discovery::load_jobs(fi.remote.as_ref(), &id, &fi.scripts, &discovery, reporter)
-                    .await?;
+            let jobs = match discovery::load_jobs(
+                fi.remote.as_ref(),
+                &id,
+                &fi.scripts,
+                &discovery,
+                reporter,
+            )
+            .await
+            {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    let bare = Instance::new(fi.group, fi.index, fi.id, Vec::new(), fi.remote);
+                    return Err((e, Arc::new(bare)));
+                }
+            };
             let jobs = jobs
                 .into_iter()
                 .map(|mut j| {
@@ -311,7 +357,7 @@ impl<'a> Session<'a> {
                     j
                 })
                 .collect();
-            Ok::<_, BbrError>(Arc::new(Instance::new(
+            Ok::<_, (BbrError, Arc<Instance>)>(Arc::new(Instance::new(
                 fi.group, fi.index, fi.id, jobs, fi.remote,
             )))
         })
@@ -321,11 +367,14 @@ impl<'a> Session<'a> {
         for r in results {
             match r {
                 Ok(i) => instances.push(i),
-                Err(e) => errors.push(e),
+                Err((e, bare)) => {
+                    errors.push(e);
+                    instances.push(bare);
+                }
             }
         }
         if !errors.is_empty() {
-            return Err(errors);
+            return Err((errors, instances));
         }
         Ok(Deployment {
             name: found.name,
@@ -1079,7 +1128,8 @@ impl Session<'_> {
         let built = self.build_with_metadata(found).await;
         let new = match built {
             Ok(d) => d,
-            Err(e) => {
+            // The cleanup step that follows releases the instances of `old`.
+            Err((e, _)) => {
                 self.deployment = Some(old);
                 return Err(e);
             }
@@ -1249,7 +1299,9 @@ async fn cleanup_previous(
         Phase::Restore => s.post_restore_unlock().await,
     };
     step_outcome(&mut errors, unlocked);
-    if step_outcome(&mut errors, s.cleanup(true).await) {
+    step_outcome(&mut errors, s.cleanup(true).await);
+    // Only a cleanup without any error says so (an unlock failure is one).
+    if errors.is_empty() {
         reporter.info(format!("'{}' cleaned up", s.name()));
     }
     errors
