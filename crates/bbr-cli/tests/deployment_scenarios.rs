@@ -1527,6 +1527,35 @@ fn backup_cleanup_unlocks_and_removes_the_remote_artifact_directory() {
     assert_temp_users_removed(&h);
 }
 
+/// An instance with only lock scripts is neither backupable nor restorable; Go bbr's cleanup
+/// skips it and leaks its temporary SSH user (bbr.md §3.9 [quirk]). Ours releases it.
+#[test]
+fn backup_cleanup_releases_the_ssh_user_of_an_instance_with_only_lock_scripts() {
+    let d = "cf";
+    let h = Deployment::one(
+        d,
+        vec![
+            group("api", 1, &[("capi", "capi-release")]),
+            group("db", 1, &[("redis", "redis-release")]),
+        ],
+    );
+    h.script(d, "api", 0, "capi", "pre-backup-lock", "");
+    h.script(d, "api", 0, "capi", "post-backup-unlock", "");
+    backup_scripts(&h, d, "db", 0, "redis");
+    let run = h.bbr(d, &["backup-cleanup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let mut unlocked = h.events(d);
+    unlocked.sort();
+    assert_eq!(
+        unlocked,
+        vec![
+            "api/0 capi post-backup-unlock false",
+            "db/0 redis post-backup-unlock false"
+        ]
+    );
+    assert_temp_users_removed(&h);
+}
+
 #[test]
 fn restore_cleanup_unlocks_and_removes_the_remote_artifact_directory() {
     let d = "my-new-deployment";

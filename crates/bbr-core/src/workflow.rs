@@ -663,21 +663,20 @@ impl<'a> Session<'a> {
         let Some(deployment) = self.deployment.as_ref() else {
             return Ok(());
         };
-        let instances: Vec<Arc<Instance>> = if previous {
-            deployment
-                .instances
-                .iter()
-                .filter(|i| i.is_backupable() || i.is_restorable())
-                .cloned()
-                .collect()
-        } else {
-            deployment.instances.clone()
-        };
+        // Every instance is released (Go bbr's backup-cleanup skips those with only lock
+        // scripts, leaking their SSH users); the directory is removed where it was created,
+        // or, cleaning up a previous run, wherever a backup or restore could have made it.
+        let instances = deployment.instances.clone();
         let reporter = self.reporter;
         let source = self.source;
         let results = bounded(instances, self.options.max_parallel, |i| async move {
             let mut errs = Vec::new();
-            if previous || i.artifact_dir_created() {
+            let remove = if previous {
+                i.is_backupable() || i.is_restorable()
+            } else {
+                i.artifact_dir_created()
+            };
+            if remove {
                 reporter.info("Cleaning up...");
                 let out = i
                     .remote
@@ -695,7 +694,7 @@ impl<'a> Session<'a> {
                         i.identifier()
                     ));
                 }
-            } else {
+            } else if !previous {
                 reporter.debug("Backup directory was never created - skipping cleanup");
             }
             if let Err(e) = source.release_instance(&i).await {
