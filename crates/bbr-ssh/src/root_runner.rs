@@ -30,12 +30,23 @@ const PROGRAM: &str = include_str!("root_runner.pl");
 const HELLO: &[u8] = b"bbr-runner 1\n";
 
 /// The exec command that starts the runner. The shell in between makes a missing `perl`
-/// exit 127 (126 if not executable), told apart from sudo refusing (exit 1).
+/// exit 127 (126 if not executable), told apart from sudo refusing (exit 1). The program
+/// itself follows on stdin (see [`bootstrap`]), so that the line the VM's sudo log records
+/// stays short.
 pub(crate) fn start_command() -> String {
     format!(
         "sudo -n sh -c {} bbr-runner {}",
         shell_quote("exec perl -e \"$1\""),
-        shell_quote(PROGRAM)
+        shell_quote(&bootstrap())
+    )
+}
+
+/// A perl one-liner that reads the runner program (its exact length) from stdin, unbuffered
+/// so that the requests after it stay unread, and runs it.
+fn bootstrap() -> String {
+    format!(
+        "my($n,$p)=({},'');while(length($p)<$n){{sysread(STDIN,$p,$n-length($p),length($p))or exit 2}}eval($p);die($@)if$@;",
+        PROGRAM.len()
     )
 }
 
@@ -102,6 +113,10 @@ impl RootRunner {
         write: ChannelWriteHalf<client::Msg>,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<RootRunner, NotStarted> {
+        // Should sudo refuse, nobody reads this: the exit status below tells.
+        let _ = write
+            .data_bytes(Bytes::from_static(PROGRAM.as_bytes()))
+            .await;
         let mut buffer = Vec::new();
         let mut complaint = Vec::new();
         let mut status = None;
@@ -362,14 +377,15 @@ mod tests {
     /// returns the outputs of commands `1..=n` and the order in which they ended.
     fn converse(requests: &[Vec<u8>]) -> (Vec<Output>, Vec<u64>) {
         use std::io::{Read, Write};
-        let mut child = std::process::Command::new("perl")
-            .arg("-e")
-            .arg(PROGRAM)
+        // As on the VM, without sudo: the bootstrap, then the program on stdin.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "exec perl -e \"$1\"", "bbr-runner", &bootstrap()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(PROGRAM.as_bytes()).unwrap();
         for r in requests {
             stdin.write_all(r).unwrap();
         }

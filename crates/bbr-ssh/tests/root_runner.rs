@@ -46,7 +46,7 @@ async fn root_commands_run_at_once_in_one_root_process() {
             root(&format!(
                 "mkdir -p {dir}; touch {dir}/{i}; n=0; \
                  while [ $(ls {dir} | wc -l) -lt 20 ]; do n=$((n+1)); [ $n -gt 600 ] && exit 9; sleep 0.05; done; \
-                 echo \"{i} $(id -u) $PPID $(cat /proc/$PPID/comm)\""
+                 echo \"{i} $(id -u) $PPID $(cat /proc/$PPID/comm) $(wc -c < /proc/$PPID/cmdline)\""
             ))
         })
         .collect();
@@ -60,6 +60,9 @@ async fn root_commands_run_at_once_in_one_root_process() {
         assert_eq!(fields[0], i.to_string(), "{text}");
         assert_eq!(fields[1], "0", "runs as root");
         assert_eq!(fields[3], "perl", "started by the runner");
+        // The program came on stdin: what sudo logged and `ps` shows is a short bootstrap.
+        let cmdline: usize = fields[4].parse().unwrap();
+        assert!(cmdline < 300, "runner command line of {cmdline} bytes");
         parents.insert(fields[2].to_string());
     }
     assert_eq!(
