@@ -12,7 +12,7 @@ use bbr_core::workflow::{self, BackupRequest, RunOptions};
 use bbr_director::DirectorClient;
 use bbr_director::source::DirectorDeployment;
 use futures::stream::{self, StreamExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How to reach the director for each deployment.
@@ -148,12 +148,14 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
     let (logger, log_file) = match settings.sub {
         Subcommand::PreBackupCheck => (Logger::quiet(settings.debug), None),
         sub => {
-            let dir = if sub == Subcommand::Backup {
-                settings.artifact_path.clone()
-            } else {
-                PathBuf::from(".")
+            let file = format!("{name}_{timestamp}.log");
+            // Named as Go's filepath.Join names it: no "./" in front in the current directory.
+            let path = match sub {
+                Subcommand::Backup if settings.artifact_path != Path::new(".") => {
+                    settings.artifact_path.join(file)
+                }
+                _ => PathBuf::from(file),
             };
-            let path = dir.join(format!("{name}_{timestamp}.log"));
             match Logger::to_file(&path, settings.debug) {
                 Ok(l) => (l, Some(path)),
                 Err(e) => return one(format!("creating log file {}: {e}", path.display())),

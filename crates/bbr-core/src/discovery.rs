@@ -3,6 +3,7 @@
 
 use crate::commands;
 use crate::error::BbrError;
+use crate::lock_order;
 use crate::model::{Job, JobMetadata, ScriptKind};
 use crate::remote::Remote;
 use crate::report::{Reporter, ReporterExt};
@@ -91,7 +92,7 @@ pub struct DiscoveryOptions<'a> {
 }
 
 /// Builds the jobs of an instance from its found scripts: runs each `metadata` script,
-/// drops disabled jobs and warns about discontinued keys.
+/// logs the lock order it declares and warns about discontinued keys, drops disabled jobs.
 pub async fn load_jobs(
     remote: &dyn Remote,
     instance: &str,
@@ -120,14 +121,18 @@ pub async fn load_jobs(
                 })?
             }
         };
-        if metadata.skip_bbr_scripts {
-            disabled.push(name.clone());
-            continue;
+        // Logged as the metadata is read, for disabled jobs too, as Go bbr does.
+        for line in lock_order::detected_order_lines(name, &metadata) {
+            reporter.info(line);
         }
         if metadata.backup_name.is_some() || metadata.restore_name.is_some() {
             reporter.warn(format!(
                 "discontinued metadata keys backup_name/restore_name found in job {name}. bbr will not be able to restore this backup artifact."
             ));
+        }
+        if metadata.skip_bbr_scripts {
+            disabled.push(name.clone());
+            continue;
         }
         jobs.push(Job {
             name: name.clone(),

@@ -2,7 +2,7 @@
 //! job "should be locked before" is in a later level. Lock runs levels in order, unlock in
 //! reverse. A cycle is an error.
 
-use crate::model::{Instance, Job};
+use crate::model::{Instance, Job, JobMetadata};
 use std::sync::Arc;
 
 /// Which ordering list of the metadata applies.
@@ -64,14 +64,16 @@ pub fn order(jobs: &[InstanceJob], phase: Phase) -> Result<Vec<Vec<InstanceJob>>
     Ok(levels)
 }
 
-/// The order-detection log lines bbr prints for every ordering entry.
-pub fn detected_order_lines(jobs: &[InstanceJob], phase: Phase) -> Vec<String> {
+/// The order-detection log lines for one job's metadata, as Go bbr logs them while it reads
+/// the metadata: every backup entry, then every restore entry (an empty release prints only
+/// the job name).
+pub fn detected_order_lines(job_name: &str, metadata: &JobMetadata) -> Vec<String> {
+    let phases = [
+        (&metadata.backup_should_be_locked_before, "backup"),
+        (&metadata.restore_should_be_locked_before, "restore"),
+    ];
     let mut lines = Vec::new();
-    for (_, job) in jobs {
-        let (list, word) = match phase {
-            Phase::Backup => (&job.metadata.backup_should_be_locked_before, "backup"),
-            Phase::Restore => (&job.metadata.restore_should_be_locked_before, "restore"),
-        };
+    for (list, word) in phases {
         for e in list {
             let target = if e.release.is_empty() {
                 e.job_name.clone()
@@ -79,8 +81,7 @@ pub fn detected_order_lines(jobs: &[InstanceJob], phase: Phase) -> Vec<String> {
                 format!("{}/{}", e.release, e.job_name)
             };
             lines.push(format!(
-                "Detected order: {} should be locked before {} during {}",
-                job.name, target, word
+                "Detected order: {job_name} should be locked before {target} during {word}"
             ));
         }
     }
@@ -209,19 +210,31 @@ mod tests {
     }
 
     #[test]
-    fn detected_order_lines_join_release() {
-        let jobs = on(
-            "a",
-            vec![job("x", "r", &[("y", "r")]), job("z", "", &[("y", "")])],
-        );
-        let lines = detected_order_lines(&jobs, Phase::Backup);
+    fn detected_order_lines_join_release_backup_first() {
+        let metadata = JobMetadata {
+            backup_should_be_locked_before: vec![
+                LockBefore {
+                    job_name: "y".into(),
+                    release: "r".into(),
+                },
+                LockBefore {
+                    job_name: "y".into(),
+                    release: String::new(),
+                },
+            ],
+            restore_should_be_locked_before: vec![LockBefore {
+                job_name: "w".into(),
+                release: "r".into(),
+            }],
+            ..Default::default()
+        };
         assert_eq!(
-            lines[0],
-            "Detected order: x should be locked before r/y during backup"
-        );
-        assert_eq!(
-            lines[1],
-            "Detected order: z should be locked before y during backup"
+            detected_order_lines("x", &metadata),
+            vec![
+                "Detected order: x should be locked before r/y during backup",
+                "Detected order: x should be locked before y during backup",
+                "Detected order: x should be locked before r/w during restore",
+            ]
         );
     }
 }

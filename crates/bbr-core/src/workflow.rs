@@ -432,10 +432,6 @@ impl<'a> Session<'a> {
         if let Err(problems) = self.check_artifact_dirs().await {
             return Err(one(BbrError::new(ErrorKind::ArtifactDir, problems)));
         }
-        let jobs = self.deployment().jobs();
-        for line in lock_order::detected_order_lines(&jobs, Phase::Backup) {
-            self.reporter.info(line);
-        }
         self.validate_order(Phase::Backup).map_err(one)?;
         Ok(())
     }
@@ -1156,9 +1152,6 @@ impl Session<'_> {
             return Err(one(BbrError::general(format!(
                 "Deployment '{name}' has no restore scripts"
             ))));
-        }
-        for line in lock_order::detected_order_lines(&d.jobs(), Phase::Restore) {
-            self.reporter.info(line);
         }
         self.validate_order(Phase::Restore).map_err(one)?;
         Ok(())
