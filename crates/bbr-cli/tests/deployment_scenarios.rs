@@ -1701,3 +1701,1177 @@ fn all_deployments_backup_cleanup_with_a_failing_unlock() {
     );
     assert_in_order(&out, &expected);
 }
+
+// ---------------------------------------------------------------------------------------
+// backup: the successful paths (backup_test.go "When there is a deployment which has one
+// instance" / "two instances, both backupable")
+// ---------------------------------------------------------------------------------------
+
+/// Go's backup script of the single-instance tests: two files of known content.
+const TWO_DUMPS: &str = "set -u\ntouch /var/vcap/sys/backup-script-was-run\nprintf backupcontent1 > \"$BBR_ARTIFACT_DIRECTORY/backupdump1\"\nprintf backupcontent2 > \"$BBR_ARTIFACT_DIRECTORY/backupdump2\"";
+
+/// Go's manifest of backup_test.go: three jobs of release `redis` on `redis-dedicated-node`.
+fn redis_node_with_three_jobs(d: &str) -> Deployment {
+    Deployment::one(
+        d,
+        vec![group(
+            "redis-dedicated-node",
+            1,
+            &[
+                ("redis", "redis"),
+                ("redis-writer", "redis"),
+                ("redis-broker", "redis"),
+            ],
+        )],
+    )
+}
+
+/// Whether a `*`-pattern occurs in `line` (each `*` stands for any run of characters).
+fn glob_in(line: &str, pattern: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(start) = line.find(first) else {
+        return false;
+    };
+    let mut rest = &line[start + first.len()..];
+    for part in parts {
+        match rest.find(part) {
+            Some(p) => rest = &rest[p + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Asserts that lines matching `patterns` (see [`glob_in`]) occur in this order.
+fn assert_lines_in_order(text: &str, patterns: &[String]) {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut from = 0;
+    for p in patterns {
+        match lines[from..].iter().position(|l| glob_in(l, p)) {
+            Some(i) => from += i + 1,
+            None => panic!("no line matching {p:?} (in order) in:\n{text}"),
+        }
+    }
+}
+
+/// The percentages of the `Copying backup for job <job> on <slug> -- N% complete` lines.
+fn progress(out: &str, job: &str, slug: &str) -> Vec<u32> {
+    let prefix = format!("INFO - Copying backup for job {job} on {slug} -- ");
+    out.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(&prefix)? + prefix.len()..];
+            rest.strip_suffix("% complete")?.parse().ok()
+        })
+        .collect()
+}
+
+/// Asserts Go's `\d\d\d?% complete` progress for one artifact (bbr.md §6.3).
+fn assert_progress_logged(out: &str, job: &str, slug: &str) {
+    let p = progress(out, job, slug);
+    assert!(
+        p.iter().any(|&n| (10..=100).contains(&n)),
+        "a `-- N% complete` line for {job} on {slug}: {p:?}\n{out}"
+    );
+    assert!(p.windows(2).all(|w| w[0] <= w[1]), "{p:?}");
+}
+
+/// The entries of a tar as `tar -t` lists them, sorted.
+fn tar_entries(tar: &Path) -> Vec<String> {
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(tar)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar -tf {}", tar.display());
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The regular files of a tar, keyed `./<path>` like the metadata's checksums.
+fn tar_files(tar: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(format!("./{rel}"), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(tar)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar -xf {}", tar.display());
+    let mut files = std::collections::BTreeMap::new();
+    walk(dir.path(), dir.path(), &mut files);
+    files
+}
+
+/// The value of `  <key>: ` in the metadata's `backup_activity`.
+fn activity_time<'a>(metadata: &'a str, key: &str) -> &'a str {
+    let needle = format!("\n  {key}: ");
+    let at = metadata
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {key} in {metadata}"))
+        + needle.len();
+    metadata[at..].lines().next().unwrap()
+}
+
+/// Asserts Go's metadata time layout `2006/01/02 15:04:05 MST` in the jumpbox's local time
+/// zone (bbr.md §4.2), within `[from, now]`.
+fn assert_metadata_time(value: &str, from: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
+    let zone = std::process::Command::new("date")
+        .arg("+%Z")
+        .output()
+        .unwrap();
+    let zone = String::from_utf8_lossy(&zone.stdout).trim().to_string();
+    let (stamp, tz) = value.split_at(value.len().min(19));
+    assert_eq!(tz, format!(" {zone}"), "time zone of {value:?}");
+    let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y/%m/%d %H:%M:%S")
+        .unwrap_or_else(|e| panic!("{value:?} is not YYYY/MM/DD HH:MM:SS TZ: {e}"));
+    let now = chrono::Local::now().naive_local();
+    assert!(
+        t >= from - chrono::Duration::seconds(1) && t <= now,
+        "{value:?} not within the run ({from} .. {now})"
+    );
+    t
+}
+
+#[test]
+fn successful_single_instance_backup_logs_every_step_and_writes_go_metadata() {
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    let started = chrono::Local::now().naive_local();
+    let run = h.bbr(d, &["--debug", "backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let artifact = h.artifact();
+    let name = artifact.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(is_timestamped(&name, d, ""), "{name}");
+    assert_eq!(
+        files_in(&artifact),
+        vec!["metadata", "redis-dedicated-node-0-redis.tar"]
+    );
+
+    // The tar holds what the script wrote to $BBR_ARTIFACT_DIRECTORY, as `tar -C <dir> -c .`
+    // names it (bbr.md §4.1).
+    let tar = artifact.join("redis-dedicated-node-0-redis.tar");
+    assert_eq!(
+        tar_entries(&tar),
+        vec!["./", "./backupdump1", "./backupdump2"]
+    );
+    let files = tar_files(&tar);
+    assert_eq!(files["./backupdump1"], b"backupcontent1");
+    assert_eq!(files["./backupdump2"], b"backupcontent2");
+
+    // The metadata, byte for byte as Go's yaml.v2 writes it (bbr.md §4.2): index as a
+    // string, checksums keyed `./<file>`, no custom_artifacts, local start and finish time.
+    let meta = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    let start = activity_time(&meta, "start_time");
+    let finish = activity_time(&meta, "finish_time");
+    let start_t = assert_metadata_time(start, started);
+    let finish_t = assert_metadata_time(finish, started);
+    assert!(start_t <= finish_t, "{meta}");
+    assert_eq!(
+        meta,
+        format!(
+            "instances:\n- name: redis-dedicated-node\n  index: \"0\"\n  artifacts:\n  - name: redis\n    checksums:\n      ./backupdump1: {}\n      ./backupdump2: {}\nbackup_activity:\n  start_time: {start}\n  finish_time: {finish}\n",
+            support::sha256_hex(b"backupcontent1"),
+            support::sha256_hex(b"backupcontent2"),
+        )
+    );
+
+    // Go's assertions, in Go's order. The DEBUG lines of Go's separate checksum pass
+    // (`Calculating shasum for local file`, `... for remote files`, `Comparing shasums`)
+    // are not asserted: README, "One-pass drain", documents that there is no such pass.
+    let node = slug(&h, d, "redis-dedicated-node", 0);
+    let out = run.stdout();
+    assert_lines_in_order(
+        &out,
+        &[
+            "INFO - Looking for scripts".to_string(),
+            format!("INFO - {node}/redis/backup"),
+            format!("INFO - Running pre-checks for backup of {d}..."),
+            format!("INFO - Starting backup of {d}..."),
+            "INFO - Running pre-backup-lock scripts...".to_string(),
+            "INFO - Finished running pre-backup-lock scripts.".to_string(),
+            "INFO - Running backup scripts...".to_string(),
+            format!("INFO - Backing up redis on {node}..."),
+            format!("INFO - Finished backing up redis on {node}."),
+            "INFO - Finished running backup scripts.".to_string(),
+            "INFO - Running post-backup-unlock scripts...".to_string(),
+            "INFO - Finished running post-backup-unlock scripts.".to_string(),
+            format!("INFO - Copying backup -- * uncompressed -- for job redis on {node}..."),
+            format!("INFO - Copying backup for job redis on {node} -- *% complete"),
+            format!("INFO - Finished copying backup -- for job redis on {node}..."),
+            format!("INFO - Starting validity checks -- for job redis on {node}..."),
+            format!("INFO - Finished validity checks -- for job redis on {node}..."),
+            format!("INFO - Backup created of {d} on"),
+        ],
+    );
+    assert_progress_logged(&out, "redis", &node);
+    assert!(!out.contains("Skipping disabled jobs:"), "{out}");
+    assert!(!out.contains("Found disabled jobs"), "{out}");
+    assert_eq!(
+        h.events(d),
+        vec!["redis-dedicated-node/0 redis backup"],
+        "no lock scripts exist, none ran"
+    );
+    assert!(
+        !h.vm(d, "redis-dedicated-node", 0)
+            .exists("store/bbr-backup"),
+        "the remote artifact directory is removed"
+    );
+    assert_temp_users_removed(&h);
+}
+
+#[test]
+fn lock_order_from_metadata_is_logged_and_every_script_is_logged_with_its_path() {
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    for job in ["redis", "redis-writer", "redis-broker"] {
+        h.script(d, "redis-dedicated-node", 0, job, "pre-backup-lock", "");
+        h.script(d, "redis-dedicated-node", 0, job, "post-backup-unlock", "");
+    }
+    // As Go's "locks in the specified order": the writer is locked before the server.
+    metadata(
+        &h,
+        d,
+        "redis-dedicated-node",
+        0,
+        "redis-writer",
+        &locked_before("backup", "redis", "redis"),
+    );
+    let run = h.bbr(d, &["--debug", "backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let out = run.stdout();
+    let node = slug(&h, d, "redis-dedicated-node", 0);
+    assert_lines_in_order(
+        &out,
+        &[
+            "INFO - Looking for scripts".to_string(),
+            "INFO - Detected order: redis-writer should be locked before redis/redis during backup"
+                .to_string(),
+            format!("INFO - Running pre-checks for backup of {d}..."),
+        ],
+    );
+    assert!(
+        !out.contains("discontinued metadata keys backup_name/restore_name"),
+        "{out}"
+    );
+    // bbr.md §2.3: DEBUG `> <script path>` before each script, INFO around each job.
+    for job in ["redis", "redis-writer", "redis-broker"] {
+        for script in ["pre-backup-lock", "post-backup-unlock"] {
+            let line = format!("DEBUG - > /var/vcap/jobs/{job}/bin/bbr/{script}");
+            assert!(out.contains(&line), "{line}\n{out}");
+        }
+        assert_lines_in_order(
+            &out,
+            &[
+                format!("INFO - Locking {job} on {node} for backup..."),
+                format!("INFO - Finished locking {job} on {node} for backup."),
+                format!("INFO - Unlocking {job} on {node}..."),
+                format!("INFO - Finished unlocking {job} on {node}."),
+            ],
+        );
+    }
+    assert!(
+        out.contains("DEBUG - > /var/vcap/jobs/redis/bin/bbr/backup"),
+        "{out}"
+    );
+    let events = h.events(d);
+    let pos = |e: &str| {
+        events
+            .iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("{e} not in {events:?}"))
+    };
+    assert!(
+        pos("redis-dedicated-node/0 redis-writer pre-backup-lock")
+            < pos("redis-dedicated-node/0 redis pre-backup-lock"),
+        "{events:?}"
+    );
+    assert!(
+        pos("redis-dedicated-node/0 redis post-backup-unlock true")
+            < pos("redis-dedicated-node/0 redis-writer post-backup-unlock true"),
+        "unlocked in reverse order: {events:?}"
+    );
+    assert_eq!(events.len(), 7, "{events:?}");
+    assert_temp_users_removed(&h);
+}
+
+#[test]
+fn backup_into_an_existing_artifact_path_creates_the_artifact_inside_it() {
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    let parent = tempfile::tempdir().unwrap();
+    let run = h.bbr(
+        d,
+        &[
+            "backup",
+            "--artifact-path",
+            &parent.path().to_string_lossy(),
+        ],
+    );
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let dirs = dirs_in(parent.path());
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let name = dirs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(is_timestamped(&name, d, ""), "{name}");
+    assert_eq!(
+        files_in(&dirs[0]),
+        vec!["metadata", "redis-dedicated-node-0-redis.tar"]
+    );
+    assert_eq!(
+        tar_files(&dirs[0].join("redis-dedicated-node-0-redis.tar"))["./backupdump1"],
+        b"backupcontent1"
+    );
+    assert!(
+        dirs_in(h.work.path()).is_empty(),
+        "nothing in the working directory: {:?}",
+        dirs_in(h.work.path())
+    );
+    assert_temp_users_removed(&h);
+}
+
+/// An add-on job is on the VM but not in the instance group's jobs in the manifest: its
+/// release cannot be found, Go warns and gives it release "" (bbr.md §5.4), so an ordering
+/// entry that names a release never matches it (§3.5).
+#[test]
+fn an_add_on_job_with_bbr_scripts_is_backed_up_with_an_empty_release() {
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    h.script(
+        d,
+        "redis-dedicated-node",
+        0,
+        "an_addon_job",
+        "backup",
+        "echo hi",
+    );
+    for job in ["redis", "an_addon_job"] {
+        h.script(d, "redis-dedicated-node", 0, job, "pre-backup-lock", "");
+    }
+    // If the add-on's release were "addon-release" these two entries would be a cycle; with
+    // release "" only the add-on -> redis edge exists.
+    metadata(
+        &h,
+        d,
+        "redis-dedicated-node",
+        0,
+        "redis",
+        &locked_before("backup", "an_addon_job", "addon-release"),
+    );
+    metadata(
+        &h,
+        d,
+        "redis-dedicated-node",
+        0,
+        "an_addon_job",
+        &locked_before("backup", "redis", "redis"),
+    );
+    let run = h.bbr(d, &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let out = run.stdout();
+    assert!(
+        out.contains("WARN - could not find release name for job an_addon_job"),
+        "{}",
+        run.show()
+    );
+    assert!(
+        !out.contains("could not find release name for job redis"),
+        "{out}"
+    );
+    let artifact = h.artifact();
+    assert_eq!(
+        tars(&artifact),
+        vec![
+            "redis-dedicated-node-0-an_addon_job.tar",
+            "redis-dedicated-node-0-redis.tar"
+        ]
+    );
+    assert_eq!(
+        tar_files(&artifact.join("redis-dedicated-node-0-redis.tar"))["./backupdump2"],
+        b"backupcontent2"
+    );
+    let events = h.events(d);
+    assert_eq!(
+        events[..2],
+        [
+            "redis-dedicated-node/0 an_addon_job pre-backup-lock",
+            "redis-dedicated-node/0 redis pre-backup-lock"
+        ],
+        "{events:?}"
+    );
+    assert_temp_users_removed(&h);
+}
+
+#[test]
+fn discontinued_backup_name_warns_and_the_default_artifact_is_written() {
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    h.vm(d, "redis-dedicated-node", 0)
+        .install_script(
+            "redis",
+            "metadata",
+            "#!/bin/sh\nmkdir -p /var/vcap/sys && touch /var/vcap/sys/metadata-script-was-run\necho \"---\nbackup_name: custom_backup_named_redis\nrestore_name: custom_backup_named_redis\n\"\n",
+        )
+        .unwrap();
+    let run = h.bbr(d, &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let vm = h.vm(d, "redis-dedicated-node", 0);
+    assert!(vm.exists("sys/metadata-script-was-run"));
+    assert!(
+        run.stdout().contains("WARN - discontinued metadata keys backup_name/restore_name found in job redis. bbr will not be able to restore this backup artifact."),
+        "{}",
+        run.show()
+    );
+    assert!(vm.exists("sys/backup-script-was-run"));
+    let artifact = h.artifact();
+    assert_eq!(tars(&artifact), vec!["redis-dedicated-node-0-redis.tar"]);
+    let files = tar_files(&artifact.join("redis-dedicated-node-0-redis.tar"));
+    assert_eq!(files.len(), 2, "{:?}", files.keys());
+    assert_eq!(files["./backupdump1"], b"backupcontent1");
+    let meta = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    assert!(
+        meta.starts_with(&format!(
+            "instances:\n- name: redis-dedicated-node\n  index: \"0\"\n  artifacts:\n  - name: redis\n    checksums:\n      ./backupdump1: {}\n      ./backupdump2: {}\nbackup_activity:\n",
+            support::sha256_hex(b"backupcontent1"),
+            support::sha256_hex(b"backupcontent2"),
+        )),
+        "no custom artifact: {meta}"
+    );
+    assert!(!meta.contains("custom"), "{meta}");
+}
+
+#[test]
+fn a_job_named_mysql_backup_is_ignored_on_backup() {
+    let d = "my-little-deployment";
+    let h = Deployment::one(
+        d,
+        vec![group(
+            "redis-dedicated-node",
+            1,
+            &[
+                ("redis", "redis"),
+                ("mysql-backup", "cf-backup-and-restore"),
+            ],
+        )],
+    );
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    let vm = h.vm(d, "redis-dedicated-node", 0);
+    vm.install_script(
+        "mysql-backup",
+        "metadata",
+        "#!/bin/sh\nmkdir -p /var/vcap/sys && touch /var/vcap/sys/mysql-metadata-was-run\necho \"---\nbackup_name: mysql-artifact\n\"\n",
+    )
+    .unwrap();
+    h.script(
+        d,
+        "redis-dedicated-node",
+        0,
+        "mysql-backup",
+        "backup",
+        "cp -r $BBR_ARTIFACT_DIRECTORY* /var/vcap/store/mysql-backup",
+    );
+    h.script(
+        d,
+        "redis-dedicated-node",
+        0,
+        "mysql-backup",
+        "pre-backup-lock",
+        "",
+    );
+    let run = h.bbr(d, &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        vm.exists("sys/backup-script-was-run"),
+        "redis was backed up"
+    );
+    assert_eq!(
+        h.events(d),
+        vec!["redis-dedicated-node/0 redis backup"],
+        "no mysql-backup script ran"
+    );
+    assert!(
+        !vm.exists("sys/mysql-metadata-was-run"),
+        "the job is ignored entirely, its metadata too (bbr.md §2.1)"
+    );
+    let out = run.stdout();
+    assert!(
+        !out.contains("discontinued metadata keys backup_name/restore_name found"),
+        "{out}"
+    );
+    assert!(!out.contains("/mysql-backup/"), "not listed: {out}");
+    assert_eq!(
+        tars(&h.artifact()),
+        vec!["redis-dedicated-node-0-redis.tar"]
+    );
+    assert!(!vm.exists("store/mysql-backup"));
+}
+
+#[test]
+fn the_metadata_script_is_given_bbr_version() {
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    h.vm(d, "redis-dedicated-node", 0)
+        .install_script(
+            "redis",
+            "metadata",
+            "#!/bin/sh\nmkdir -p /var/vcap/sys && echo \"${BBR_VERSION}\" > /var/vcap/sys/metadata-script-was-run\necho \"---\"\n",
+        )
+        .unwrap();
+    let version = Run(std::process::Command::new(env!("CARGO_BIN_EXE_bbr"))
+        .arg("version")
+        .output()
+        .unwrap());
+    let version = version
+        .stdout()
+        .trim()
+        .strip_prefix("bbr version ")
+        .unwrap_or_else(|| panic!("{}", version.show()))
+        .to_string();
+    assert!(!version.is_empty());
+    let run = h.bbr(d, &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert_eq!(
+        h.vm(d, "redis-dedicated-node", 0)
+            .read("sys/metadata-script-was-run")
+            .unwrap()
+            .trim(),
+        version
+    );
+}
+
+/// Go's "backup file has owner only permissions of different user": the temporary SSH user
+/// cannot read the subdirectory, bbr drains it as root all the same, and prints the `du -sh`
+/// size: 3 x 1,024,000 bytes plus two directories is 3008K on 4K blocks, `3.0M`.
+#[test]
+fn an_artifact_with_a_root_only_subdirectory_is_drained_and_its_size_printed() {
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(
+        d,
+        "redis-dedicated-node",
+        0,
+        "redis",
+        "backup",
+        "set -u\ndd if=/dev/urandom of=$BBR_ARTIFACT_DIRECTORY/backupdump1 bs=1KB count=1024 2>/dev/null\ndd if=/dev/urandom of=$BBR_ARTIFACT_DIRECTORY/backupdump2 bs=1KB count=1024 2>/dev/null\nmkdir $BBR_ARTIFACT_DIRECTORY/backupdump3\ndd if=/dev/urandom of=$BBR_ARTIFACT_DIRECTORY/backupdump3/dump bs=1KB count=1024 2>/dev/null\nchmod 0700 $BBR_ARTIFACT_DIRECTORY/backupdump3",
+    );
+    let run = h.bbr(d, &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let node = slug(&h, d, "redis-dedicated-node", 0);
+    assert!(
+        run.stdout().contains(&format!(
+            "INFO - Copying backup -- 3.0M uncompressed -- for job redis on {node}..."
+        )),
+        "{}",
+        run.show()
+    );
+    let artifact = h.artifact();
+    let files = tar_files(&artifact.join("redis-dedicated-node-0-redis.tar"));
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        vec!["./backupdump1", "./backupdump2", "./backupdump3/dump"]
+    );
+    assert!(files.values().all(|f| f.len() == 1_024_000));
+    let meta = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    for (name, content) in &files {
+        let line = format!("      {name}: {}\n", support::sha256_hex(content));
+        assert!(meta.contains(&line), "{line} in {meta}");
+    }
+    assert!(
+        !h.vm(d, "redis-dedicated-node", 0)
+            .exists("store/bbr-backup")
+    );
+}
+
+#[test]
+fn backup_works_when_var_vcap_store_is_not_world_accessible() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = "my-little-deployment";
+    let h = redis_node_with_three_jobs(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", TWO_DUMPS);
+    let vm = h.vm(d, "redis-dedicated-node", 0);
+    std::fs::set_permissions(
+        vm.vcap_path("store"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let run = h.bbr(d, &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert_eq!(
+        tar_files(&h.artifact().join("redis-dedicated-node-0-redis.tar"))["./backupdump2"],
+        b"backupcontent2"
+    );
+    assert!(!vm.exists("store/bbr-backup"), "and cleaned up");
+    assert_eq!(
+        std::fs::metadata(vm.vcap_path("store"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700,
+        "left as it was"
+    );
+}
+
+#[test]
+fn backup_of_two_backupable_instances_writes_both_tars_and_logs_each_one() {
+    let d = "my-two-instance-deployment";
+    let h = Deployment::one(
+        d,
+        vec![
+            group("redis-dedicated-node", 1, &[("redis", "redis")]),
+            group("redis-broker", 1, &[("redis", "redis")]),
+        ],
+    );
+    for g in ["redis-dedicated-node", "redis-broker"] {
+        h.script(
+            d,
+            g,
+            0,
+            "redis",
+            "backup",
+            &format!("printf '{g}' > \"$BBR_ARTIFACT_DIRECTORY/backupdump1\""),
+        );
+    }
+    let run = h.bbr(d, &["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let artifact = h.artifact();
+    assert_eq!(
+        tars(&artifact),
+        vec![
+            "redis-broker-0-redis.tar",
+            "redis-dedicated-node-0-redis.tar"
+        ]
+    );
+    for g in ["redis-dedicated-node", "redis-broker"] {
+        assert_eq!(
+            tar_files(&artifact.join(format!("{g}-0-redis.tar")))["./backupdump1"],
+            g.as_bytes()
+        );
+    }
+    let meta = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    for g in ["redis-dedicated-node", "redis-broker"] {
+        assert!(
+            meta.contains(&format!(
+                "- name: {g}\n  index: \"0\"\n  artifacts:\n  - name: redis\n    checksums:\n      ./backupdump1: {}\n",
+                support::sha256_hex(g.as_bytes())
+            )),
+            "{meta}"
+        );
+    }
+    let out = run.stdout();
+    assert!(
+        out.contains(&format!("INFO - Starting backup of {d}...")),
+        "{out}"
+    );
+    for g in ["redis-dedicated-node", "redis-broker"] {
+        let node = slug(&h, d, g, 0);
+        assert_lines_in_order(
+            &out,
+            &[
+                format!("INFO - Starting backup of {d}..."),
+                format!("INFO - Backing up redis on {node}..."),
+                format!("INFO - Finished backing up redis on {node}."),
+                format!("INFO - Copying backup -- * uncompressed -- for job redis on {node}..."),
+                format!("INFO - Finished copying backup -- for job redis on {node}..."),
+                format!("INFO - Finished validity checks -- for job redis on {node}..."),
+                format!("INFO - Backup created of {d} on"),
+            ],
+        );
+        assert_progress_logged(&out, "redis", &node);
+    }
+    assert_eq!(
+        {
+            let mut e = h.events(d);
+            e.sort();
+            e
+        },
+        vec![
+            "redis-broker/0 redis backup",
+            "redis-dedicated-node/0 redis backup"
+        ]
+    );
+    for g in ["redis-dedicated-node", "redis-broker"] {
+        assert!(!h.vm(d, g, 0).exists("store/bbr-backup"), "{g}");
+    }
+    assert_temp_users_removed(&h);
+}
+
+// ---------------------------------------------------------------------------------------
+// restore (restore_test.go)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_job_named_mysql_restore_is_ignored_on_restore() {
+    let d = "my-new-deployment";
+    let h = Deployment::one(
+        d,
+        vec![group(
+            "mysql",
+            1,
+            &[
+                ("redis", "redis"),
+                ("mysql-restore", "cf-backup-and-restore"),
+            ],
+        )],
+    );
+    h.script(
+        d,
+        "mysql",
+        0,
+        "redis",
+        "backup",
+        "mkdir -p \"$BBR_ARTIFACT_DIRECTORY/redis\" && printf redis-data > \"$BBR_ARTIFACT_DIRECTORY/redis/redis-backup\"",
+    );
+    let artifact = backed_up(&h, d);
+    h.script(
+        d,
+        "mysql",
+        0,
+        "redis",
+        "restore",
+        "mkdir -p /var/vcap/store/redis-server && cp -r \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/redis-server/",
+    );
+    let vm = h.vm(d, "mysql", 0);
+    vm.install_script(
+        "mysql-restore",
+        "metadata",
+        "#!/bin/sh\necho \"---\nrestore_name: mysql-artifact\n\"\n",
+    )
+    .unwrap();
+    h.script(
+        d,
+        "mysql",
+        0,
+        "mysql-restore",
+        "restore",
+        "cp -r $BBR_ARTIFACT_DIRECTORY* /var/vcap/store/mysql-restore",
+    );
+    h.script(d, "mysql", 0, "mysql-restore", "pre-restore-lock", "");
+    let run = restore(&h, d, &artifact);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        !run.stdout()
+            .contains("discontinued metadata keys backup_name/restore_name"),
+        "{}",
+        run.show()
+    );
+    assert_eq!(h.events(d), vec!["mysql/0 redis restore"]);
+    assert_eq!(
+        vm.read("store/redis-server/redis/redis-backup").unwrap(),
+        "redis-data"
+    );
+    assert!(!vm.exists("store/mysql-restore"));
+    assert!(!vm.exists("store/bbr-backup"), "remote directory cleaned");
+    assert_temp_users_removed(&h);
+}
+
+/// Go's "backup with named artifacts on disk is corrupted". Go checks every checksum before
+/// it contacts the deployment; we check the content while it streams to the VMs (README,
+/// "Restore verifies while uploading"): asserted here is what must hold either way: the
+/// error, no script of any kind ran, nothing is left on any VM, no temporary user remains.
+#[test]
+fn a_corrupted_backup_one_restore_all_artifact_is_refused_before_any_script_runs() {
+    let d = "my-new-deployment";
+    let spec = DeploymentSpec::new(d).group(
+        bbr_director_sim::InstanceGroupSpec::new("redis-dedicated-node", 2).job(
+            bbr_director_sim::JobSpec::new("redis-dedicated-node", "redis")
+                .backup_one_restore_all(),
+        ),
+    );
+    let h = Deployment::start(vec![spec], SimOptions::new());
+    let job = "redis-dedicated-node";
+    for i in 0..2 {
+        h.script(
+            d,
+            job,
+            i,
+            job,
+            "backup",
+            "mkdir -p \"$BBR_ARTIFACT_DIRECTORY/redis\" && printf bootstrap-backupdump-contents > \"$BBR_ARTIFACT_DIRECTORY/redis/redis-backup\"",
+        );
+    }
+    let artifact = backed_up(&h, d);
+    let custom = "redis-dedicated-node-redis-backup-one-restore-all";
+    assert!(
+        tars(&artifact).contains(&format!("{custom}.tar")),
+        "{:?}",
+        tars(&artifact)
+    );
+    for i in 0..2 {
+        for script in ["pre-restore-lock", "restore", "post-restore-unlock"] {
+            h.script(d, job, i, job, script, "");
+        }
+        h.vm(d, job, i)
+            .install_script(
+                job,
+                "metadata",
+                "#!/bin/sh\nmkdir -p /var/vcap/sys && touch /var/vcap/sys/metadata-was-run\necho '---'\n",
+            )
+            .unwrap();
+    }
+    let tar = artifact.join(format!("{custom}.tar"));
+    let original = std::fs::read(&tar).unwrap();
+    let mut bytes = original.clone();
+    let at = bytes
+        .windows(b"bootstrap-backupdump-contents".len())
+        .position(|w| w == b"bootstrap-backupdump-contents")
+        .expect("file content inside the tar");
+    bytes[at] = b'B';
+    std::fs::write(&tar, bytes).unwrap();
+
+    let assert_refused = |run: &Run| {
+        assert_eq!(run.code(), 1, "{}", run.show());
+        assert_in_order(
+            &run.stdout(),
+            &[
+                &format!("INFO - Starting restore of {d}"),
+                &format!("INFO - Validating backup artifact for {d}"),
+            ],
+        );
+        assert!(
+            run.stderr().contains("Backup is corrupted"),
+            "{}",
+            run.show()
+        );
+        assert!(!run.stderr().contains("main.go"), "{}", run.show());
+        assert_eq!(h.events(d), Vec::<String>::new(), "no script ran");
+        for i in 0..2 {
+            let vm = h.vm(d, job, i);
+            assert!(
+                !vm.exists("sys/metadata-was-run"),
+                "not even a metadata script (README) on {job}/{i}"
+            );
+            assert!(
+                !vm.exists("store/bbr-backup"),
+                "nothing left on {job}/{i}\n{}",
+                run.show()
+            );
+        }
+        assert_temp_users_removed(&h);
+    };
+    // The custom artifact's content differs from its checksum.
+    let run = restore(&h, d, &artifact);
+    assert_refused(&run);
+    assert_eq!(err_logs(h.work.path()).len(), 1);
+
+    // As in Go's test: the content is intact but the recorded checksum is wrong.
+    std::fs::write(&tar, &original).unwrap();
+    let meta_path = artifact.join("metadata");
+    let meta = std::fs::read_to_string(&meta_path).unwrap();
+    let sum = support::sha256_hex(b"bootstrap-backupdump-contents");
+    assert!(meta.contains(&sum), "{meta}");
+    std::fs::write(&meta_path, meta.replace(&sum, &"0".repeat(64))).unwrap();
+    let run = restore(&h, d, &artifact);
+    assert_refused(&run);
+}
+
+#[test]
+fn restore_of_a_missing_deployment_fails_with_the_directors_error() {
+    let h = redis_node("redis");
+    let d = "my-new-deployment";
+    let artifact = h.work.path().join(d);
+    std::fs::create_dir(&artifact).unwrap();
+    std::fs::write(artifact.join("metadata"), "---\ninstances: []").unwrap();
+    let run = h.bbr(d, &["restore", "--artifact-path", d]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("Director responded with non-successful status code"),
+        "{}",
+        run.show()
+    );
+    assert!(!run.stderr().contains("main.go"), "{}", run.show());
+    assert!(
+        !run.stderr().contains("It is recommended that you run"),
+        "{}",
+        run.show()
+    );
+    let logs = err_logs(h.work.path());
+    assert_eq!(logs.len(), 1, "{:?}", files_in(h.work.path()));
+    let log = std::fs::read_to_string(h.work.path().join(&logs[0])).unwrap();
+    assert!(
+        log.contains("Director responded with non-successful status code"),
+        "{log}"
+    );
+    assert!(
+        !h.sim.requests().iter().any(|r| r.contains("/ssh")),
+        "{:?}",
+        h.sim.requests()
+    );
+    assert_eq!(h.events("redis"), Vec::<String>::new());
+}
+
+#[test]
+fn restore_from_an_artifact_path_that_does_not_exist_fails_before_contacting_any_vm() {
+    let d = "my-new-deployment";
+    let h = redis_node(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "restore", "");
+    let run = h.bbr(d, &["restore", "--artifact-path", "i-am-not-here"]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr()
+            .contains("i-am-not-here: no such file or directory"),
+        "{}",
+        run.show()
+    );
+    assert!(!run.stderr().contains("main.go"), "{}", run.show());
+    let logs = err_logs(h.work.path());
+    assert_eq!(logs.len(), 1, "{:?}", files_in(h.work.path()));
+    assert!(
+        std::fs::read_to_string(h.work.path().join(&logs[0]))
+            .unwrap()
+            .contains("i-am-not-here: no such file or directory")
+    );
+    // Go's mock director expects `GET /info` and nothing else.
+    let requests = h.sim.requests();
+    assert!(requests.iter().all(|r| r == "GET /info"), "{requests:?}");
+    assert_eq!(h.events(d), Vec::<String>::new());
+    assert!(!h.work.path().join("i-am-not-here").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// pre-backup-check (pre_backup_check_test.go "if there are no backup scripts")
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn pre_backup_check_without_backup_scripts_cannot_be_backed_up() {
+    let d = "my-little-deployment";
+    let h = redis_node(d);
+    // An executable outside bin/bbr/ is not a bbr script.
+    h.vm(d, "redis-dedicated-node", 0)
+        .install_file("jobs/redis/bin/not-a-backup-script", "#!/bin/sh\n", 0o755)
+        .unwrap();
+    let run = h.bbr(d, &["pre-backup-check"]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    let out = run.stdout();
+    let line = out
+        .lines()
+        .find(|l| l.ends_with(&format!("Deployment '{d}' cannot be backed up.")))
+        .unwrap_or_else(|| panic!("{}", run.show()));
+    assert!(has_clock_prefix(line), "[HH:MM:SS] prefix: {line:?}");
+    assert!(
+        run.stderr()
+            .contains(&format!("Deployment '{d}' has no backup scripts")),
+        "{}",
+        run.show()
+    );
+    assert!(!run.stderr().contains("main.go"), "{}", run.show());
+    assert!(!run.stderr().contains(FOOTER), "{}", run.show());
+    assert_eq!(
+        err_logs(h.work.path()).len(),
+        1,
+        "{:?}",
+        files_in(h.work.path())
+    );
+    assert!(dirs_in(h.work.path()).is_empty());
+    assert_temp_users_removed(&h);
+}
+
+// ---------------------------------------------------------------------------------------
+// --all-deployments backup-cleanup (backup_cleanup_test.go)
+// ---------------------------------------------------------------------------------------
+
+/// `<d>_YYYYMMDDTHHMMSSZ<suffix>`.
+fn is_timestamped(name: &str, d: &str, suffix: &str) -> bool {
+    let Some(stamp) = name
+        .strip_prefix(&format!("{d}_"))
+        .and_then(|r| r.strip_suffix(suffix))
+    else {
+        return false;
+    };
+    let b = stamp.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+}
+
+/// Whether `line` starts with `[HH:MM:SS] ` (`printlnWithTimestamp`, bbr.md §1.4).
+fn has_clock_prefix(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 11
+        && b[0] == b'['
+        && b[3] == b':'
+        && b[6] == b':'
+        && &b[9..11] == b"] "
+        && [1, 2, 4, 5, 7, 8].iter().all(|&i| b[i].is_ascii_digit())
+}
+
+/// The per-deployment log files of `d` in `dir`.
+fn deployment_logs(dir: &Path, d: &str) -> Vec<String> {
+    files_in(dir)
+        .into_iter()
+        .filter(|n| is_timestamped(n, d, ".log"))
+        .collect()
+}
+
+#[test]
+fn all_deployments_backup_cleanup_writes_a_log_file_per_deployment_and_a_summary() {
+    let deployments = ["dep1", "dep2"];
+    let h = Deployment::start(
+        deployments
+            .iter()
+            .map(|d| {
+                DeploymentSpec::new(*d).group(group(
+                    "redis-dedicated-node",
+                    1,
+                    &[("redis", "redis")],
+                ))
+            })
+            .collect(),
+        SimOptions::new(),
+    );
+    for d in deployments {
+        h.script(d, "redis-dedicated-node", 0, "redis", "backup", "");
+        h.script(
+            d,
+            "redis-dedicated-node",
+            0,
+            "redis",
+            "post-backup-unlock",
+            "",
+        );
+        h.vm(d, "redis-dedicated-node", 0)
+            .install_file("store/bbr-backup/redis/data", "half done", 0o644)
+            .unwrap();
+    }
+    let run = all(&h, &["--debug", "backup-cleanup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let out = run.stdout();
+    let stamped = |text: &str| {
+        out.lines()
+            .find(|l| l.get(11..) == Some(text))
+            .unwrap_or_else(|| panic!("no `[HH:MM:SS] {text}` line in:\n{out}"))
+            .to_string()
+    };
+    assert!(out.starts_with("Starting cleanup...\n"), "{out}");
+    assert!(has_clock_prefix(&stamped("Pending: dep1, dep2")));
+    for d in deployments {
+        let vm = h.vm(d, "redis-dedicated-node", 0);
+        assert!(!vm.exists("store/bbr-backup"), "{d} cleaned");
+        assert_eq!(
+            h.events(d),
+            vec!["redis-dedicated-node/0 redis post-backup-unlock false"]
+        );
+        let logs = deployment_logs(h.work.path(), d);
+        assert_eq!(logs.len(), 1, "{d}: {:?}", files_in(h.work.path()));
+        // Go joins the empty artifact path with the file name: the path is relative.
+        assert!(has_clock_prefix(&stamped(&format!(
+            "Starting cleanup of {d}, log file: {}",
+            logs[0]
+        ))));
+        assert!(has_clock_prefix(&stamped(&format!(
+            "Finished cleanup of {d}"
+        ))));
+        let log = std::fs::read_to_string(h.work.path().join(&logs[0])).unwrap();
+        let node = slug(&h, d, "redis-dedicated-node", 0);
+        assert_in_order(
+            &log,
+            &[
+                "INFO - Looking for scripts",
+                &format!("INFO - {node}/redis/backup"),
+                "INFO - Running post-backup-unlock scripts...",
+                &format!("INFO - Unlocking redis on {node}..."),
+                "INFO - Finished running post-backup-unlock scripts.",
+                &format!("INFO - '{d}' cleaned up"),
+            ],
+        );
+        let other = deployments.iter().find(|o| **o != d).unwrap();
+        assert!(
+            !log.contains(&format!("'{other}'")),
+            "{d}'s log is its own: {log}"
+        );
+    }
+    assert!(has_clock_prefix(&stamped(
+        "Successfully cleaned up: dep1, dep2"
+    )));
+    assert_eq!(run.stderr(), "", "{}", run.show());
+    assert_temp_users_removed(&h);
+}
+
+#[test]
+fn all_deployments_backup_cleanup_killed_mid_cleanup_leaves_the_progress_in_the_log_file() {
+    let d = "dep1";
+    let h = redis_node(d);
+    h.script(d, "redis-dedicated-node", 0, "redis", "backup", "");
+    // Blocks until the test releases it (bounded, so that nothing outlives the test).
+    h.script(
+        d,
+        "redis-dedicated-node",
+        0,
+        "redis",
+        "post-backup-unlock",
+        "touch /var/vcap/sys/unlocking\ni=0; while [ ! -e /var/vcap/sys/release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\ntouch /var/vcap/sys/unlock-ended",
+    );
+    let vm = h.vm(d, "redis-dedicated-node", 0);
+    vm.install_file("store/bbr-backup/redis/data", "half done", 0o644)
+        .unwrap();
+    let mut child = h
+        .command(None, &["--debug", "backup-cleanup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !vm.exists("sys/unlocking") {
+        assert!(child.try_wait().unwrap().is_none(), "bbr exited early");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unlock script never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The script outlived bbr: release it and let it end before the VM goes away.
+    vm.install_file("sys/release", "", 0o644).unwrap();
+    while !vm.exists("sys/unlock-ended") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unlock script never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let logs = deployment_logs(h.work.path(), d);
+    assert_eq!(logs.len(), 1, "{:?}", files_in(h.work.path()));
+    let log = std::fs::read_to_string(h.work.path().join(&logs[0])).unwrap();
+    let node = slug(&h, d, "redis-dedicated-node", 0);
+    assert_in_order(
+        &log,
+        &[
+            "INFO - Looking for scripts",
+            &format!("INFO - {node}/redis/backup"),
+            "INFO - Running post-backup-unlock scripts...",
+        ],
+    );
+    assert!(
+        !log.contains("INFO - Finished running post-backup-unlock scripts."),
+        "{log}"
+    );
+    assert!(!log.contains(&format!("INFO - '{d}' cleaned up")), "{log}");
+    assert!(
+        vm.exists("store/bbr-backup/redis/data"),
+        "killed before the cleanup step"
+    );
+}
