@@ -158,6 +158,45 @@ pub(crate) fn wait_all_exited(pids: &[i32], deadline: Instant) -> bool {
 /// them escape by forking meanwhile: the tree is first frozen with SIGSTOP,
 /// re-scanned until no new member appears, and only then killed. Waits until
 /// the killed processes are gone. Returns how many processes were killed.
+/// The mount namespace of `pid` (the target of `/proc/<pid>/ns/mnt`, e.g. `mnt:[4026532]`).
+pub(crate) fn mount_namespace(pid: i32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Kills (SIGKILL) every live process in mount namespace `ns` except `spare` (and never this
+/// one), and waits for them until `timeout`. Catches what a VM's sessions left running after their
+/// connection dropped: those are re-parented to init, out of reach of
+/// [`kill_descendants`], yet still run inside the VM. Returns how many there were.
+pub(crate) fn kill_namespace_members(ns: &str, spare: i32, timeout: Duration) -> usize {
+    let own = mount_namespace(std::process::id() as i32);
+    if own.as_deref() == Some(ns) {
+        // Never the test process's own namespace.
+        return 0;
+    }
+    let mut members = Vec::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if pid != spare && is_alive(pid) && mount_namespace(pid).as_deref() == Some(ns) {
+                members.push(pid);
+            }
+        }
+    }
+    for &p in &members {
+        let _ = signal(p, libc::SIGKILL);
+    }
+    wait_all_exited(&members, Instant::now() + timeout);
+    members.len()
+}
+
 pub(crate) fn kill_descendants(root: i32, timeout: Duration) -> usize {
     let deadline = Instant::now() + timeout;
     let mut frozen: BTreeSet<i32> = BTreeSet::new();

@@ -570,8 +570,14 @@ impl Vm {
         let pid = i32::try_from(child.id()).map_err(io::Error::other)?;
         if child.try_wait()?.is_none() {
             let pidfd = procs::pidfd_open(pid).ok();
+            let namespace = procs::mount_namespace(pid);
             let _ = procs::signal(pid, libc::SIGSTOP);
             procs::kill_descendants(pid, STOP_TIMEOUT);
+            // What sessions left behind when their connection dropped (bbr exiting at once
+            // after Ctrl-C, say) no longer descends from sshd but still runs in the VM.
+            if let Some(ns) = &namespace {
+                procs::kill_namespace_members(ns, pid, STOP_TIMEOUT);
+            }
             procs::signal(pid, libc::SIGTERM)?;
             procs::signal(pid, libc::SIGCONT)?;
             let deadline = Instant::now() + STOP_TIMEOUT;

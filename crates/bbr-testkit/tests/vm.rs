@@ -517,3 +517,42 @@ fn authorized_keys_hooks_and_extra_sshd_config() {
     assert!(vm.authorized_users().is_empty());
     assert!(!vm.ssh("true").unwrap().status.success(), "key removed");
 }
+
+/// A root process whose session's connection dropped is re-parented to init, no longer a
+/// descendant of sshd; stopping the VM still kills it, since it runs in the VM's namespace.
+#[test]
+fn stop_kills_what_a_dropped_session_left_running_in_the_vm() {
+    let mut vm = Vm::start(VmOptions::default()).unwrap();
+    let mut client = vm
+        .ssh_command("sudo -n sh -c 'sleep 300 </dev/null >/dev/null 2>&1 & echo $!'")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(client.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    client.wait().unwrap();
+    let pid: i32 = line.trim().parse().unwrap();
+    let stat = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let ppid = stat(pid)
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        })
+        .expect("the sleeper runs after its session ended");
+    assert!(
+        !vm.connection_pids().contains(&(ppid as u32)),
+        "left behind, outside sshd's tree (parent {ppid})"
+    );
+    vm.stop().unwrap();
+    let state = stat(pid).and_then(|s| s.rsplit(')').next()?.trim().chars().next());
+    assert!(
+        matches!(state, None | Some('Z')),
+        "the sleeper was killed with the VM (state {state:?})"
+    );
+}
