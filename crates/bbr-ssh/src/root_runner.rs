@@ -92,7 +92,7 @@ type Reply = oneshot::Sender<Output>;
 /// Commands sent and not yet finished, by request id.
 #[derive(Default)]
 struct InFlight {
-    running: HashMap<u64, (Output, Option<Reply>)>,
+    running: HashMap<u64, (Output, Reply)>,
     /// False once the runner's channel has closed; nothing is registered after that.
     open: bool,
 }
@@ -172,9 +172,7 @@ impl RootRunner {
             if !in_flight.open {
                 return Err(RunnerError::NotSent);
             }
-            in_flight
-                .running
-                .insert(id, (Output::default(), Some(reply)));
+            in_flight.running.insert(id, (Output::default(), reply));
         }
         let sent = self
             .write
@@ -265,7 +263,7 @@ fn deliver(in_flight: &Mutex<InFlight>, frame: Frame<'_>) {
             }
         }
         Frame::Exit(id, status) => {
-            if let Some((mut output, Some(reply))) = in_flight.running.remove(&id) {
+            if let Some((mut output, reply)) = in_flight.running.remove(&id) {
                 output.exit_code = status;
                 // The waiter may have been dropped (a cancelled run): nothing to tell then.
                 let _ = reply.send(output);
@@ -355,8 +353,8 @@ mod tests {
         let (b_tx, mut b_rx) = oneshot::channel();
         {
             let mut f = in_flight.lock().unwrap();
-            f.running.insert(1, (Output::default(), Some(a_tx)));
-            f.running.insert(2, (Output::default(), Some(b_tx)));
+            f.running.insert(1, (Output::default(), a_tx));
+            f.running.insert(2, (Output::default(), b_tx));
         }
         let mut stream: &[u8] = b"O 1 2\nabE 2 1\nzO 1 1\ncX 2 4\nX 1 0\n";
         while let Some((frame, used)) = parse_frame(stream) {
@@ -406,7 +404,7 @@ mod tests {
                 .lock()
                 .unwrap()
                 .running
-                .insert(id, (Output::default(), Some(tx)));
+                .insert(id, (Output::default(), tx));
             replies.push(rx);
         }
         let mut exits = Vec::new();
