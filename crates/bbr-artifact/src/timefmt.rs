@@ -4,9 +4,13 @@
 //!   zone, with the zone *abbreviation* (`UTC`, `CET`, `CEST`), as written to
 //!   `backup_activity` in `metadata`;
 //! * [`artifact_timestamp`]: UTC `YYYYMMDDTHHMMSSZ`, the suffix of the artifact directory.
+//!
+//! And [`go_time_string`], Go's default `time.Time` formatting, which Go bbr prints in its
+//! `Backup created of <name> on <time>` line.
 
 use std::ffi::CStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 unsafe extern "C" {
     /// POSIX `tzset(3)`; not exported by the `libc` crate on Linux.
@@ -33,36 +37,10 @@ fn unix_seconds(t: SystemTime) -> i64 {
 /// the process time zone (the `TZ` environment variable is re-read on every call) with
 /// the zone abbreviation, or a numeric `-0700` offset when the zone has none.
 pub fn metadata_time(t: SystemTime) -> String {
-    let secs = unix_seconds(t);
-    // `time_t` is 64-bit on every platform bbr runs on.
-    let tt = secs as libc::time_t;
-    // SAFETY: `tm` is a plain C struct for which all-zero is a valid value;
-    // `tzset` and `localtime_r` are thread-safe in glibc and only write into `tm`.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let result = unsafe {
-        tzset();
-        libc::localtime_r(&tt, &mut tm)
-    };
-    if result.is_null() {
+    let Some(local) = LocalTime::of(t) else {
         return utc_fallback(t);
-    }
-    let zone = if tm.tm_zone.is_null() {
-        String::new()
-    } else {
-        // SAFETY: glibc points `tm_zone` at a NUL-terminated abbreviation that it
-        // never frees.
-        unsafe { CStr::from_ptr(tm.tm_zone) }
-            .to_string_lossy()
-            .into_owned()
     };
-    let zone = if zone.is_empty() {
-        let off = tm.tm_gmtoff;
-        let sign = if off < 0 { '-' } else { '+' };
-        let off = off.unsigned_abs();
-        format!("{sign}{:02}{:02}", off / 3600, (off % 3600) / 60)
-    } else {
-        zone
-    };
+    let tm = &local.tm;
     format!(
         "{:04}/{:02}/{:02} {:02}:{:02}:{:02} {}",
         i64::from(tm.tm_year) + 1900,
@@ -71,8 +49,117 @@ pub fn metadata_time(t: SystemTime) -> String {
         tm.tm_hour,
         tm.tm_min,
         tm.tm_sec,
-        zone
+        local.zone_name()
     )
+}
+
+/// When this process started, as Go's runtime counts its monotonic clock from it. Call
+/// [`mark_process_start`] first thing in `main`; otherwise it is the first use.
+static PROCESS_START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Fixes the process start for [`go_time_string`]'s monotonic reading.
+pub fn mark_process_start() {
+    LazyLock::force(&PROCESS_START);
+}
+
+/// Formats the current time like Go's `fmt.Sprint(time.Now())`:
+/// `2006-01-02 15:04:05.999999999 -0700 MST m=+0.000000001` in the local time zone, the
+/// fraction without trailing zeros, then the monotonic clock since the process started.
+pub fn go_time_string_now() -> String {
+    go_time_string(SystemTime::now(), PROCESS_START.elapsed())
+}
+
+/// [`go_time_string_now`] for a given wall time and monotonic reading.
+pub fn go_time_string(t: SystemTime, monotonic: Duration) -> String {
+    let nanos = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut fraction = String::new();
+    if nanos > 0 {
+        fraction = format!(".{nanos:09}").trim_end_matches('0').to_string();
+    }
+    let (date, offset, zone) = match LocalTime::of(t) {
+        Some(local) => {
+            let tm = &local.tm;
+            (
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    i64::from(tm.tm_year) + 1900,
+                    tm.tm_mon + 1,
+                    tm.tm_mday,
+                    tm.tm_hour,
+                    tm.tm_min,
+                    tm.tm_sec
+                ),
+                local.numeric_offset(),
+                local.zone_name(),
+            )
+        }
+        None => (
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            "+0000".to_string(),
+            "UTC".to_string(),
+        ),
+    };
+    format!(
+        "{date}{fraction} {offset} {zone} m=+{}.{:09}",
+        monotonic.as_secs(),
+        monotonic.subsec_nanos()
+    )
+}
+
+/// A broken-down local time with its zone.
+struct LocalTime {
+    tm: libc::tm,
+    zone: String,
+}
+
+impl LocalTime {
+    fn of(t: SystemTime) -> Option<LocalTime> {
+        let secs = unix_seconds(t);
+        // `time_t` is 64-bit on every platform bbr runs on.
+        let tt = secs as libc::time_t;
+        // SAFETY: `tm` is a plain C struct for which all-zero is a valid value;
+        // `tzset` and `localtime_r` are thread-safe in glibc and only write into `tm`.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        let result = unsafe {
+            tzset();
+            libc::localtime_r(&tt, &mut tm)
+        };
+        if result.is_null() {
+            return None;
+        }
+        let zone = if tm.tm_zone.is_null() {
+            String::new()
+        } else {
+            // SAFETY: glibc points `tm_zone` at a NUL-terminated abbreviation that it
+            // never frees.
+            unsafe { CStr::from_ptr(tm.tm_zone) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        Some(LocalTime { tm, zone })
+    }
+
+    /// `-0700`.
+    fn numeric_offset(&self) -> String {
+        let off = self.tm.tm_gmtoff;
+        let sign = if off < 0 { '-' } else { '+' };
+        let off = off.unsigned_abs();
+        format!("{sign}{:02}{:02}", off / 3600, (off % 3600) / 60)
+    }
+
+    /// The abbreviation (`UTC`, `CET`), or the numeric offset when the zone has none.
+    fn zone_name(&self) -> String {
+        if self.zone.is_empty() {
+            self.numeric_offset()
+        } else {
+            self.zone.clone()
+        }
+    }
 }
 
 fn utc_fallback(t: SystemTime) -> String {
@@ -121,13 +208,13 @@ mod tests {
     /// Runs in a child process (this very test binary) with `TZ` set, so that no
     /// environment variable of the test process is ever mutated.
     fn in_child(tz: &str) -> Vec<String> {
+        in_child_running(tz, "timefmt::tests::child_prints_times")
+    }
+
+    fn in_child_running(tz: &str, test: &str) -> Vec<String> {
         let exe = std::env::current_exe().expect("current exe");
         let output = Command::new(exe)
-            .args([
-                "timefmt::tests::child_prints_times",
-                "--exact",
-                "--nocapture",
-            ])
+            .args([test, "--exact", "--nocapture"])
             .arg("--test-threads=1")
             .env(CHILD_ENV, "1")
             .env("TZ", tz)
@@ -154,6 +241,46 @@ mod tests {
                 metadata_time(UNIX_EPOCH + Duration::from_secs(secs))
             );
         }
+    }
+
+    #[test]
+    fn child_prints_go_times() {
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        let winter = UNIX_EPOCH + Duration::from_nanos(WINTER * 1_000_000_000 + 520_000_000);
+        println!(
+            "<TIME>{}</TIME>",
+            go_time_string(winter, Duration::from_nanos(12_093_456_789))
+        );
+        let summer = UNIX_EPOCH + Duration::from_secs(SUMMER);
+        println!(
+            "<TIME>{}</TIME>",
+            go_time_string(summer, Duration::from_nanos(1))
+        );
+    }
+
+    /// Go's `time.Time.String()`: fraction without trailing zeros (none when zero), numeric
+    /// offset and abbreviation, the monotonic reading with nine decimals.
+    #[test]
+    fn go_time_string_matches_go() {
+        assert_eq!(
+            in_child_running("UTC0", "timefmt::tests::child_prints_go_times"),
+            [
+                "2017-01-23 14:10:02.52 +0000 UTC m=+12.093456789",
+                "2017-07-01 12:00:00 +0000 UTC m=+0.000000001"
+            ]
+        );
+        assert_eq!(
+            in_child_running(
+                "CET-1CEST,M3.5.0,M10.5.0/3",
+                "timefmt::tests::child_prints_go_times"
+            ),
+            [
+                "2017-01-23 15:10:02.52 +0100 CET m=+12.093456789",
+                "2017-07-01 14:00:00 +0200 CEST m=+0.000000001"
+            ]
+        );
     }
 
     #[test]

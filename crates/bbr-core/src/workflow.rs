@@ -639,7 +639,7 @@ impl<'a> Session<'a> {
         )
         .await;
         let errors = ErrorList(results.into_iter().filter_map(Result::err).collect());
-        let now = chrono_like_now();
+        let now = go_now();
         if errors.is_empty() {
             self.reporter
                 .info(format!("Backup created of {} on {now}", self.name()));
@@ -736,8 +736,10 @@ async fn save_manifest(source: &dyn DeploymentSource, dir: &ArtifactDir) -> Step
 }
 
 /// Go's `time.Now()` rendering is not reproducible; bbr prints the local time instead.
-fn chrono_like_now() -> String {
-    bbr_artifact::timefmt::metadata_time(SystemTime::now())
+/// The time in Go bbr's `Backup created of <name> on <time>` lines: Go's default
+/// `time.Time` formatting.
+fn go_now() -> String {
+    bbr_artifact::timefmt::go_time_string_now()
 }
 
 fn build_without_metadata(found: FoundDeployment) -> Deployment {
