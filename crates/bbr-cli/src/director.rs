@@ -6,21 +6,32 @@ use bbr_core::error::BbrError;
 use bbr_core::report::{Reporter, ReporterExt};
 use bbr_core::source::{DeploymentSource, FoundDeployment, FoundInstance};
 use bbr_ssh::{ConnectOptions, SshConnection};
+use russh::keys::PrivateKey;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
+
+/// Connection options still missing their key.
+pub type OptionsWithKey = Box<dyn Fn(Arc<PrivateKey>) -> ConnectOptions + Send + Sync>;
 
 /// The director as a deployment of one instance.
 pub struct DirectorSource {
     name: String,
-    options: ConnectOptions,
+    host: String,
+    key_path: PathBuf,
+    options: OptionsWithKey,
     connection: OnceCell<Arc<SshConnection>>,
 }
 
 impl DirectorSource {
-    /// A source for `name` connecting with `options`.
-    pub fn new(name: String, options: ConnectOptions) -> Self {
+    /// A source for `name` at `host`, connecting with `options` and the key read from
+    /// `key_path` when the director is first looked at (as Go bbr reads it: after a
+    /// restore has checked its artifact).
+    pub fn new(name: String, host: String, key_path: PathBuf, options: OptionsWithKey) -> Self {
         Self {
             name,
+            host,
+            key_path,
             options,
             connection: OnceCell::new(),
         }
@@ -45,10 +56,13 @@ impl DeploymentSource for DirectorSource {
     }
 
     async fn find(&self, reporter: &dyn Reporter) -> Result<FoundDeployment, BbrError> {
-        reporter.debug(format!("Attempting to SSH onto {}, 0", self.options.host));
+        reporter.debug(format!("Attempting to SSH onto {}, 0", self.host));
         let connection = self
             .connection
-            .get_or_try_init(|| SshConnection::connect(self.options.clone()))
+            .get_or_try_init(|| async {
+                let key = ConnectOptions::load_key(&self.key_path)?;
+                SshConnection::connect((self.options)(key)).await
+            })
             .await
             .map_err(|e| BbrError::general(e.to_string()))?
             .clone();

@@ -621,13 +621,6 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
             return finish(&errors, None, inv.sub.name());
         }
     };
-    let key = match bbr_ssh::ConnectOptions::load_key(&inv.key_path) {
-        Ok(k) => k,
-        Err(e) => {
-            let errors = ErrorList(vec![bbr_core::BbrError::general(e.to_string())]);
-            return finish(&errors, None, inv.sub.name());
-        }
-    };
     let dialer = match proxy_dialer(&logger, inv.known_hosts.clone()).await {
         Ok(d) => d,
         Err(e) => {
@@ -636,17 +629,24 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         }
     };
     let warn_logger = logger.clone();
-    let options = bbr_ssh::ConnectOptions {
-        host: connect_host,
+    let on_warning: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |m| warn_logger.warn(m));
+    let (user, known_hosts, root_runner) = (
+        inv.username.clone(),
+        inv.known_hosts.clone(),
+        root_runner_wanted(),
+    );
+    let host = connect_host.clone();
+    let options: director::OptionsWithKey = Box::new(move |key| bbr_ssh::ConnectOptions {
+        host: connect_host.clone(),
         port,
-        user: inv.username.clone(),
+        user: user.clone(),
         key,
-        host_key: bbr_ssh::HostKeyPolicy::KnownHosts(inv.known_hosts.clone()),
-        on_warning: Arc::new(move |m| warn_logger.warn(m)),
-        dialer,
-        root_runner: root_runner_wanted(),
-    };
-    let source = director::DirectorSource::new(name.clone(), options);
+        host_key: bbr_ssh::HostKeyPolicy::KnownHosts(known_hosts.clone()),
+        on_warning: on_warning.clone(),
+        dialer: dialer.clone(),
+        root_runner,
+    });
+    let source = director::DirectorSource::new(name.clone(), host, inv.key_path.clone(), options);
     let run_options = RunOptions {
         bbr_version: VERSION.to_string(),
         max_parallel: inv.max_parallel,
