@@ -135,9 +135,18 @@ impl Dialer {
     pub async fn dial(&self, host: &str, port: u16) -> Result<Box<dyn ProxyStream>, String> {
         match self {
             Dialer::Direct => {
-                let s = TcpStream::connect((host, port))
+                // Resolve first, so that a name that does not resolve reads as Go's
+                // `lookup <host>: no such host`, which Go's tests look for.
+                let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("dial tcp: lookup {host}: {}", lookup_failure(&e)))?
+                    .collect();
+                if addresses.is_empty() {
+                    return Err(format!("dial tcp: lookup {host}: no such host"));
+                }
+                let s = TcpStream::connect(addresses.as_slice())
+                    .await
+                    .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
                 let _ = s.set_nodelay(true);
                 Ok(Box::new(s))
             }
@@ -189,6 +198,20 @@ impl Dialer {
                 Ok(Some(format!("socks5h://{addr}")))
             }
         }
+    }
+}
+
+/// The resolver's failure in Go's words where Go has them: an unknown name is `no such host`;
+/// anything else (a resolver that cannot be reached, say) keeps the resolver's text.
+fn lookup_failure(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text
+        .strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text);
+    if text.contains("Name or service not known") || text.contains("No address associated") {
+        "no such host".to_string()
+    } else {
+        text.to_string()
     }
 }
 
