@@ -47,6 +47,12 @@ pub fn build_uploaders(
     deployment_name: &str,
     state: Option<&StateDir>,
 ) -> Result<Vec<Box<dyn Uploader>>, BuildError> {
+    let has_s3 = destinations
+        .iter()
+        .any(|d| matches!(d.settings, DestinationSettings::S3(_)));
+    if has_s3 && !KNOWN_CA_CERTS.iter().any(|p| Path::new(p).exists()) {
+        return Err(BuildError("could not locate a known ca cert".to_string()));
+    }
     let mut out: Vec<Box<dyn Uploader>> = Vec::with_capacity(destinations.len());
     for (i, dest) in destinations.iter().enumerate() {
         let which = if dest.name.is_empty() {
@@ -76,6 +82,15 @@ pub fn build_uploaders(
     }
     Ok(out)
 }
+
+/// The system CA bundles the original looks for when any S3 destination is configured
+/// (`daemon:upload/ca_cert_locator.go`); with none of them, initialisation fails.
+const KNOWN_CA_CERTS: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+];
 
 /// `ca_cert`: PEM text as is, anything else is the path of a PEM file.
 fn load_ca_cert(value: &str) -> Result<Option<String>, String> {

@@ -109,9 +109,15 @@ impl Scheduler {
             let job = self.job.clone();
             let alerts = self.alerts.clone();
             let logger = self.logger.clone();
+            let stopped = self.stop.clone();
             self.runs.spawn(async move {
                 let result = job.run().await;
-                report_failure(result, alerts.as_deref(), &logger).await;
+                // A run cut short by the daemon's shutdown is not a backup failure to
+                // alert about (the original exits before it could), and a slow alerts
+                // endpoint must not hold the shutdown up.
+                if !stopped.is_cancelled() {
+                    report_failure(result, alerts.as_deref(), &logger).await;
+                }
             });
             after = next.max(chrono::Utc::now());
         }
