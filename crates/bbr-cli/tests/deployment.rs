@@ -699,3 +699,113 @@ fn all_deployments_listing_failure_and_no_deployments() {
         run.show()
     );
 }
+
+/// Go's system test "when a job is disabled / restores only the enabled job", with its
+/// fixture `redis-backup-with-disabled-job` (one instance `redis`/0, job `redis-server`) read
+/// in place: the deployment also has a `disabled-job` group whose job's metadata says
+/// `skip_bbr_scripts`. Only the enabled job locks, restores (byte for byte) and unlocks.
+#[test]
+fn restores_the_go_fixture_with_a_disabled_job_into_the_enabled_job_only() {
+    let d = "redis-with-disabled-job";
+    let h = Deployment::one(
+        d,
+        vec![
+            group("redis", 1, &[("redis-server", "redis")]),
+            group("disabled-job", 1, &[("redis-server", "redis")]),
+        ],
+    );
+    for g in ["redis", "disabled-job"] {
+        h.script(d, g, 0, "redis-server", "pre-restore-lock", "");
+        h.script(
+            d,
+            g,
+            0,
+            "redis-server",
+            "restore",
+            "mkdir -p /var/vcap/store/restored && cp -a \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/restored/",
+        );
+        h.script(d, g, 0, "redis-server", "post-restore-unlock", "");
+    }
+    h.script(
+        d,
+        "disabled-job",
+        0,
+        "redis-server",
+        "metadata",
+        "echo '---\nskip_bbr_scripts: true'",
+    );
+    let artifact = fixture("redis-backup-with-disabled-job");
+    let run = h.bbr(
+        d,
+        &["restore", "--artifact-path", &artifact.to_string_lossy()],
+    );
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert_eq!(
+        h.events(d),
+        vec![
+            // Its metadata is what disables the job; nothing else runs there.
+            "disabled-job/0 redis-server metadata",
+            "redis/0 redis-server pre-restore-lock",
+            "redis/0 redis-server restore",
+            "redis/0 redis-server post-restore-unlock",
+        ],
+        "{}",
+        run.show()
+    );
+    // The restored files hash to the checksums Go bbr recorded in the fixture's metadata.
+    for (file, sha) in [
+        (
+            "redis-server/appendonly.aof",
+            "be1b7e4e577b7cbcd556ec75f2f4b2e2d3afca1e40f8ce5a2b748b462cf4bd53",
+        ),
+        (
+            "redis-server/dump.rdb",
+            "ba3589985f5f4869fe62d155faee8e59c328b42875cb7e3fbb18c7b8152a92d2",
+        ),
+    ] {
+        let got = h
+            .vm(d, "redis", 0)
+            .read_bytes(format!("store/restored/{file}"))
+            .unwrap();
+        assert_eq!(support::sha256_hex(&got), sha, "{file}");
+    }
+    assert!(!h.vm(d, "disabled-job", 0).exists("store/restored"));
+    assert!(h.sim.temp_users().is_empty());
+}
+
+/// The other side of the case above: a job that is *not* disabled and has no artifact in the
+/// backup fails the restore before anything is locked, with Go's CopyToRemote error, and
+/// what was uploaded is removed.
+#[test]
+fn an_enabled_job_without_an_artifact_fails_the_restore_before_any_lock() {
+    let d = "redis-with-extra-job";
+    let h = Deployment::one(
+        d,
+        vec![group(
+            "redis",
+            1,
+            &[("redis-server", "redis"), ("extra", "redis")],
+        )],
+    );
+    for job in ["redis-server", "extra"] {
+        h.script(d, "redis", 0, job, "pre-restore-lock", "");
+        h.script(d, "redis", 0, job, "restore", "");
+        h.script(d, "redis", 0, job, "post-restore-unlock", "");
+    }
+    let artifact = fixture("redis-backup-with-disabled-job");
+    let run = h.bbr(
+        d,
+        &["restore", "--artifact-path", &artifact.to_string_lossy()],
+    );
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert!(
+        run.stderr().contains(
+            "Unable to send backup to remote machine. Got error: the backup has no artifact redis-0-extra.tar for job extra on redis/"
+        ),
+        "{}",
+        run.show()
+    );
+    assert_eq!(h.events(d), Vec::<String>::new(), "nothing was locked");
+    assert!(!h.vm(d, "redis", 0).exists("store/bbr-backup"));
+    assert!(h.sim.temp_users().is_empty());
+}

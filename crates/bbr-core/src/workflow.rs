@@ -718,6 +718,22 @@ impl<'a> Session<'a> {
     }
 }
 
+/// A restorable job, the artifact file it restores from and that file's recorded checksums.
+type RestoreTransfer = (
+    Arc<Instance>,
+    Job,
+    String,
+    Option<bbr_artifact::metadata::Checksums>,
+);
+
+/// Go bbr's CopyToRemote failure.
+fn send_failure(errors: &[String]) -> BbrError {
+    BbrError::general(format!(
+        "Unable to send backup to remote machine. Got error: {}",
+        errors.join("\n")
+    ))
+}
+
 /// Writes the deployment manifest as `manifest.yml` in the artifact directory.
 async fn save_manifest(source: &dyn DeploymentSource, dir: &ArtifactDir) -> StepResult {
     let name = source.deployment_name();
@@ -976,7 +992,7 @@ pub async fn restore(
                 Some(a) => s.copy_to_remote(a, &metadata).await,
                 None => Ok(()),
             },
-            RestoreStep::LoadMetadata => s.load_restore_metadata().await,
+            RestoreStep::LoadMetadata => s.load_restore_metadata(&metadata).await,
             RestoreStep::PreRestoreLock => s.pre_restore_lock().await,
             RestoreStep::Restore => s.run_restore_scripts().await,
             RestoreStep::PostRestoreUnlock => s.post_restore_unlock().await,
@@ -1022,7 +1038,9 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn copy_to_remote(&self, artifact: &ArtifactDir, metadata: &Metadata) -> StepResult {
+    /// Every restorable job of the deployment with the artifact file it restores from and that
+    /// file's recorded checksums (`None`: the backup has no such artifact).
+    fn restore_transfers(&self, metadata: &Metadata) -> Vec<RestoreTransfer> {
         let mut work = Vec::new();
         for i in self
             .deployment()
@@ -1050,19 +1068,25 @@ impl Session<'_> {
                 work.push((i.clone(), j.clone(), file, expected));
             }
         }
+        work
+    }
+
+    /// Uploads every artifact the restore needs. A job whose artifact the backup lacks is
+    /// passed over here: its metadata, read only after the upload, may disable it (Go bbr,
+    /// reading metadata first, never lists it); [`Session::load_restore_metadata`] refuses it
+    /// if it is still to be restored.
+    async fn copy_to_remote(&self, artifact: &ArtifactDir, metadata: &Metadata) -> StepResult {
+        let work: Vec<_> = self
+            .restore_transfers(metadata)
+            .into_iter()
+            .filter_map(|(i, j, file, expected)| Some((i, j, file, expected?)))
+            .collect();
         let reporter = self.reporter;
         let stop = &self.options.stop;
         let results = bounded(
             work,
             self.options.max_parallel,
             |(instance, job, file, expected)| async move {
-                let Some(expected) = expected else {
-                    return Err(BbrError::general(format!(
-                        "the backup has no artifact {file} for job {} on {}",
-                        job.name,
-                        instance.identifier()
-                    )));
-                };
                 transfer::upload(
                     &instance,
                     &job,
@@ -1083,14 +1107,11 @@ impl Session<'_> {
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(one(BbrError::general(format!(
-                "Unable to send backup to remote machine. Got error: {}",
-                errs.join("\n")
-            ))))
+            Err(one(send_failure(&errs)))
         }
     }
 
-    async fn load_restore_metadata(&mut self) -> StepResult {
+    async fn load_restore_metadata(&mut self, metadata: &Metadata) -> StepResult {
         let old = self.deployment.take().expect("deployment");
         let found = FoundDeployment {
             name: old.name.clone(),
@@ -1154,6 +1175,21 @@ impl Session<'_> {
             return Err(one(BbrError::general(format!(
                 "Deployment '{name}' has no restore scripts"
             ))));
+        }
+        let missing: Vec<String> = self
+            .restore_transfers(metadata)
+            .into_iter()
+            .filter(|(_, _, _, expected)| expected.is_none())
+            .map(|(instance, job, file, _)| {
+                format!(
+                    "the backup has no artifact {file} for job {} on {}",
+                    job.name,
+                    instance.identifier()
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(one(send_failure(&missing)));
         }
         self.validate_order(Phase::Restore).map_err(one)?;
         Ok(())
