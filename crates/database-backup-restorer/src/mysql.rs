@@ -275,7 +275,7 @@ pub fn backup(
     conn.dump_command(&p.tools.dump, p.server, p.server, artifact)
         .run()
         .map(drop)
-        .map_err(action)
+        .map_err(|e| action(e.go_text()))
 }
 
 /// Restores `artifact` into the database.
@@ -298,7 +298,7 @@ pub fn restore(
     conn.restore_command(&client, p.server, artifact)
         .run()
         .map(drop)
-        .map_err(action)
+        .map_err(|e| action(e.go_text()))
 }
 
 #[cfg(test)]

@@ -220,10 +220,10 @@ fn concat_os(prefix: &str, p: &Path) -> OsString {
 
 /// `pg_restore --list <artifact>` (no connection, empty environment).
 pub fn list_command(pg_restore: &Path, artifact: &Path) -> Command {
+    // With the caller's environment, as the original runs it (it connects to nothing).
     Command::new(pg_restore)
         .arg("--list")
         .arg(artifact)
-        .env_only(BTreeMap::new())
         .quiet()
         .capture_full()
 }
@@ -334,7 +334,7 @@ pub fn backup(
     conn.dump_command(&pg_dump, artifact)
         .run()
         .map(drop)
-        .map_err(action)
+        .map_err(|e| action(e.go_text()))
 }
 
 /// Restores `artifact` into the database.
@@ -347,12 +347,9 @@ pub fn restore(
     let (conn, pg_restore) = prepare(cfg, search, dir, PgTool::Restore)?;
     let list = match list_command(&pg_restore, artifact).run() {
         Ok(o) => o.stdout_text(),
-        Err(RunError::Failed { program, output }) => {
+        Err(RunError::Failed { output, .. }) => {
             eprint!("{}", output.stderr_text());
-            return Err(action(format!(
-                "{program} --list: {}",
-                status_text(&output.status)
-            )));
+            return Err(action(status_text(&output.status)));
         }
         Err(e) => return Err(action(e)),
     };
@@ -363,7 +360,7 @@ pub fn restore(
     conn.restore_command(&pg_restore, &list_file, artifact)
         .run()
         .map(drop)
-        .map_err(action)
+        .map_err(|e| action(e.go_text()))
 }
 
 #[cfg(test)]

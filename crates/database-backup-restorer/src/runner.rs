@@ -111,6 +111,19 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// What Go's `os/exec` error would say: `exit status N` (or `signal: N`) for a program
+    /// that failed, otherwise the error itself. The original prints this after the
+    /// "You may need to delete the artifact-file" line; the program's own diagnostics are
+    /// already on stderr.
+    pub fn go_text(&self) -> String {
+        match self {
+            RunError::Failed { output, .. } => status_text(&output.status),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl Command {
     /// A command inheriting our environment.
     pub fn new(program: impl Into<PathBuf>) -> Self {
