@@ -21,6 +21,9 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore, SemaphorePermit};
 /// Channels opened at once on one connection: OpenSSH's default `MaxSessions` is 10.
 const CHANNELS_PER_CONNECTION: usize = 10;
 
+/// How many times a refused session channel is asked for again (after 10, 20, ... 320 ms).
+const OPEN_RETRIES: u32 = 6;
+
 /// Size of the chunks an upload reads from its source.
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
@@ -349,18 +352,32 @@ impl SshConnection {
                 .map_err(|e| self.connection_error(e))?;
             *slot = Arc::new(fresh);
         }
-        let channel = match slot.channel_open_session().await {
-            Ok(c) => c,
-            Err(_) if slot.is_closed() => {
-                let fresh = establish(&self.options)
-                    .await
-                    .map_err(|e| self.connection_error(e))?;
-                *slot = Arc::new(fresh);
-                slot.channel_open_session()
-                    .await
-                    .map_err(|e| self.connection_error(e))?
+        let mut refusals = 0;
+        let channel = loop {
+            match slot.channel_open_session().await {
+                Ok(c) => break c,
+                Err(_) if slot.is_closed() => {
+                    let fresh = establish(&self.options)
+                        .await
+                        .map_err(|e| self.connection_error(e))?;
+                    *slot = Arc::new(fresh);
+                    break slot
+                        .channel_open_session()
+                        .await
+                        .map_err(|e| self.connection_error(e))?;
+                }
+                // sshd counts a session until it has collected the channel we just closed,
+                // which it may do only after reading our next open request: with every
+                // session slot in use, a slot freed a moment ago can still be refused.
+                // Ask again shortly.
+                Err(_) if refusals < OPEN_RETRIES => {
+                    refusals += 1;
+                    tokio::time::sleep(Duration::from_millis(5 << refusals)).await;
+                }
+                Err(e) => {
+                    return Err(self.connection_error(format!("ssh.NewSession failed: {e}")));
+                }
             }
-            Err(e) => return Err(self.connection_error(format!("ssh.NewSession failed: {e}"))),
         };
         drop(slot);
         channel
