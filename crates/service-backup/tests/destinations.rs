@@ -9,39 +9,14 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use bbr_testkit::stores::{Azurite, FakeGcs, SeaweedFs, gcs_service_account_json};
+use bbr_testkit::stores::gcs_service_account_json;
 use bbr_testkit::{Vm, VmOptions};
+use common::stores::{azurite, fake_gcs, seaweed, today, unique};
 use common::{MANUAL, Scratch, run_to_end, start};
 use nix::sys::signal::Signal;
 use serde_json::Value;
-
-fn seaweed() -> &'static SeaweedFs {
-    static S: OnceLock<SeaweedFs> = OnceLock::new();
-    S.get_or_init(|| SeaweedFs::start().expect("start SeaweedFS"))
-}
-
-fn azurite() -> &'static Azurite {
-    static S: OnceLock<Azurite> = OnceLock::new();
-    S.get_or_init(|| Azurite::start().expect("start Azurite"))
-}
-
-fn fake_gcs() -> &'static FakeGcs {
-    static S: OnceLock<FakeGcs> = OnceLock::new();
-    S.get_or_init(|| FakeGcs::start().expect("start fake-gcs-server"))
-}
-
-/// A bucket name unique to this test process and tag.
-fn unique(tag: &str) -> String {
-    format!("{tag}-{}", std::process::id())
-}
-
-/// Today's `YYYY/MM/DD` in the local zone, as the remote layout uses.
-fn today() -> String {
-    chrono::Local::now().format("%Y/%m/%d").to_string()
-}
 
 fn s3_destination(name: &str, bucket: &str, path: &str) -> String {
     let s = seaweed();

@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bbr_testkit::stores::{Azurite, FakeGcs, SeaweedFs, gcs_service_account_json};
+use bbr_testkit::stores::gcs_service_account_json;
 use bbr_testkit::{ClientKey, KeyType, Vm, VmOptions};
 use chrono::Timelike;
 use common::http::{Reply, StandIn};
+use common::stores::{azurite, fake_gcs, seaweed, today, unique};
 use common::{DAEMON, MANUAL, Running, Scratch, json_lines, run_to_end, start, wait_for_file};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -52,35 +52,7 @@ const RUN_ACTIONS: &[&str] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Stores (one of each per test process, started on first use)
-
-fn seaweed() -> &'static SeaweedFs {
-    static S: OnceLock<SeaweedFs> = OnceLock::new();
-    S.get_or_init(|| SeaweedFs::start().expect("start SeaweedFS"))
-}
-
-fn azurite() -> &'static Azurite {
-    static S: OnceLock<Azurite> = OnceLock::new();
-    S.get_or_init(|| Azurite::start().expect("start Azurite"))
-}
-
-fn fake_gcs() -> &'static FakeGcs {
-    static S: OnceLock<FakeGcs> = OnceLock::new();
-    S.get_or_init(|| FakeGcs::start().expect("start fake-gcs-server"))
-}
-
-// ---------------------------------------------------------------------------------------------
 // Config fragments
-
-/// A bucket / container name unique to this test process and tag.
-fn unique(tag: &str) -> String {
-    format!("{tag}-{}", std::process::id())
-}
-
-/// Today's `YYYY/MM/DD` in the local zone (§3.3).
-fn today() -> String {
-    chrono::Local::now().format("%Y/%m/%d").to_string()
-}
 
 fn name_line(name: &str) -> String {
     if name.is_empty() {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod stores;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
