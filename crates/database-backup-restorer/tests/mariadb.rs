@@ -8,18 +8,6 @@ use serde_json::{Value, json};
 const APP_PW: &str = "app-pw-Mx9";
 const CLIENT_DIRS: &str = "/usr/bin";
 
-/// Creates `user`@`%` (password [`APP_PW`], `require` e.g. `REQUIRE SSL`) with all rights on `db`.
-fn create_user(m: &Maria, user: &str, db: &str, require: &str) {
-    m.sql(
-        "",
-        &format!(
-            "CREATE DATABASE IF NOT EXISTS {db};
-             CREATE USER '{user}'@'%' IDENTIFIED BY '{APP_PW}' {require};
-             GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'%';"
-        ),
-    );
-}
-
 fn seed(m: &Maria, user: &str, db: &str) {
     // Views are created with the application user as definer, as a release would.
     m.sql(
@@ -84,7 +72,7 @@ fn cfg(m: &Maria, user: &str, db: &str) -> Value {
 #[test]
 fn mariadb_round_trip_into_non_empty_database() {
     let m = Maria::start(None);
-    create_user(&m, "app", "appdb", "");
+    m.create_user("app", APP_PW, "appdb", "");
     seed_tables(&m, "appdb");
     seed(&m, "app", "appdb");
     let before = fingerprint(&m, "appdb");
@@ -120,7 +108,7 @@ fn mariadb_round_trip_into_non_empty_database() {
 #[test]
 fn mariadb_tables_subset_both_ways() {
     let m = Maria::start(None);
-    create_user(&m, "app", "appdb", "");
+    m.create_user("app", APP_PW, "appdb", "");
     seed_tables(&m, "appdb");
     seed(&m, "app", "appdb");
     let before = fingerprint(&m, "appdb");
@@ -146,7 +134,7 @@ fn mariadb_tables_subset_both_ways() {
 #[test]
 fn mariadb_missing_table_wrong_password_wrong_database_unreachable() {
     let m = Maria::start(None);
-    create_user(&m, "app", "appdb", "");
+    m.create_user("app", APP_PW, "appdb", "");
     seed_tables(&m, "appdb");
     seed(&m, "app", "appdb");
     let sb = Sandbox::new(CLIENT_DIRS);
@@ -200,7 +188,7 @@ fn mariadb_tls() {
     let sb = Sandbox::new(CLIENT_DIRS);
     let certs = Certs::new(&sb.path("certs"));
     let m = Maria::start(Some(&certs));
-    create_user(&m, "tlsonly", "appdb", "REQUIRE SSL");
+    m.create_user("tlsonly", APP_PW, "appdb", "REQUIRE SSL");
     seed_tables(&m, "appdb");
     seed(&m, "tlsonly", "appdb");
     let before = fingerprint(&m, "appdb");
@@ -241,7 +229,7 @@ fn mariadb_mutual_tls() {
     let certs = Certs::new(&sb.path("certs"));
     let (cert, key) = certs.client("mtls");
     let m = Maria::start(Some(&certs));
-    create_user(&m, "mtls", "appdb", "REQUIRE X509");
+    m.create_user("mtls", APP_PW, "appdb", "REQUIRE X509");
     seed_tables(&m, "appdb");
     seed(&m, "mtls", "appdb");
     let before = fingerprint(&m, "appdb");

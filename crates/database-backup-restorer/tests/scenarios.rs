@@ -1116,17 +1116,6 @@ const ORIGINAL_CIPHERS: &[&str] = &[
     "RC4-SHA",
 ];
 
-fn maria_user(m: &Maria, user: &str, db: &str, require: &str) {
-    m.sql(
-        "",
-        &format!(
-            "CREATE DATABASE IF NOT EXISTS {db};
-             CREATE USER '{user}'@'%' IDENTIFIED BY '{APP_PW}' {require};
-             GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'%';"
-        ),
-    );
-}
-
 /// Three tables, a trigger (defined by `definer`, who restores it) and a stored procedure.
 fn maria_seed(m: &Maria, db: &str, definer: &str) {
     m.sql(
@@ -1192,7 +1181,7 @@ fn maria_prefix(m: &Maria, user: &str) -> Vec<String> {
 #[test]
 fn mariadb_command_lines_environment_stdin_and_artifact_match_the_original() {
     let m = Maria::start(None);
-    maria_user(&m, "app", "appdb", "");
+    m.create_user("app", APP_PW, "appdb", "");
     maria_seed(&m, "appdb", "app");
     let before = maria_fp(&m, "appdb");
     let mut sb = Sandbox::new("");
@@ -1369,7 +1358,7 @@ fn mariadb_command_lines_environment_stdin_and_artifact_match_the_original() {
 #[test]
 fn mariadb_failures_exit_1_with_the_originals_messages() {
     let m = Maria::start(None);
-    maria_user(&m, "app", "appdb", "");
+    m.create_user("app", APP_PW, "appdb", "");
     let sb = Sandbox::new("/usr/bin");
 
     let mut c = maria_cfg(&m, "app", "appdb");
@@ -1411,7 +1400,7 @@ fn mariadb_failures_exit_1_with_the_originals_messages() {
 #[test]
 fn mariadb_action_failures_log_exit_status_after_the_hint() {
     let m = Maria::start(None);
-    maria_user(&m, "app", "appdb", "");
+    m.create_user("app", APP_PW, "appdb", "");
     maria_seed(&m, "appdb", "app");
     let sb = Sandbox::new("/usr/bin");
     let mut wrong = Vec::new();
@@ -1498,9 +1487,9 @@ fn mariadb_tls_flags_files_and_host_verification() {
     let certs = certs_for_name(&sb.path("certs"), "db.bbr-scenarios.test");
     let (cert, key) = certs.client("mtls");
     let m = Maria::start(Some(&certs));
-    maria_user(&m, "tlsonly", "appdb", "REQUIRE SSL");
-    maria_user(&m, "mtls", "appdb", "REQUIRE X509");
-    maria_user(&m, "app", "appdb", "");
+    m.create_user("tlsonly", APP_PW, "appdb", "REQUIRE SSL");
+    m.create_user("mtls", APP_PW, "appdb", "REQUIRE X509");
+    m.create_user("app", APP_PW, "appdb", "");
     // tlsonly restores the trigger, so it defines it.
     maria_seed(&m, "appdb", "tlsonly");
     let before = maria_fp(&m, "appdb");

@@ -526,6 +526,19 @@ impl Maria {
         self.try_sql(db, sql)
             .unwrap_or_else(|e| panic!("sql {sql:?} failed: {e}"))
     }
+
+    /// Creates `user`@`%` with `password` and `require` (e.g. `REQUIRE SSL`, or empty), with
+    /// every right on database `db` (created if missing).
+    pub fn create_user(&self, user: &str, password: &str, db: &str, require: &str) {
+        self.sql(
+            "",
+            &format!(
+                "CREATE DATABASE IF NOT EXISTS {db};
+                 CREATE USER '{user}'@'%' IDENTIFIED BY '{password}' {require};
+                 GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'%';"
+            ),
+        );
+    }
 }
 
 impl Drop for Maria {
