@@ -11,8 +11,8 @@ mod support;
 
 use bbr_director_sim::{DeploymentSpec, SimOptions, TaskKind};
 use std::path::{Path, PathBuf};
-use support::Run;
 use support::deployment::{Deployment, FOOTER, backup_scripts, group};
+use support::{Run, assert_in_order};
 
 /// The footer of `--all-deployments` runs (bbr.md §1.4).
 const ALL_FOOTER: &str = "It is recommended that you run `bbr deployment --all-deployments backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
@@ -76,17 +76,6 @@ fn tars(artifact: &Path) -> Vec<String> {
         .into_iter()
         .filter(|n| n.ends_with(".tar"))
         .collect()
-}
-
-/// Asserts that `needles` occur in `text` in this order (like consecutive `gbytes.Say`).
-fn assert_in_order(text: &str, needles: &[&str]) {
-    let mut rest = text;
-    for n in needles {
-        match rest.find(n) {
-            Some(p) => rest = &rest[p + n.len()..],
-            None => panic!("{n:?} not found (in order) in:\n{text}"),
-        }
-    }
 }
 
 fn all(h: &Deployment, args: &[&str]) -> Run {

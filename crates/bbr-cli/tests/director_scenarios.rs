@@ -55,19 +55,6 @@ fn integration_fixture() -> String {
     arg(&fixture("director-backup-integration"))
 }
 
-/// Asserts that `needles` occur in `text` in this order (like consecutive `gbytes.Say`).
-fn assert_in_order(text: &str, needles: &[&str]) {
-    let mut at = 0;
-    for needle in needles {
-        match text[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => panic!(
-                "{needle:?} missing, or not after the previous lines, in\n{text}\n(checked up to byte {at})"
-            ),
-        }
-    }
-}
-
 /// The `bbr-*.err.log` files in `dir`.
 fn err_logs(dir: &Path) -> Vec<PathBuf> {
     let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)

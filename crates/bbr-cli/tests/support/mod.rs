@@ -173,3 +173,16 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Asserts that `needles` occur in `text` in this order (like consecutive `gbytes.Say`).
+pub fn assert_in_order(text: &str, needles: &[&str]) {
+    let mut at = 0;
+    for needle in needles {
+        match text[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => panic!(
+                "{needle:?} missing, or not after the previous lines, in\n{text}\n(checked up to byte {at})"
+            ),
+        }
+    }
+}
