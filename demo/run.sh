@@ -11,9 +11,14 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+echo "== installing what the demo needs (sshd, redis; SeaweedFS and the aws CLI for part three)"
 bash .ci/install-deps.sh
-echo "== building bbr (release)"
-cargo build --release -q -p bbr-cli
+bash .ci/install-storage-deps.sh
+# Everything the three parts run is built here, up front, so no later step falls silent
+# while it compiles. A first build takes a few minutes on two cores; cargo shows its progress.
+echo "== building bbr, the director simulator's demo driver and service-backup (release)"
+cargo build --release -p bbr-cli -p service-backup -p bbr-director-sim \
+  --bin bbr --bin service-backup --bin manual-backup --bin deployment-demo
 BBR="$ROOT/target/release/bbr"
 
 WORK=$(mktemp -d /tmp/bbr-demo.XXXXXX)
@@ -81,13 +86,10 @@ fi
 
 echo
 echo "== part two: bbr deployment, through a (simulated) BOSH director, 3 VMs"
-cargo build --release -q -p bbr-director-sim --bin deployment-demo
 "$ROOT/target/release/deployment-demo" "$BBR" "$ROOT/demo/redis-job"
 
 echo
 echo "== part three: service-backup, co-located with the part-one Redis"
-bash .ci/install-storage-deps.sh >/dev/null
-cargo build --release -q -p service-backup
 TOOLS=${BBR_STORAGE_TOOLS:-/opt/bbr-storage-tools}
 S3_PORT=28440
 export AWS_ACCESS_KEY_ID=demo-key AWS_SECRET_ACCESS_KEY=demo-secret-key
