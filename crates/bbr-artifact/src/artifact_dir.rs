@@ -259,6 +259,14 @@ impl ArtifactDir {
     ) -> Result<Vec<(ArtifactCheck, &'m ArtifactMetadata)>, ArtifactError> {
         let mut checks = Vec::new();
         for (kind, artifact) in listed_artifacts(metadata) {
+            crate::naming::check_listed_artifact(&kind).map_err(|e| {
+                let path = Some(self.metadata_path());
+                ArtifactError::MetadataParse {
+                    path,
+                    message: e.to_string(),
+                }
+                .could_not_validate()
+            })?;
             let file_name = kind.file_name();
             let path = self.file_path(&file_name);
             let summary = scan_tar_file(&path).map_err(classify_tar_error)?;
