@@ -7,8 +7,12 @@ use crate::lock_order;
 use crate::model::{Job, JobMetadata, ScriptKind};
 use crate::remote::Remote;
 use crate::report::{Reporter, ReporterExt};
-use crate::script::{ScriptLimits, run_script};
+use crate::script::{Capture, Script, ScriptLimits, run_script};
 use std::collections::BTreeMap;
+
+/// Most stdout read from a `metadata` script: a few lines of YAML are expected, and bbr keeps
+/// them whole to parse them; a script writing more is stopped and its job fails.
+pub const METADATA_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Jobs that bbr ignores entirely (legacy cf-mysql).
 pub const IGNORED_JOBS: [&str; 2] = ["mysql-backup", "mysql-restore"];
@@ -61,6 +65,9 @@ pub async fn find_scripts(
         if IGNORED_JOBS.contains(&job.as_str()) {
             continue;
         }
+        // The job name becomes part of artifact file names and remote directories.
+        bbr_artifact::naming::check_safe_name("job name", &job, &format!("found on {instance}"))
+            .map_err(|e| BbrError::general(e.to_string()))?;
         reporter.info(format!("{instance}/{job}/{}", kind.file_name()));
         found
             .entry(job)
@@ -107,14 +114,26 @@ pub async fn load_jobs(
             None => JobMetadata::default(),
             Some(path) => {
                 let env = [("BBR_VERSION", options.bbr_version.to_string())];
-                let out = run_script(remote, path, &env, &options.limits, reporter)
+                let script = Script {
+                    job: name,
+                    instance,
+                    path,
+                    env: &env,
+                    capture: Capture::Whole {
+                        limit: METADATA_OUTPUT_LIMIT,
+                    },
+                };
+                let out = run_script(remote, &script, &options.limits, reporter)
                     .await
                     .map_err(|e| {
                         BbrError::general(format!(
                             "An error occurred while running metadata script for job {name} on {instance}: {e}"
                         ))
                     })?;
-                JobMetadata::parse(&out.stdout_text(), options.omit_releases).map_err(|e| {
+                JobMetadata::parse(
+                    &String::from_utf8_lossy(&out.stdout.bytes()),
+                    options.omit_releases,
+                ).map_err(|e| {
                     BbrError::general(format!(
                         "Parsing metadata from job {name} on {instance} failed: {e}"
                     ))
@@ -176,6 +195,57 @@ mod tests {
         );
         assert_eq!(classify_script_path("/var/vcap/jobs/x/bin/backup"), None);
         assert_eq!(classify_script_path("/other/jobs/x/bin/bbr/backup"), None);
+    }
+
+    struct Lists(&'static str);
+
+    #[async_trait::async_trait]
+    impl Remote for Lists {
+        fn address(&self) -> &str {
+            "lists"
+        }
+        async fn run(&self, _: &str) -> Result<crate::remote::Output, crate::remote::RemoteError> {
+            Ok(crate::remote::Output {
+                exit_code: 0,
+                stdout: self.0.as_bytes().to_vec(),
+                stderr: Vec::new(),
+            })
+        }
+        async fn run_streaming_stdout(
+            &self,
+            _: &str,
+            _: &mut crate::remote::StdoutSink<'_>,
+        ) -> Result<crate::remote::Output, crate::remote::RemoteError> {
+            unreachable!()
+        }
+        async fn run_with_stdin(
+            &self,
+            _: &str,
+            _: Box<dyn std::io::Read + Send>,
+        ) -> Result<crate::remote::Output, crate::remote::RemoteError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_name_that_is_not_a_single_component_is_refused() {
+        let reporter = crate::report::MemoryReporter::default();
+        let ok = find_scripts(
+            &Lists("/var/vcap/jobs/a/bin/bbr/backup\n"),
+            "g/0",
+            &reporter,
+        )
+        .await
+        .unwrap();
+        assert!(ok.contains_key("a"));
+        let listing = "/var/vcap/jobs/a/bin/bbr/backup\n/var/vcap/jobs/../bin/bbr/backup\n";
+        let e = find_scripts(&Lists(listing), "g/0", &reporter)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "job name '..' found on g/0 is not a safe file name (it is a relative directory reference)"
+        );
     }
 
     #[test]

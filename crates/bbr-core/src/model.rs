@@ -98,6 +98,9 @@ pub enum MetadataError {
     /// An ordering entry lacks `job_name` or `release`.
     #[error("both job name and release should be specified for should be locked before")]
     IncompleteOrdering,
+    /// `backup_name` or `restore_name` is not a single safe path component.
+    #[error(transparent)]
+    UnsafeName(#[from] bbr_artifact::naming::UnsafeName),
 }
 
 impl JobMetadata {
@@ -112,6 +115,19 @@ impl JobMetadata {
             serde_saphyr::from_str(text).map_err(|e| MetadataError::Yaml(e.to_string()))?
         };
         let mut meta = meta.unwrap_or_default();
+        let named = [
+            ("backup_name", &meta.backup_name),
+            ("restore_name", &meta.restore_name),
+        ];
+        for (key, name) in named {
+            if let Some(name) = name {
+                bbr_artifact::naming::check_safe_name(
+                    key,
+                    name,
+                    "in the metadata script's output",
+                )?;
+            }
+        }
         let entries = meta
             .backup_should_be_locked_before
             .iter_mut()
@@ -342,5 +358,19 @@ mod tests {
             JobMetadata::parse("", false).unwrap(),
             JobMetadata::default()
         );
+    }
+
+    #[test]
+    fn metadata_artifact_names_must_be_single_components() {
+        assert!(JobMetadata::parse("backup_name: ok-name\n", false).is_ok());
+        for bad in [
+            "backup_name: ../../evil",
+            "restore_name: a/b",
+            "backup_name: '..'",
+        ] {
+            let e = JobMetadata::parse(bad, false).unwrap_err();
+            assert!(matches!(e, MetadataError::UnsafeName(_)), "{bad}: {e}");
+            assert!(e.to_string().contains("is not a safe file name"), "{e}");
+        }
     }
 }
