@@ -146,6 +146,10 @@ impl Logger {
 }
 
 impl Reporter for Logger {
+    fn wants(&self, level: Level) -> bool {
+        level != Level::Debug || self.inner.debug
+    }
+
     fn log(&self, level: Level, message: &str) {
         if level == Level::Debug && !self.inner.debug {
             return;
@@ -195,7 +199,7 @@ impl TransferProgress for Bar {
         self.bar.set_position(next);
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, _completed: bool) {
         self.bar.finish_and_clear();
     }
 }
@@ -212,27 +216,75 @@ struct PercentLines {
 impl TransferProgress for PercentLines {
     fn advance(&mut self, bytes: u64) {
         self.bytes += bytes;
+        // 100% is said only by `finish`, once the copy really completed: the total is an
+        // estimate (file sizes, without tar headers), reached before the stream ends.
         let pct = self
             .bytes
             .saturating_mul(100)
             .checked_div(self.total)
             .unwrap_or(100)
-            .min(100);
-        if pct >= self.logged + 5 && !self.done {
+            .min(95);
+        if pct >= self.logged + 5 {
             self.logged = pct - pct % 5;
             self.logger.log(
                 Level::Info,
                 &format!("{} -- {}% complete", self.label, self.logged),
             );
-            self.done = self.logged >= 100;
         }
     }
 
-    fn finish(&mut self) {
-        if !self.done && self.bytes > 0 {
+    fn finish(&mut self, completed: bool) {
+        if completed && !self.done && self.bytes > 0 {
             self.logger
                 .log(Level::Info, &format!("{} -- 100% complete", self.label));
-            self.done = true;
         }
+        self.done = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress_lines(steps: &[u64], completed: bool) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let logger = Logger::to_file(&dir.path().join("log"), false).unwrap();
+        let mut progress = logger.transfer("redis", "redis/0", 1000);
+        for step in steps {
+            progress.advance(*step);
+        }
+        progress.finish(completed);
+        logger
+            .written()
+            .lines()
+            .map(|l| l.split(" - ").nth(1).unwrap_or(l).to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_cut_copy_never_claims_100_percent() {
+        let label = "Copying backup for job redis on redis/0";
+        // More bytes than the estimate arrived (tar headers), then the stream broke.
+        assert_eq!(
+            progress_lines(&[520, 700], false),
+            vec![
+                format!("{label} -- 50% complete"),
+                format!("{label} -- 95% complete")
+            ]
+        );
+        assert_eq!(progress_lines(&[30], false), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_completed_copy_says_100_percent_once() {
+        let label = "Copying backup for job redis on redis/0";
+        assert_eq!(
+            progress_lines(&[100, 1200, 50], true),
+            vec![
+                format!("{label} -- 10% complete"),
+                format!("{label} -- 95% complete"),
+                format!("{label} -- 100% complete")
+            ]
+        );
     }
 }

@@ -133,7 +133,8 @@ pub async fn load_jobs(
                 JobMetadata::parse(
                     &String::from_utf8_lossy(&out.stdout.bytes()),
                     options.omit_releases,
-                ).map_err(|e| {
+                )
+                .map_err(|e| {
                     BbrError::general(format!(
                         "Parsing metadata from job {name} on {instance} failed: {e}"
                     ))

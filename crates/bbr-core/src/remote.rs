@@ -3,6 +3,120 @@
 
 use crate::commands::RootCommand;
 use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// How long a command's output is still waited for once its own process has exited, counted
+/// from the last byte that arrived. Output written just before the exit is normally read within
+/// milliseconds; a few seconds let a loaded VM or a slow link deliver what is still buffered on
+/// the way. Output still open after that is held by a process the command left running (a
+/// daemon started by a script, with the script's stdout inherited), which may never close it:
+/// waiting for it would keep bbr waiting as long as that process lives.
+pub const HELD_OUTPUT_GRACE: Duration = Duration::from_secs(5);
+
+/// The last bytes of an output stream, at most a fixed number, and how many came before them.
+/// Keeps a command that writes gigabytes from costing bbr more than that much memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    kept: VecDeque<u8>,
+    limit: usize,
+    dropped: u64,
+}
+
+impl Tail {
+    /// An empty tail keeping at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            kept: VecDeque::new(),
+            limit,
+            dropped: 0,
+        }
+    }
+
+    /// Appends `data`, dropping the oldest bytes beyond the limit.
+    pub fn push(&mut self, data: &[u8]) {
+        if data.len() >= self.limit {
+            self.dropped += (self.kept.len() + data.len() - self.limit) as u64;
+            self.kept.clear();
+            self.kept.extend(&data[data.len() - self.limit..]);
+            return;
+        }
+        let excess = (self.kept.len() + data.len()).saturating_sub(self.limit);
+        if excess > 0 {
+            self.kept.drain(..excess);
+            self.dropped += excess as u64;
+        }
+        self.kept.extend(data);
+    }
+
+    /// Whether `data` would push bytes out of the tail.
+    pub fn would_drop(&self, data: &[u8]) -> bool {
+        self.kept.len() + data.len() > self.limit
+    }
+
+    /// The bytes kept (the last ones written).
+    pub fn bytes(&self) -> Vec<u8> {
+        self.kept.iter().copied().collect()
+    }
+
+    /// How many bytes came before the kept ones and were dropped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// True when nothing was written at all.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.dropped == 0
+    }
+
+    /// The kept bytes as (lossy) UTF-8, trimmed, preceded by
+    /// `[... <n> bytes of <stream> dropped ...]` when some were dropped.
+    pub fn text(&self, stream: Stream) -> String {
+        let tail = String::from_utf8_lossy(&self.bytes()).trim().to_string();
+        if self.dropped == 0 {
+            tail
+        } else {
+            format!(
+                "[... {} bytes of {} dropped ...] {tail}",
+                self.dropped,
+                stream.name()
+            )
+        }
+    }
+}
+
+/// One of a command's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `stdout` or `stderr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Receives a command's output chunks as they arrive; returning an error aborts the command.
+pub type OutputSink<'a> = dyn FnMut(Stream, &[u8]) -> std::io::Result<()> + Send + 'a;
+
+/// How a command whose output was streamed ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exited {
+    /// The command's exit status.
+    pub exit_code: u32,
+    /// True when the command's process exited but its output was still open
+    /// [`HELD_OUTPUT_GRACE`] later (a process it left running holds it): the rest of the
+    /// output, if any ever comes, was abandoned.
+    pub output_held_open: bool,
+}
 
 /// The result of a remote command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +163,8 @@ pub enum RemoteError {
         /// The host.
         host: String,
     },
-    /// The local sink refused data (e.g. the artifact disk is full).
+    /// The local sink refused data (e.g. the artifact disk is full, or a command wrote more
+    /// than its reader takes).
     #[error("writing data from {host} failed: {source}")]
     Sink {
         /// The host.
@@ -87,6 +202,30 @@ pub trait Remote: Send + Sync {
         self.run(&command.with_sudo()).await
     }
 
+    /// Runs `command` as root like [`Remote::run_as_root`], but hands its stdout and stderr
+    /// to `sink` chunk by chunk as they arrive instead of capturing them, so that a command
+    /// writing gigabytes costs no memory. Once the command's own process has exited, its
+    /// output is waited for at most [`HELD_OUTPUT_GRACE`] (see [`Exited::output_held_open`]).
+    /// By default the output is captured and then handed over: for transports whose
+    /// commands write little (test doubles).
+    async fn run_as_root_streaming(
+        &self,
+        command: &RootCommand,
+        sink: &mut OutputSink<'_>,
+    ) -> Result<Exited, RemoteError> {
+        let output = self.run_as_root(command).await?;
+        let sunk = sink(Stream::Stdout, &output.stdout)
+            .and_then(|()| sink(Stream::Stderr, &output.stderr));
+        sunk.map_err(|source| RemoteError::Sink {
+            host: self.address().to_string(),
+            source,
+        })?;
+        Ok(Exited {
+            exit_code: output.exit_code,
+            output_held_open: false,
+        })
+    }
+
     /// Runs `command`, handing every stdout chunk to `sink` as it arrives; stderr is captured.
     async fn run_streaming_stdout(
         &self,
@@ -102,4 +241,29 @@ pub trait Remote: Send + Sync {
         command: &str,
         source: Box<dyn std::io::Read + Send>,
     ) -> Result<Output, RemoteError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_keeps_the_last_bytes_and_counts_the_rest() {
+        let mut tail = Tail::new(4);
+        tail.push(b"ab");
+        assert_eq!((tail.bytes(), tail.dropped()), (b"ab".to_vec(), 0));
+        assert_eq!(tail.text(Stream::Stdout), "ab");
+        tail.push(b"cde");
+        assert_eq!((tail.bytes(), tail.dropped()), (b"bcde".to_vec(), 1));
+        tail.push(b"0123456789");
+        assert_eq!((tail.bytes(), tail.dropped()), (b"6789".to_vec(), 11));
+        tail.push(b"");
+        assert_eq!((tail.bytes(), tail.dropped()), (b"6789".to_vec(), 11));
+        assert_eq!(
+            tail.text(Stream::Stderr),
+            "[... 11 bytes of stderr dropped ...] 6789"
+        );
+        assert!(tail.would_drop(b"x") && !Tail::new(4).would_drop(b"abcd"));
+        assert!(Tail::new(4).is_empty() && !tail.is_empty());
+    }
 }

@@ -31,14 +31,21 @@ impl Level {
 pub trait TransferProgress: Send {
     /// `bytes` more have been moved.
     fn advance(&mut self, bytes: u64);
-    /// The transfer ended (successfully or not).
-    fn finish(&mut self);
+    /// The transfer ended: `completed` when every byte arrived and the command succeeded,
+    /// false when it was cut or failed (progress must then not claim 100%).
+    fn finish(&mut self, completed: bool);
 }
 
 /// Receives everything a workflow reports.
 pub trait Reporter: Send + Sync {
     /// One log line.
     fn log(&self, level: Level, message: &str);
+
+    /// Whether lines at `level` are shown at all, so that a caller can skip the work of
+    /// making them (splitting a script's output into DEBUG lines).
+    fn wants(&self, _level: Level) -> bool {
+        true
+    }
 
     /// A transfer of about `total` bytes starts; `job` and `instance` name it
     /// (`Copying backup for job <job> on <instance> -- N% complete`).
@@ -94,7 +101,7 @@ struct NoProgress;
 
 impl TransferProgress for NoProgress {
     fn advance(&mut self, _bytes: u64) {}
-    fn finish(&mut self) {}
+    fn finish(&mut self, _completed: bool) {}
 }
 
 impl Reporter for MemoryReporter {

@@ -232,11 +232,15 @@ async fn drain_into(
         }
     };
     drop(to_writer);
-    progress.finish();
     // The writer's verdict first: a local write error (a full disk) explains a failed stream.
     let written = written
         .await
         .unwrap_or_else(|_| Err(WriteFailure::Io("the artifact writer ended early".into())));
+    // 100% only for a copy that really completed, never for one cut mid-way.
+    progress.finish(
+        matches!(&result, Some(Ok(o)) if o.success())
+            && !matches!(&written, Err(WriteFailure::Io(_))),
+    );
     if let Err(WriteFailure::Io(e)) = &written {
         return Err(fail(format!(
             "Error streaming backup from remote instance. Error: writing {} failed: {e}",
@@ -476,7 +480,7 @@ pub async fn upload(
     )
     .await;
     if let Ok(mut p) = progress.lock() {
-        p.finish();
+        p.finish(matches!(&result, Some(Ok(o)) if o.success()));
     }
     let output = match result {
         None => {

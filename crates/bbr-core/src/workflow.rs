@@ -8,7 +8,7 @@ use crate::error::{BbrError, ErrorKind, ErrorList};
 use crate::lock_order::{self, InstanceJob, Phase};
 use crate::model::{Deployment, Instance, Job, ScriptKind};
 use crate::report::{Reporter, ReporterExt};
-use crate::script::{ScriptLimits, run_script};
+use crate::script::{Capture, Script, ScriptLimits, run_script};
 use crate::source::{DeploymentSource, FoundDeployment};
 use crate::stop::StopSignal;
 use crate::transfer;
@@ -575,7 +575,8 @@ impl<'a> Session<'a> {
             }
             let env = vec![("BBR_ARTIFACT_DIRECTORY", dir.clone()), ("ARTIFACT_DIRECTORY", dir)];
             let path = job.script(ScriptKind::Backup).unwrap_or_default().to_string();
-            match run_script(instance.remote.as_ref(), &path, &env, limits, reporter).await {
+            let script = Script { job: &job.name, instance: &id, path: &path, env: &env, capture: Capture::Tail };
+            match run_script(instance.remote.as_ref(), &script, limits, reporter).await {
                 Ok(_) => {
                     reporter.info(format!("Finished backing up {} on {id}.", job.name));
                     Ok(())
@@ -821,7 +822,14 @@ async fn run_job_script(
     };
     reporter.debug(format!("> {path}"));
     reporter.info(start);
-    match run_script(instance.remote.as_ref(), path, env, limits, reporter).await {
+    let script = Script {
+        job: &job.name,
+        instance: &id,
+        path,
+        env,
+        capture: Capture::Tail,
+    };
+    match run_script(instance.remote.as_ref(), &script, limits, reporter).await {
         Ok(_) => {
             reporter.info(done);
             Ok(())

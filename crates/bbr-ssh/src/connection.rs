@@ -4,7 +4,9 @@ use crate::hostkey::{ClientHandler, HostKeyPolicy, Verdict};
 use crate::root_runner::{self, RootRunner, RunnerError};
 use async_trait::async_trait;
 use bbr_core::commands::RootCommand;
-use bbr_core::remote::{Output, Remote, RemoteError, StdoutSink};
+use bbr_core::remote::{
+    Exited, HELD_OUTPUT_GRACE, Output, OutputSink, Remote, RemoteError, StdoutSink, Stream,
+};
 use bytes::Bytes;
 use futures::future::Either;
 use russh::ChannelWriteHalf;
@@ -428,6 +430,42 @@ impl SshConnection {
         &self.address
     }
 
+    /// What a command the runner could not complete comes to: an error when it may have run,
+    /// `Ok` when it never reached the runner and is to run on its own.
+    fn runner_failure(&self, error: RunnerError) -> Result<(), RemoteError> {
+        match error {
+            RunnerError::Lost => Err(self.connection_error(
+                "the connection was lost while the command ran; its outcome is unknown",
+            )),
+            RunnerError::Sink(source) => Err(RemoteError::Sink {
+                host: self.address.clone(),
+                source,
+            }),
+            // The runner was gone before the command reached it: run it on its own.
+            RunnerError::NotSent => Ok(()),
+        }
+    }
+
+    /// Runs `command` on a channel of its own, handing its output to `sink`.
+    async fn run_streaming(
+        &self,
+        command: &str,
+        sink: &mut OutputSink<'_>,
+    ) -> Result<Exited, RemoteError> {
+        let (_permit, mut read, write) = self.start(command).await?;
+        let result = collect(&mut read, &self.address, sink).await;
+        if !matches!(
+            result,
+            Ok(Exited {
+                output_held_open: false,
+                ..
+            })
+        ) {
+            let _ = write.close().await;
+        }
+        result
+    }
+
     /// Closes the connection (the runner, if any, first: it ends once its commands have).
     pub async fn disconnect(&self) {
         if let RunnerSlot::Up(runner) = &*self.runner.lock().await {
@@ -440,42 +478,75 @@ impl SshConnection {
     }
 }
 
-/// Reads channel messages until the channel closes, handing stdout to `on_stdout`.
+/// Reads channel messages until the channel closes, handing stdout and stderr to
+/// `on_output`. Once the exit status has come, the close is waited for at most
+/// [`HELD_OUTPUT_GRACE`] after the last output: sshd closes the channel only when the
+/// command's output pipes are closed, which a process the command left running may never do.
+/// The caller closes the channel when the result says its output was held open.
 async fn collect(
     read: &mut russh::ChannelReadHalf,
     address: &str,
-    on_stdout: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
-) -> Result<Output, RemoteError> {
-    let mut output = Output::default();
+    on_output: &mut OutputSink<'_>,
+) -> Result<Exited, RemoteError> {
     let mut status = None;
-    while let Some(msg) = read.wait().await {
-        match msg {
-            ChannelMsg::Data { data } => {
-                on_stdout(&data).map_err(|source| RemoteError::Sink {
-                    host: address.to_string(),
-                    source,
-                })?;
+    let mut output_held_open = false;
+    loop {
+        let msg = if status.is_some() {
+            match tokio::time::timeout(HELD_OUTPUT_GRACE, read.wait()).await {
+                Ok(msg) => msg,
+                Err(_) => {
+                    output_held_open = true;
+                    break;
+                }
             }
-            ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
-            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+        } else {
+            read.wait().await
+        };
+        let Some(msg) = msg else { break };
+        let sunk = match msg {
+            ChannelMsg::Data { data } => on_output(Stream::Stdout, &data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => on_output(Stream::Stderr, &data),
+            ChannelMsg::ExitStatus { exit_status } => {
+                status = Some(exit_status);
+                Ok(())
+            }
             ChannelMsg::ExitSignal { signal_name, .. } => {
-                output
-                    .stderr
-                    .extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
                 status = Some(128 + 9);
+                on_output(
+                    Stream::Stderr,
+                    format!("killed by signal {signal_name:?}").as_bytes(),
+                )
             }
             ChannelMsg::Close => break,
-            _ => {}
-        }
+            _ => Ok(()),
+        };
+        sunk.map_err(|source| RemoteError::Sink {
+            host: address.to_string(),
+            source,
+        })?;
     }
     match status {
-        Some(code) => {
-            output.exit_code = code;
-            Ok(output)
-        }
+        Some(exit_code) => Ok(Exited {
+            exit_code,
+            output_held_open,
+        }),
         None => Err(RemoteError::NoExitStatus {
             host: address.to_string(),
         }),
+    }
+}
+
+/// An [`OutputSink`] capturing stderr into `stderr` and handing stdout to `on_stdout`.
+fn split_sink<'a>(
+    stderr: &'a mut Vec<u8>,
+    on_stdout: &'a mut StdoutSink<'_>,
+) -> impl FnMut(Stream, &[u8]) -> std::io::Result<()> + Send + 'a {
+    move |stream, data| match stream {
+        Stream::Stdout => on_stdout(data),
+        Stream::Stderr => {
+            stderr.extend_from_slice(data);
+            Ok(())
+        }
     }
 }
 
@@ -500,16 +571,24 @@ impl Remote for SshConnection {
         if let Some(runner) = self.root_runner().await {
             match runner.run(command).await {
                 Ok(output) => return Ok(output),
-                Err(RunnerError::Lost) => {
-                    return Err(self.connection_error(
-                        "the connection was lost while the command ran; its outcome is unknown",
-                    ));
-                }
-                // The runner was gone before the command reached it: run it on its own.
-                Err(RunnerError::NotSent) => {}
+                Err(e) => self.runner_failure(e)?,
             }
         }
         self.run(&command.with_sudo()).await
+    }
+
+    async fn run_as_root_streaming(
+        &self,
+        command: &RootCommand,
+        sink: &mut OutputSink<'_>,
+    ) -> Result<Exited, RemoteError> {
+        if let Some(runner) = self.root_runner().await {
+            match runner.run_streaming(command, sink).await {
+                Ok(exited) => return Ok(exited),
+                Err(e) => self.runner_failure(e)?,
+            }
+        }
+        self.run_streaming(&command.with_sudo(), sink).await
     }
 
     async fn run_streaming_stdout(
@@ -517,12 +596,15 @@ impl Remote for SshConnection {
         command: &str,
         sink: &mut StdoutSink<'_>,
     ) -> Result<Output, RemoteError> {
-        let (_permit, mut read, write) = self.start(command).await?;
-        let result = collect(&mut read, &self.address, sink).await;
-        if result.is_err() {
-            let _ = write.close().await;
-        }
-        result
+        let mut stderr = Vec::new();
+        let exited = self
+            .run_streaming(command, &mut split_sink(&mut stderr, sink))
+            .await?;
+        Ok(Output {
+            exit_code: exited.exit_code,
+            stdout: Vec::new(),
+            stderr,
+        })
     }
 
     async fn run_with_stdin(
@@ -575,8 +657,10 @@ impl Remote for SshConnection {
             let _ = write.eof().await;
             Ok::<(), RemoteError>(())
         };
+        let mut stderr = Vec::new();
         let mut discard = |_: &[u8]| -> std::io::Result<()> { Ok(()) };
-        let receive = collect(&mut read, &self.address, &mut discard);
+        let mut sink = split_sink(&mut stderr, &mut discard);
+        let receive = collect(&mut read, &self.address, &mut sink);
         let (sent, received) = {
             let (send, receive) = (std::pin::pin!(send), std::pin::pin!(receive));
             match futures::future::select(send, receive).await {
@@ -592,10 +676,19 @@ impl Remote for SshConnection {
         drop(rx);
         let _ = reader.await;
         sent?;
-        received.unwrap_or_else(|| {
+        let exited = received.unwrap_or_else(|| {
             Err(RemoteError::NoExitStatus {
                 host: self.address.clone(),
             })
+        })?;
+        if exited.output_held_open {
+            let _ = write.close().await;
+        }
+        drop(sink);
+        Ok(Output {
+            exit_code: exited.exit_code,
+            stdout: Vec::new(),
+            stderr,
         })
     }
 }

@@ -12,7 +12,10 @@
 #                    `timeout -k 10` does).
 # Replies (stdout):  "O <id> <length>\n<bytes>" stdout, "E <id> <length>\n<bytes>" stderr,
 #                    "X <id> <status>\n" once both pipes are closed and the command was reaped
-#                    (status 128+N when killed by signal N).
+#                    (status 128+N when killed by signal N); "H <id> <status>\n" instead when
+#                    the command was reaped but a process it left running still held a pipe
+#                    open $grace seconds (set by the bootstrap) after the last output: those
+#                    pipes are closed unread. Output is sent as it is read, never gathered.
 # The first line out is "bbr-runner 1". On EOF of stdin no more commands are taken; the runner
 # leaves once the running ones have finished (it never kills them).
 use strict;
@@ -42,7 +45,7 @@ sub out {
     }
 }
 
-my (%pipe, %open_pipes, %pid_of, %pid_file, %deadline, %kill_at, %timed_out);
+my (%pipe, %open_pipes, %pid_of, %pid_file, %deadline, %kill_at, %timed_out, %status, %held_until);
 sub start {
     my ($kind, $id, $payload) = @_;
     my ($limit, $pid_file, $path, @env);
@@ -96,21 +99,37 @@ sub start {
     $pid_of{$id} = $pid;
 }
 
-# Reports every command whose pipes are closed and whose process has ended.
+# Notes the exit status of every command whose process has ended, and reports each of those
+# whose pipes are closed (X), or still held open by a process it left running $grace seconds
+# after the last output (H: the pipes are closed unread).
 sub reap {
     for my $id (keys %pid_of) {
-        next if $open_pipes{$id};
-        my $pid = $pid_of{$id};
-        next unless waitpid($pid, 1) == $pid;
-        my $status = $? & 127 ? 128 + ($? & 127) : $? >> 8;
-        $status = 124 if delete $timed_out{$id};
-        unlink $pid_file{$id} if defined $pid_file{$id};
-        delete $pid_file{$id};
-        delete $deadline{$id};
-        delete $kill_at{$id};
+        if (!defined $status{$id}) {
+            my $pid = $pid_of{$id};
+            next unless waitpid($pid, 1) == $pid;
+            my $status = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+            $status = 124 if delete $timed_out{$id};
+            $status{$id} = $status;
+            unlink $pid_file{$id} if defined $pid_file{$id};
+            delete $pid_file{$id};
+            delete $deadline{$id};
+            delete $kill_at{$id};
+            $held_until{$id} = now() + $grace if $open_pipes{$id};
+        }
+        my $tag = 'X';
+        if ($open_pipes{$id}) {
+            next if now() < $held_until{$id};
+            for my $fd (grep { $pipe{$_}[0] == $id } keys %pipe) {
+                close $pipe{$fd}[2];
+                delete $pipe{$fd};
+            }
+            $tag = 'H';
+        }
+        out("$tag $id $status{$id}\n");
+        delete $status{$id};
+        delete $held_until{$id};
         delete $pid_of{$id};
         delete $open_pipes{$id};
-        out("X $id $status\n");
     }
 }
 
@@ -123,10 +142,13 @@ while ($reading || %pid_of) {
     vec($want, $_, 1) = 1 for keys %pipe;
     # A command whose pipes closed just before it became a zombie is reaped when its exit
     # interrupts the select, or (should the signal slip in before the select) on a short poll.
-    my $waiting = grep { !$open_pipes{$_} } keys %pid_of;
+    my $waiting = grep { !$open_pipes{$_} && !defined $status{$_} } keys %pid_of;
     my $wait = $waiting ? 0.002 : undef;
-    if (%deadline || %kill_at) {
-        my ($next) = sort { $a <=> $b } (values %deadline, values %kill_at);
+    # A command whose output stays open after its exit is noticed by the same signal; should
+    # it slip in, by a poll once a second.
+    $wait = 1 if !defined $wait && grep { !defined $status{$_} } keys %pid_of;
+    if (%deadline || %kill_at || %held_until) {
+        my ($next) = sort { $a <=> $b } (values %deadline, values %kill_at, values %held_until);
         my $left = $next - now();
         $left = 0.01 if $left < 0.01;
         $wait = $left if !defined $wait || $left < $wait;
@@ -151,6 +173,7 @@ while ($reading || %pid_of) {
             my $n = sysread($fh, my $data, 65536);
             if ($n) {
                 out("$tag $id $n\n$data");
+                $held_until{$id} = now() + $grace if exists $held_until{$id};
             } elsif (defined $n || !($! == $EINTR || $! == $EAGAIN)) {
                 close $fh;
                 delete $pipe{$fd};

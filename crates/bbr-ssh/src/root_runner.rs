@@ -14,14 +14,14 @@
 //! Artifact streams (`tar`) always use channels of their own.
 
 use bbr_core::commands::{RootCommand, shell_quote};
-use bbr_core::remote::Output;
+use bbr_core::remote::{Exited, HELD_OUTPUT_GRACE, Output, OutputSink, Stream};
 use bytes::Bytes;
 use russh::client;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Mutex as AsyncMutex, oneshot};
+use tokio::sync::{Mutex as AsyncMutex, mpsc};
 
 /// The runner program (perl-base only); its header documents the protocol.
 const PROGRAM: &str = include_str!("root_runner.pl");
@@ -42,11 +42,13 @@ pub(crate) fn start_command() -> String {
 }
 
 /// A perl one-liner that reads the runner program (its exact length) from stdin, unbuffered
-/// so that the requests after it stay unread, and runs it.
+/// so that the requests after it stay unread, and runs it with `$grace` set to
+/// [`HELD_OUTPUT_GRACE`] in seconds.
 fn bootstrap() -> String {
     format!(
-        "my($n,$p)=({},'');while(length($p)<$n){{sysread(STDIN,$p,$n-length($p),length($p))or exit 2}}eval($p);die($@)if$@;",
-        PROGRAM.len()
+        "my($n,$p,$grace)=({},'',{});while(length($p)<$n){{sysread(STDIN,$p,$n-length($p),length($p))or exit 2}}eval($p);die($@)if$@;",
+        PROGRAM.len(),
+        HELD_OUTPUT_GRACE.as_secs_f64()
     )
 }
 
@@ -85,14 +87,28 @@ pub(crate) enum RunnerError {
     NotSent,
     /// The runner went away while the command was running: its outcome is unknown.
     Lost,
+    /// The caller's sink refused the command's output; the rest of it is ignored.
+    Sink(std::io::Error),
 }
 
-type Reply = oneshot::Sender<Output>;
+/// What the runner reported about one command, in order.
+#[derive(Debug)]
+enum Event {
+    Output(Stream, Bytes),
+    Exit(Exited),
+}
+
+/// Events queued for one command at most: once its caller lags this far behind, reading
+/// the runner's replies waits (and the SSH window holds the VM's output back), so that a
+/// command's output never piles up in bbr's memory.
+const EVENTS_QUEUED: usize = 16;
+
+type Reply = mpsc::Sender<Event>;
 
 /// Commands sent and not yet finished, by request id.
 #[derive(Default)]
 struct InFlight {
-    running: HashMap<u64, (Output, Reply)>,
+    running: HashMap<u64, Reply>,
     /// False once the runner's channel has closed; nothing is registered after that.
     open: bool,
 }
@@ -163,16 +179,36 @@ impl RootRunner {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// Runs `command` as root and waits for its outcome.
+    /// Runs `command` as root and waits for its outcome, capturing its output.
     pub(crate) async fn run(&self, command: &RootCommand) -> Result<Output, RunnerError> {
+        let mut output = Output::default();
+        let mut sink = |stream: Stream, data: &[u8]| -> std::io::Result<()> {
+            match stream {
+                Stream::Stdout => output.stdout.extend_from_slice(data),
+                Stream::Stderr => output.stderr.extend_from_slice(data),
+            }
+            Ok(())
+        };
+        let exited = self.run_streaming(command, &mut sink).await?;
+        output.exit_code = exited.exit_code;
+        Ok(output)
+    }
+
+    /// Runs `command` as root, handing its output to `sink` as it arrives, and waits for
+    /// its outcome.
+    pub(crate) async fn run_streaming(
+        &self,
+        command: &RootCommand,
+        sink: &mut OutputSink<'_>,
+    ) -> Result<Exited, RunnerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (reply, outcome) = oneshot::channel();
+        let (reply, mut events) = mpsc::channel(EVENTS_QUEUED);
         {
             let mut in_flight = self.in_flight.lock().map_err(|_| RunnerError::NotSent)?;
             if !in_flight.open {
                 return Err(RunnerError::NotSent);
             }
-            in_flight.running.insert(id, (Output::default(), reply));
+            in_flight.running.insert(id, reply);
         }
         let sent = self
             .write
@@ -186,7 +222,22 @@ impl RootRunner {
             }
             return Err(RunnerError::NotSent);
         }
-        outcome.await.map_err(|_| RunnerError::Lost)
+        // Dropping the sender (the runner went away) ends the events without an exit.
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Output(stream, data) => {
+                    if let Err(e) = sink(stream, &data) {
+                        // Whatever else the command writes is dropped on arrival.
+                        if let Ok(mut in_flight) = self.in_flight.lock() {
+                            in_flight.running.remove(&id);
+                        }
+                        return Err(RunnerError::Sink(e));
+                    }
+                }
+                Event::Exit(exited) => return Ok(exited),
+            }
+        }
+        Err(RunnerError::Lost)
     }
 
     /// Closes the runner's stdin: it ends once the commands still running have finished.
@@ -229,7 +280,10 @@ async fn receive(
 ) {
     loop {
         while let Some((frame, used)) = parse_frame(&buffer) {
-            deliver(&in_flight, frame);
+            if let Some((reply, event)) = route(&in_flight, frame) {
+                // The caller may have gone (a cancelled run): nothing to tell then.
+                let _ = reply.send(event).await;
+            }
             buffer.drain(..used);
         }
         match read.wait().await {
@@ -247,32 +301,38 @@ async fn receive(
     on_end();
 }
 
-fn deliver(in_flight: &Mutex<InFlight>, frame: Frame<'_>) {
+/// The command a reply is for and what it says, if that command is still waited for.
+fn route(in_flight: &Mutex<InFlight>, frame: Frame<'_>) -> Option<(Reply, Event)> {
     let Ok(mut in_flight) = in_flight.lock() else {
-        return;
+        return None;
     };
     match frame {
-        Frame::Stdout(id, data) => {
-            if let Some((output, _)) = in_flight.running.get_mut(&id) {
-                output.stdout.extend_from_slice(data);
-            }
-        }
-        Frame::Stderr(id, data) => {
-            if let Some((output, _)) = in_flight.running.get_mut(&id) {
-                output.stderr.extend_from_slice(data);
-            }
-        }
-        Frame::Exit(id, status) => {
-            if let Some((mut output, reply)) = in_flight.running.remove(&id) {
-                output.exit_code = status;
-                // The waiter may have been dropped (a cancelled run): nothing to tell then.
-                let _ = reply.send(output);
-            }
-        }
+        Frame::Stdout(id, data) => in_flight.running.get(&id).map(|r| {
+            (
+                r.clone(),
+                Event::Output(Stream::Stdout, Bytes::copy_from_slice(data)),
+            )
+        }),
+        Frame::Stderr(id, data) => in_flight.running.get(&id).map(|r| {
+            (
+                r.clone(),
+                Event::Output(Stream::Stderr, Bytes::copy_from_slice(data)),
+            )
+        }),
+        Frame::Exit(id, exit_code, output_held_open) => in_flight.running.remove(&id).map(|r| {
+            (
+                r,
+                Event::Exit(Exited {
+                    exit_code,
+                    output_held_open,
+                }),
+            )
+        }),
         Frame::Malformed => {
             // Not a reply of ours: the stream can no longer be trusted, so every command
             // still running is reported lost rather than given someone else's output.
             in_flight.running.clear();
+            None
         }
     }
 }
@@ -282,7 +342,8 @@ fn deliver(in_flight: &Mutex<InFlight>, frame: Frame<'_>) {
 enum Frame<'a> {
     Stdout(u64, &'a [u8]),
     Stderr(u64, &'a [u8]),
-    Exit(u64, u32),
+    /// The status, and whether the output was abandoned while still held open.
+    Exit(u64, u32, bool),
     Malformed,
 }
 
@@ -305,8 +366,8 @@ fn parse_frame(buffer: &[u8]) -> Option<(Frame<'_>, usize)> {
             };
             Some((frame, stop))
         }
-        (Some("X"), Some(id), Some(status), 3) => Some((
-            Frame::Exit(id, u32::try_from(status).unwrap_or(u32::MAX)),
+        (Some(tag @ ("X" | "H")), Some(id), Some(status), 3) => Some((
+            Frame::Exit(id, u32::try_from(status).unwrap_or(u32::MAX), tag == "H"),
             end + 1,
         )),
         _ => Some((Frame::Malformed, end + 1)),
@@ -329,7 +390,11 @@ mod tests {
             parse_frame(b"E 12 2\n\n\0rest"),
             Some((Frame::Stderr(12, b"\n\0"), 9))
         );
-        assert_eq!(parse_frame(b"X 7 137\n"), Some((Frame::Exit(7, 137), 8)));
+        assert_eq!(
+            parse_frame(b"X 7 137\n"),
+            Some((Frame::Exit(7, 137, false), 8))
+        );
+        assert_eq!(parse_frame(b"H 7 0\n"), Some((Frame::Exit(7, 0, true), 6)));
         assert_eq!(parse_frame(b"O 0 0\n"), Some((Frame::Stdout(0, b""), 6)));
     }
 
@@ -343,37 +408,91 @@ mod tests {
         assert_eq!(parse_frame(b"O x 1\nA"), Some((Frame::Malformed, 6)));
     }
 
+    /// Commands registered as running, and what each was told, gathered from `stream`.
+    struct Gathered {
+        in_flight: Mutex<InFlight>,
+        receivers: Vec<mpsc::Receiver<Event>>,
+    }
+
+    impl Gathered {
+        fn new(n: u64) -> Self {
+            let in_flight = Mutex::new(InFlight {
+                running: HashMap::new(),
+                open: true,
+            });
+            let mut receivers = Vec::new();
+            for id in 1..=n {
+                let (tx, rx) = mpsc::channel(100_000);
+                in_flight.lock().unwrap().running.insert(id, tx);
+                receivers.push(rx);
+            }
+            Gathered {
+                in_flight,
+                receivers,
+            }
+        }
+
+        /// Routes every frame of `stream`; returns the ids in the order they exited.
+        fn feed(&self, mut stream: &[u8]) -> Vec<u64> {
+            let mut exits = Vec::new();
+            while let Some((frame, used)) = parse_frame(stream) {
+                assert_ne!(frame, Frame::Malformed);
+                if let Frame::Exit(id, ..) = frame {
+                    exits.push(id);
+                }
+                if let Some((reply, event)) = route(&self.in_flight, frame) {
+                    reply.try_send(event).unwrap();
+                }
+                stream = &stream[used..];
+            }
+            assert!(stream.is_empty());
+            exits
+        }
+
+        /// Each command's output and whether its output was held open.
+        fn outputs(self) -> Vec<(Output, bool)> {
+            self.receivers
+                .into_iter()
+                .map(|mut rx| {
+                    let mut output = Output::default();
+                    loop {
+                        match rx.try_recv().expect("an exit") {
+                            Event::Output(Stream::Stdout, d) => output.stdout.extend_from_slice(&d),
+                            Event::Output(Stream::Stderr, d) => output.stderr.extend_from_slice(&d),
+                            Event::Exit(e) => {
+                                output.exit_code = e.exit_code;
+                                return (output, e.output_held_open);
+                            }
+                        }
+                    }
+                })
+                .collect()
+        }
+    }
+
     #[test]
     fn outputs_are_gathered_per_command() {
-        let in_flight = Mutex::new(InFlight {
-            running: HashMap::new(),
-            open: true,
-        });
-        let (a_tx, mut a_rx) = oneshot::channel();
-        let (b_tx, mut b_rx) = oneshot::channel();
-        {
-            let mut f = in_flight.lock().unwrap();
-            f.running.insert(1, (Output::default(), a_tx));
-            f.running.insert(2, (Output::default(), b_tx));
-        }
-        let mut stream: &[u8] = b"O 1 2\nabE 2 1\nzO 1 1\ncX 2 4\nX 1 0\n";
-        while let Some((frame, used)) = parse_frame(stream) {
-            deliver(&in_flight, frame);
-            stream = &stream[used..];
-        }
-        let a = a_rx.try_recv().unwrap();
+        let gathered = Gathered::new(2);
+        gathered.feed(b"O 1 2\nabE 2 1\nzO 1 1\ncX 2 4\nX 1 0\n");
+        assert!(gathered.in_flight.lock().unwrap().running.is_empty());
+        let outputs = gathered.outputs();
+        let (a, b) = (&outputs[0].0, &outputs[1].0);
         assert_eq!((a.stdout.as_slice(), a.exit_code), (&b"abc"[..], 0));
-        let b = b_rx.try_recv().unwrap();
         assert_eq!(
             (b.stdout.as_slice(), b.stderr.as_slice(), b.exit_code),
             (&b""[..], &b"z"[..], 4)
         );
-        assert!(in_flight.lock().unwrap().running.is_empty());
     }
 
     /// Runs the runner program locally (no sudo), sends `requests`, closes its stdin and
     /// returns the outputs of commands `1..=n` and the order in which they ended.
     fn converse(requests: &[Vec<u8>]) -> (Vec<Output>, Vec<u64>) {
+        let (outputs, exits) = converse_held(requests);
+        (outputs.into_iter().map(|(o, _)| o).collect(), exits)
+    }
+
+    /// [`converse`], with whether each command's output was abandoned while held open.
+    fn converse_held(requests: &[Vec<u8>]) -> (Vec<(Output, bool)>, Vec<u64>) {
         use std::io::{Read, Write};
         // As on the VM, without sudo: the bootstrap, then the program on stdin.
         let mut child = std::process::Command::new("sh")
@@ -392,36 +511,9 @@ mod tests {
         child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
         assert!(child.wait().unwrap().success());
         assert!(out.starts_with(HELLO));
-        let mut rest = &out[HELLO.len()..];
-        let in_flight = Mutex::new(InFlight {
-            running: HashMap::new(),
-            open: true,
-        });
-        let mut replies = Vec::new();
-        for id in 1..=requests.len() as u64 {
-            let (tx, rx) = oneshot::channel();
-            in_flight
-                .lock()
-                .unwrap()
-                .running
-                .insert(id, (Output::default(), tx));
-            replies.push(rx);
-        }
-        let mut exits = Vec::new();
-        while let Some((frame, used)) = parse_frame(rest) {
-            assert_ne!(frame, Frame::Malformed);
-            if let Frame::Exit(id, _) = frame {
-                exits.push(id);
-            }
-            deliver(&in_flight, frame);
-            rest = &rest[used..];
-        }
-        assert!(rest.is_empty());
-        let outputs = replies
-            .into_iter()
-            .map(|mut r| r.try_recv().unwrap())
-            .collect();
-        (outputs, exits)
+        let gathered = Gathered::new(requests.len() as u64);
+        let exits = gathered.feed(&out[HELLO.len()..]);
+        (gathered.outputs(), exits)
     }
 
     fn shell(id: u64, text: &str) -> Vec<u8> {
@@ -573,6 +665,53 @@ mod tests {
             outputs[0].stderr_text().contains("/nonexistent/bbr/backup"),
             "{:?}",
             outputs[0]
+        );
+    }
+
+    #[test]
+    fn output_held_open_by_a_child_is_abandoned_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let child_pid = dir.path().join("child.pid");
+        // The child inherits the script's stdout and keeps it open for 300 s.
+        let script = write_script(
+            dir.path(),
+            "backup",
+            &format!(
+                "echo before\nsleep 300 &\necho $! > {}\necho bye >&2\nexit 3\n",
+                child_pid.to_str().unwrap()
+            ),
+        );
+        let pid_file = dir.path().join("s.pid").to_str().unwrap().to_string();
+        let started = std::time::Instant::now();
+        let (outputs, _) = converse_held(&[
+            request(
+                1,
+                &bbr_core::commands::run_script(&script, &[], 0, &pid_file),
+            ),
+            shell(2, "echo plain"),
+        ]);
+        let elapsed = started.elapsed();
+        let pid = std::fs::read_to_string(&child_pid).unwrap();
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        let (out, held) = &outputs[0];
+        assert_eq!(
+            (out.exit_code, out.stdout_text(), out.stderr_text(), *held),
+            (3, "before\n".to_string(), "bye".to_string(), true)
+        );
+        assert_eq!(
+            outputs[1],
+            (
+                Output {
+                    exit_code: 0,
+                    stdout: b"plain\n".to_vec(),
+                    stderr: vec![]
+                },
+                false
+            )
+        );
+        assert!(
+            elapsed >= HELD_OUTPUT_GRACE && elapsed < std::time::Duration::from_secs(60),
+            "ended after {elapsed:?}"
         );
     }
 }
