@@ -38,6 +38,11 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// A local entry that is not uploaded by rule (a special file, or a symbolic link that
+    /// leaves the source folder or cannot be resolved; see [`crate::local`]). Callers skip it
+    /// with a warning naming it instead of failing the upload.
+    #[error("{0}")]
+    NotUploadable(crate::local::Skipped),
     /// The store answered, with an error status not covered above (S3 `HeadBucket` 403 …).
     #[error("{0}")]
     Rejected(String),

@@ -5,6 +5,8 @@
 //!   "create bucket / container if missing" calls `object_store` leaves out. Files are streamed
 //!   in bounded chunks (multipart / block list / resumable), never read whole into memory, and
 //!   an upload that fails or is cancelled is aborted so no partial object looks complete.
+//! - [`local`]: the source folder side: the walk (special files and symbolic links leaving
+//!   the folder are skipped, never opened or followed) and non-blocking, checked opens.
 //! - [`scp`]: a directory on an SSH server, reached with bbr's own SSH transport (one
 //!   connection, host key pinned from known_hosts lines or trusted on first use and recorded).
 //!
@@ -13,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod local;
 pub mod object;
 pub mod scp;
 

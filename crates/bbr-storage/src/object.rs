@@ -42,7 +42,9 @@
 //! # Keys
 //!
 //! Keys are normalised like Go's `filepath.Join`: empty and `.` segments are dropped, so
-//! `"/a//b/./c"` becomes `"a/b/c"`. A `..` segment or a control character is refused.
+//! `"/a//b/./c"` becomes `"a/b/c"`. A `..` segment or an ASCII control character is refused.
+//! [`escape_key`] spells any local file name (raw bytes: invalid UTF-8, newlines) as a
+//! storable key, reversibly ([`unescape_key`]).
 //!
 //! # Errors
 //!
@@ -69,7 +71,7 @@ use crate::StorageError;
 use common::Redactor;
 use transfer::{FileSource, PartPlan, ReaderSource};
 
-pub use common::normalize_key;
+pub use common::{escape_key, normalize_key, unescape_key};
 
 /// Default size of one uploaded part (S3 part, Azure block, GCS chunk).
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -283,6 +285,10 @@ impl ObjectDestination {
 
     /// Upload the local file `local` to `key`, streaming it in parts. Returns the number of
     /// bytes uploaded. On error or cancellation nothing partial is left visible under `key`.
+    /// `local` must be a regular file: it is opened without blocking and anything else (a
+    /// FIFO, a device) is [`StorageError::NotUploadable`]; stream pipes with
+    /// [`put_reader`](Self::put_reader). Exactly the size seen when the file is opened is
+    /// uploaded (see [`put_opened`](Self::put_opened)).
     pub async fn put_file(
         &self,
         local: &Path,
@@ -292,6 +298,23 @@ impl ObjectDestination {
         let key = normalize_key(key)?;
         let (mut source, size) = FileSource::open(local).await?;
         let plan = PartPlan::new(self.part_size, self.in_flight_bytes, Some(size));
+        self.upload(&key, &mut source, &plan, cancel).await
+    }
+
+    /// Upload a file opened by [`crate::local::LocalTree::open`] (or
+    /// [`crate::local::open_regular`]) to `key`: exactly `opened.size` bytes, the size when it
+    /// was opened. A file that grows meanwhile is uploaded as that prefix (every part but the
+    /// last keeps its full size, so S3 never sees a short middle part); one that shrinks fails
+    /// with [`StorageError::LocalRead`] naming it, and nothing is left under `key`.
+    pub async fn put_opened(
+        &self,
+        opened: crate::local::OpenedFile,
+        key: &str,
+        cancel: &CancellationToken,
+    ) -> Result<u64, StorageError> {
+        let key = normalize_key(key)?;
+        let plan = PartPlan::new(self.part_size, self.in_flight_bytes, Some(opened.size));
+        let mut source = FileSource::new(opened);
         self.upload(&key, &mut source, &plan, cancel).await
     }
 

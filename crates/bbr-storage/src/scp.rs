@@ -12,22 +12,28 @@
 //! - opens one SSH connection (bbr's own russh transport) for the whole upload and runs every
 //!   remote command on it as a separate channel, with every path shell-quoted;
 //! - copies the tree like `scp -r <entry> user@server:<dir>` for every top-level entry (dotfiles,
-//!   empty directories, symlinks followed), streaming each file with bounded memory into a
-//!   hidden temporary file next to its target, which is renamed into place only once the
-//!   server has received exactly the expected number of bytes. A failed or cancelled file
-//!   leaves neither a complete-looking file nor its temporary behind.
+//!   empty directories), streaming each file with bounded memory into a hidden temporary file
+//!   next to its target, which is renamed into place only once the server has received
+//!   exactly the expected number of bytes. A failed or cancelled file leaves neither a
+//!   complete-looking file nor its temporary behind.
+//! - walks the local tree by the rules of [`crate::local`]: special files are skipped, never
+//!   opened; symbolic links are followed only while they stay inside the source folder.
+//! - writes file names byte for byte: a name that is not UTF-8 or holds control characters
+//!   (a newline) reaches the remote shell as `printf` octal escapes, never mangled.
 
 use crate::StorageError;
+use crate::local::{LocalFile, LocalTree, Skipped};
 use bbr_core::commands::shell_quote;
 use bbr_core::remote::{Output, Remote, RemoteError};
 use bbr_ssh::{ConnectOptions, Dialer, HostKeyPolicy, SshConnection, SshError};
 use futures::StreamExt;
 use russh::keys::{HashAlg, PublicKey};
 use std::collections::hash_map::RandomState;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -194,99 +200,85 @@ fn remote_base(remote_dir: &str) -> String {
     }
 }
 
-fn remote_join(base: &str, rel: &str) -> String {
-    if base.ends_with('/') {
-        format!("{base}{rel}")
-    } else {
-        format!("{base}/{rel}")
+/// `base/rel` as raw bytes (the remote path of a local relative name).
+fn remote_join_bytes(base: &str, rel: &OsStr) -> Vec<u8> {
+    let mut out = base.as_bytes().to_vec();
+    if !base.ends_with('/') {
+        out.push(b'/');
     }
+    out.extend_from_slice(rel.as_bytes());
+    out
 }
 
-/// What `upload_tree` will create: directories (parents first) and files, relative to the
-/// remote base directory.
-#[derive(Debug, Default)]
-struct Plan {
-    dirs: Vec<String>,
-    files: Vec<PlannedFile>,
-}
-
-#[derive(Debug)]
-struct PlannedFile {
-    local: PathBuf,
-    rel: String,
-}
-
-/// Lists `root` like `scp -r` would copy its top-level entries: symlinks followed, anything
-/// that is neither a regular file nor a directory (or cannot be read) is an error.
-fn plan_tree(root: &Path) -> Result<Plan, String> {
-    let meta = std::fs::metadata(root)
-        .map_err(|e| format!("cannot read local directory {}: {e}", root.display()))?;
-    if !meta.is_dir() {
-        return Err(format!("{} is not a directory", root.display()));
-    }
-    let mut plan = Plan::default();
-    let mut ancestors = vec![(meta.dev(), meta.ino())];
-    walk(root, None, &mut ancestors, &mut plan)?;
-    Ok(plan)
-}
-
-fn walk(
-    dir: &Path,
-    prefix: Option<&str>,
-    ancestors: &mut Vec<(u64, u64)>,
-    plan: &mut Plan,
-) -> Result<(), String> {
-    let listing = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list local directory {}: {e}", dir.display()))?;
-    let mut entries = Vec::new();
-    for entry in listing {
-        let entry =
-            entry.map_err(|e| format!("cannot list local directory {}: {e}", dir.display()))?;
-        entries.push(entry.file_name());
-    }
-    entries.sort();
-    for name in entries {
-        let path = dir.join(&name);
-        let name = name
-            .to_str()
-            .ok_or_else(|| format!("local file name {path:?} is not valid UTF-8"))?;
-        let rel = match prefix {
-            Some(p) => format!("{p}/{name}"),
-            None => name.to_string(),
-        };
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| format!("cannot read local file {}: {e}", path.display()))?;
-        if meta.is_dir() {
-            let id = (meta.dev(), meta.ino());
-            if ancestors.contains(&id) {
-                return Err(format!(
-                    "local directory {} loops back to one of its parents (symbolic link loop)",
-                    path.display()
-                ));
-            }
-            plan.dirs.push(rel.clone());
-            ancestors.push(id);
-            walk(&path, Some(&rel), ancestors, plan)?;
-            ancestors.pop();
-        } else if meta.is_file() {
-            plan.files.push(PlannedFile { local: path, rel });
+/// A `printf` format (single-quoted) that prints exactly `bytes`: safe characters as they
+/// are, everything else (including `%`, `\\`, quotes, newlines and non-UTF-8 bytes) as a
+/// three-digit octal escape.
+fn printf_format(bytes: &[u8]) -> String {
+    let mut out = String::from("'");
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"/._-+=:,@ ".contains(&b) {
+            out.push(b as char);
         } else {
-            return Err(format!(
-                "local file {} is not a regular file or directory",
-                path.display()
-            ));
+            out.push_str(&format!("\\{b:03o}"));
         }
     }
-    Ok(())
+    out.push('\'');
+    out
+}
+
+/// Whether `bytes` can be passed as an ordinary quoted shell word.
+fn plain_text(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.chars().any(char::is_control))
+}
+
+/// `var=<bytes>` for the remote shell, byte for byte (command substitution would drop
+/// trailing newlines, hence the `x` guard).
+fn shell_assign(var: &str, bytes: &[u8]) -> String {
+    match plain_text(bytes) {
+        Some(text) => format!("{var}={}", shell_quote(text)),
+        None => {
+            let mut guarded = bytes.to_vec();
+            guarded.push(b'x');
+            format!(
+                "{var}=$(printf {}); {var}=${{{var}%x}}",
+                printf_format(&guarded)
+            )
+        }
+    }
+}
+
+/// One shell word naming the directory `bytes` byte for byte (a trailing `/` guards
+/// trailing newlines from command substitution).
+fn shell_dir_word(bytes: &[u8]) -> String {
+    match plain_text(bytes) {
+        Some(text) => shell_quote(text),
+        None => {
+            let mut guarded = bytes.to_vec();
+            guarded.push(b'/');
+            format!("\"$(printf {})\"", printf_format(&guarded))
+        }
+    }
+}
+
+/// What [`ScpDestination::upload_walked`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TreeUpload {
+    /// File bytes uploaded.
+    pub bytes: u64,
+    /// Files left out at upload time because they changed into something that is not
+    /// uploaded by rule since the walk (see [`crate::local::LocalTree::open`]).
+    pub skipped: Vec<Skipped>,
 }
 
 /// The remote side of one file upload: receive stdin into `tmp`, check that exactly `size`
 /// bytes arrived, give it the local file's permission bits (`mode`, as `scp` does for new
 /// files), then rename to `dest`; on any failure (including stdin closed early because the
 /// upload was cancelled) remove `tmp`.
-fn receive_command(tmp: &str, dest: &str, size: u64, mode: u32) -> String {
+fn receive_command(tmp: &[u8], dest: &[u8], size: u64, mode: u32) -> String {
     let script = format!(
-        "t={tmp}; f={dest}; \
+        "{tmp}; {dest}; \
          if [ -d \"$f\" ]; then echo \"$f is a directory\" >&2; exit 1; fi; \
          if cat > \"$t\"; then \
            n=$(wc -c < \"$t\"); \
@@ -294,15 +286,16 @@ fn receive_command(tmp: &str, dest: &str, size: u64, mode: u32) -> String {
            else echo \"received $n of {size} bytes\" >&2; fi; \
          fi; \
          rm -f -- \"$t\"; exit 1",
-        tmp = shell_quote(tmp),
-        dest = shell_quote(dest),
+        tmp = shell_assign("t", tmp),
+        dest = shell_assign("f", dest),
         mode = mode & 0o777,
     );
     format!("sh -c {}", shell_quote(&script))
 }
 
-/// Reads a local file for sending; fails as soon as the upload is cancelled, counts the bytes
-/// handed out and notices a file that ends before its size said.
+/// Reads a local file for sending (at most the size seen when it was opened, so a growing file
+/// sends that prefix); fails as soon as the upload is cancelled, counts the bytes handed out
+/// and notices a file that ends before its size said.
 struct UploadReader {
     inner: std::io::Take<File>,
     cancel: CancellationToken,
@@ -450,18 +443,19 @@ impl ScpDestination {
     /// and quotes work; `~/` means the login user's home directory).
     pub async fn make_dir(&self, remote_dir: &str) -> Result<(), StorageError> {
         let base = remote_base(remote_dir);
-        self.make_dirs(std::slice::from_ref(&base)).await
+        self.make_dirs(&[base.into_bytes()]).await
     }
 
-    /// Creates remote directories, batching them into few commands.
-    async fn make_dirs(&self, dirs: &[String]) -> Result<(), StorageError> {
+    /// Creates remote directories (raw byte names), batching them into few commands.
+    async fn make_dirs(&self, dirs: &[Vec<u8>]) -> Result<(), StorageError> {
         let mut batch = String::new();
-        let mut first = None::<&str>;
+        let mut first = None::<&[u8]>;
         for dir in dirs {
             if batch.len() > MKDIR_BATCH_CHARS {
+                let shown = String::from_utf8_lossy(first.unwrap_or(dir)).into_owned();
                 self.run_checked(
                     &format!("mkdir -p --{batch}"),
-                    &format!("creating remote directory {}", first.unwrap_or(dir)),
+                    &format!("creating remote directory {shown}"),
                 )
                 .await?;
                 batch.clear();
@@ -469,13 +463,14 @@ impl ScpDestination {
             }
             first.get_or_insert(dir);
             batch.push(' ');
-            batch.push_str(&shell_quote(dir));
+            batch.push_str(&shell_dir_word(dir));
         }
         if let Some(first) = first {
+            let shown = String::from_utf8_lossy(first);
             let what = if dirs.len() == 1 {
-                format!("creating remote directory {first}")
+                format!("creating remote directory {shown}")
             } else {
-                format!("creating remote directories (starting with {first})")
+                format!("creating remote directories (starting with {shown})")
             };
             self.run_checked(&format!("mkdir -p --{batch}"), &what)
                 .await?;
@@ -483,17 +478,10 @@ impl ScpDestination {
         Ok(())
     }
 
-    /// Copies every top-level entry of `local_dir` (dotfiles included) into `remote_dir`, like
-    /// `scp -r <entry> user@server:<remote_dir>`: regular files, directories recursively (empty
-    /// ones too), symlinks followed. `remote_dir` is created if missing.
-    ///
-    /// Each file is streamed (bounded memory) into a hidden temporary name in its target
-    /// directory and renamed into place only when the server has received all of it, so an
-    /// interrupted upload never leaves a complete-looking file; on error or cancellation the
-    /// temporary is removed. An unreadable local file or directory (or one that is neither a
-    /// file nor a directory) is an error naming its path, found before anything is sent when
-    /// possible. Returns the number of file bytes uploaded; `Err(StorageError::Cancelled)`
-    /// once `cancel` fires.
+    /// Walks `local_dir` ([`crate::local::walk`]) and uploads it with
+    /// [`upload_walked`](Self::upload_walked). Returns the number of file bytes uploaded;
+    /// entries skipped by rule are left out (walk first and call `upload_walked` to learn
+    /// which).
     pub async fn upload_tree(
         &self,
         local_dir: &Path,
@@ -504,17 +492,36 @@ impl ScpDestination {
             return Err(StorageError::Cancelled);
         }
         let root = local_dir.to_path_buf();
-        let plan = tokio::task::spawn_blocking(move || plan_tree(&root))
+        let tree = tokio::task::spawn_blocking(move || crate::local::walk(&root))
             .await
-            .map_err(|e| other(format!("listing {} failed: {e}", local_dir.display())))?
-            .map_err(other)?;
+            .map_err(|e| other(format!("listing {} failed: {e}", local_dir.display())))??;
+        Ok(self.upload_walked(&tree, remote_dir, cancel).await?.bytes)
+    }
+
+    /// Copies every top-level entry of a walked tree (dotfiles included) into `remote_dir`,
+    /// like `scp -r <entry> user@server:<remote_dir>`: regular files, directories recursively
+    /// (empty ones too), symbolic links that stay inside the tree followed. `remote_dir` is
+    /// created if missing. Names are written byte for byte.
+    ///
+    /// Each file is streamed (bounded memory) into a hidden temporary name in its target
+    /// directory and renamed into place only when the server has received all of it, so an
+    /// interrupted upload never leaves a complete-looking file; on error or cancellation the
+    /// temporary is removed. An unreadable local file is an error naming its path; a file that
+    /// turned into a special file or a link leaving the tree since the walk is skipped and
+    /// reported in [`TreeUpload::skipped`]. `Err(StorageError::Cancelled)` once `cancel`
+    /// fires.
+    pub async fn upload_walked(
+        &self,
+        tree: &LocalTree,
+        remote_dir: &str,
+        cancel: &CancellationToken,
+    ) -> Result<TreeUpload, StorageError> {
         if cancel.is_cancelled() {
             return Err(StorageError::Cancelled);
         }
-
         let base = remote_base(remote_dir);
-        let mut dirs = vec![base.clone()];
-        dirs.extend(plan.dirs.iter().map(|d| remote_join(&base, d)));
+        let mut dirs = vec![base.clone().into_bytes()];
+        dirs.extend(tree.dirs.iter().map(|d| remote_join_bytes(&base, d)));
         tokio::select! {
             result = self.make_dirs(&dirs) => result?,
             _ = cancel.cancelled() => return Err(StorageError::Cancelled),
@@ -523,25 +530,29 @@ impl ScpDestination {
         // Stops the remaining files after the first failure, and all of them on cancel.
         let stop = cancel.child_token();
         let run = format!("{:016x}", RandomState::new().hash_one(std::process::id()));
-        let mut uploads = futures::stream::iter(plan.files.into_iter().enumerate())
-            .map(|(index, file)| {
-                let tmp_dir = match file.rel.rsplit_once('/') {
-                    Some((parent, _)) => remote_join(&base, parent),
-                    None => base.clone(),
+        let mut uploads = futures::stream::iter(0..tree.files.len())
+            .map(|index| {
+                let file = &tree.files[index];
+                let rel = file.relative.as_bytes();
+                let tmp_dir = match rel.iter().rposition(|b| *b == b'/') {
+                    Some(slash) => remote_join_bytes(&base, OsStr::from_bytes(&rel[..slash])),
+                    None => base.clone().into_bytes(),
                 };
-                let tmp = remote_join(&tmp_dir, &format!(".bbr-partial-{run}-{index}"));
-                let dest = remote_join(&base, &file.rel);
+                let mut tmp = tmp_dir;
+                tmp.extend_from_slice(format!("/.bbr-partial-{run}-{index}").as_bytes());
+                let dest = remote_join_bytes(&base, &file.relative);
                 let stop = stop.clone();
-                self.upload_file(file.local, tmp, dest, stop)
+                self.upload_file(tree, file, tmp, dest, stop)
             })
             .buffer_unordered(FILE_CONCURRENCY);
 
-        let mut total = 0u64;
+        let mut done = TreeUpload::default();
         let mut failure = None;
         while let Some(result) = uploads.next().await {
             match result {
-                Ok(bytes) => total += bytes,
+                Ok(bytes) => done.bytes += bytes,
                 Err(StorageError::Cancelled) => {}
+                Err(StorageError::NotUploadable(skipped)) => done.skipped.push(skipped),
                 Err(e) => {
                     if failure.is_none() {
                         failure = Some(e);
@@ -555,43 +566,34 @@ impl ScpDestination {
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(total),
+            None => Ok(done),
         }
     }
 
     /// Uploads one local file to `dest` through the temporary `tmp`; returns its size.
     async fn upload_file(
         &self,
-        local: PathBuf,
-        tmp: String,
-        dest: String,
+        tree: &LocalTree,
+        file: &LocalFile,
+        tmp: Vec<u8>,
+        dest: Vec<u8>,
         cancel: CancellationToken,
     ) -> Result<u64, StorageError> {
-        let (local, tmp, dest) = (local.as_path(), tmp.as_str(), dest.as_str());
+        let local = file.path.as_path();
         if cancel.is_cancelled() {
             return Err(StorageError::Cancelled);
         }
-        let unreadable =
-            |e: std::io::Error| other(format!("cannot read local file {}: {e}", local.display()));
-        let file = File::open(local).map_err(unreadable)?;
-        let meta = file.metadata().map_err(unreadable)?;
-        if !meta.is_file() {
-            return Err(other(format!(
-                "local file {} is not a regular file",
-                local.display()
-            )));
-        }
-        let size = meta.len();
+        let opened = tree.open(file)?;
+        let size = opened.size;
         let sent = Arc::new(AtomicU64::new(0));
         let shrank = Arc::new(AtomicBool::new(false));
         let reader = UploadReader {
-            inner: file.take(size),
+            inner: opened.file.take(size),
             cancel: cancel.clone(),
             sent: sent.clone(),
             shrank: shrank.clone(),
         };
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
-        let command = receive_command(tmp, dest, size, mode);
+        let command = receive_command(&tmp, &dest, size, opened.mode);
         let upload = self.conn.run_with_stdin(&command, Box::new(reader));
         tokio::pin!(upload);
 
@@ -606,14 +608,15 @@ impl ScpDestination {
                 // side then sees too few bytes and removes the temporary itself. Removing it
                 // from here as well covers a remote side that never got that far.
                 let _ = tokio::time::timeout(CANCEL_GRACE, &mut upload).await;
-                self.remove_quietly(tmp).await;
+                self.remove_quietly(&tmp).await;
                 return Err(StorageError::Cancelled);
             }
         };
         let failed = |why: String| {
             other(format!(
-                "uploading {} to {dest} on {} failed: {why}",
+                "uploading {} to {} on {} failed: {why}",
                 local.display(),
+                String::from_utf8_lossy(&dest),
                 self.target
             ))
         };
@@ -634,7 +637,7 @@ impl ScpDestination {
                 }
             }
             Err(RemoteError::Source { source, .. }) => {
-                self.remove_quietly(tmp).await;
+                self.remove_quietly(&tmp).await;
                 if cancel.is_cancelled() {
                     return Err(StorageError::Cancelled);
                 }
@@ -644,7 +647,7 @@ impl ScpDestination {
                 )))
             }
             Err(e) => {
-                self.remove_quietly(tmp).await;
+                self.remove_quietly(&tmp).await;
                 Err(failed(e.to_string()))
             }
         }
@@ -652,8 +655,8 @@ impl ScpDestination {
 
     /// Removes a temporary remote file, ignoring failures (the connection may be gone) and
     /// giving up after [`CANCEL_GRACE`], so that cancelling stays prompt.
-    async fn remove_quietly(&self, tmp: &str) {
-        let command = format!("rm -f -- {}", shell_quote(tmp));
+    async fn remove_quietly(&self, tmp: &[u8]) {
+        let command = format!("{}; rm -f -- \"$t\"", shell_assign("t", tmp));
         let _ = tokio::time::timeout(CANCEL_GRACE, self.conn.run(&command)).await;
     }
 
@@ -693,13 +696,34 @@ mod tests {
     }
 
     #[test]
+    fn odd_names_reach_the_shell_byte_for_byte() {
+        assert_eq!(shell_assign("f", b"/a b/c"), "f='/a b/c'");
+        let odd = b"/d/caf\xff\nname\n";
+        let cmd = format!("{}; printf %s \"$f\"", shell_assign("f", odd));
+        assert!(cmd.is_ascii(), "{cmd}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, odd, "{cmd}");
+        let word = shell_dir_word(b"we'ird%s\\\n");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {word}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"we'ird%s\\\n/");
+    }
+
+    #[test]
     fn remote_base_paths() {
         assert_eq!(remote_base("~"), ".");
         assert_eq!(remote_base("~/backups/"), "backups");
         assert_eq!(remote_base("/"), "/");
         assert_eq!(remote_base(""), ".");
         assert_eq!(remote_base("/a b/c/"), "/a b/c");
-        assert_eq!(remote_join("/", "x"), "/x");
-        assert_eq!(remote_join("/a", "x/y"), "/a/x/y");
+        assert_eq!(remote_join_bytes("/", OsStr::new("x")), b"/x");
+        assert_eq!(remote_join_bytes("/a", OsStr::new("x/y")), b"/a/x/y");
     }
 }

@@ -230,24 +230,34 @@ async fn a_missing_local_file_is_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_file_upload_leaves_no_object() {
+async fn a_fifo_is_refused_and_a_cancelled_upload_leaves_no_object() {
     let (b, d) = ready_bucket("s3-cancel-file").await;
+    // A FIFO is not a regular file: refused at once, naming it (opening it for reading
+    // without O_NONBLOCK would wait for a writer forever).
     let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
-    let release = CancellationToken::new();
-    // A FIFO that yields 40 MiB, then cancels while the upload is mid-way (parts in flight).
-    let fifo = cancelling_fifo(
-        dir.path(),
-        "fifo",
-        40 * MIB,
-        cancel.clone(),
-        release.clone(),
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
     );
+    let err = within(
+        Duration::from_secs(5),
+        d.put_file(&fifo, "cancelled/file", &CancellationToken::new()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StorageError::NotUploadable(_)), "{err:?}");
+    assert!(err.to_string().contains(&*fifo.to_string_lossy()), "{err}");
+    // A stream of 40 MiB that cancels while the upload is mid-way (parts in flight).
+    let cancel = CancellationToken::new();
+    let reader = CancellingReader::new(40 * MIB, cancel.clone());
     let err = d
-        .put_file(&fifo, "cancelled/file", &cancel)
+        .put_reader("cancelled/file", reader, &cancel)
         .await
         .unwrap_err();
-    release.cancel();
     assert!(matches!(err, StorageError::Cancelled), "{err:?}");
     assert_eq!(weed().get_object(&b, "cancelled/file").unwrap(), None);
     assert!(weed().multipart_uploads(&b).unwrap().is_empty(), "aborted");

@@ -360,42 +360,54 @@ async fn trust_on_first_use_records_once_then_refuses_a_changed_key() {
     assert_eq!(listing(&host), vec!["f"]);
 }
 
+/// The local rules of `bbr_storage::local`: a FIFO, a dangling link and a link leaving the
+/// folder are skipped (the FIFO never opened: that would block), the rest is copied, and odd
+/// names (byte 0xff, a newline) arrive byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreadable_local_entries_are_errors_naming_them() {
+async fn special_files_and_escaping_links_are_skipped_and_odd_names_kept() {
+    use std::os::unix::ffi::OsStrExt;
     let vm = start_vm();
-    let (base, host) = writable_dir(&vm, "unreadable");
+    let (base, host) = writable_dir(&vm, "skipped");
     let dest = connect(settings(&vm, pinned(&vm))).await;
     let cancel = CancellationToken::new();
 
-    // A dangling symlink: open() fails even for root.
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), "do not copy").unwrap();
     let local = tempfile::tempdir().unwrap();
     fs::write(local.path().join("ok.txt"), "fine").unwrap();
     fs::create_dir_all(local.path().join("sub")).unwrap();
     let dangling = local.path().join("sub/dangling");
     symlink("/nonexistent/target", &dangling).unwrap();
-    let err = dest
-        .upload_tree(local.path(), &format!("{base}/one"), &cancel)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(&dangling.display().to_string()), "{err}");
-    assert!(err.contains("No such file"), "{err}");
-
-    // A FIFO is not a regular file (and opening it would block).
-    let local = tempfile::tempdir().unwrap();
+    let escape = local.path().join("escape");
+    symlink(outside.path().join("secret"), &escape).unwrap();
     let fifo = local.path().join("pipe");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
         .unwrap();
     assert!(made.success());
-    let err = dest
-        .upload_tree(local.path(), &format!("{base}/two"), &cancel)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(&fifo.display().to_string()), "{err}");
-    assert!(err.contains("not a regular file"), "{err}");
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xff\nname");
+    fs::create_dir(local.path().join(odd)).unwrap();
+    fs::write(local.path().join(odd).join(odd), "odd").unwrap();
+
+    let tree = bbr_storage::local::walk(local.path()).unwrap();
+    let mut skipped: Vec<PathBuf> = tree.skipped.iter().map(|s| s.path.clone()).collect();
+    skipped.sort();
+    let mut want = vec![dangling.clone(), escape.clone(), fifo.clone()];
+    want.sort();
+    assert_eq!(skipped, want);
+    let done = dest.upload_walked(&tree, &base, &cancel).await.unwrap();
+    assert!(done.skipped.is_empty());
+    assert_eq!(done.bytes, 7);
+    assert_eq!(fs::read(host.join("ok.txt")).unwrap(), b"fine");
+    assert_eq!(fs::read(host.join(odd).join(odd)).unwrap(), b"odd");
+    assert!(host.join("sub").is_dir());
+    for gone in ["pipe", "escape", "sub/dangling"] {
+        assert!(
+            fs::symlink_metadata(host.join(gone)).is_err(),
+            "{gone} copied"
+        );
+    }
 
     // A missing source directory.
     let missing = local.path().join("missing");
@@ -405,10 +417,7 @@ async fn unreadable_local_entries_are_errors_naming_them() {
         .unwrap_err()
         .to_string();
     assert!(err.contains(&missing.display().to_string()), "{err}");
-
     dest.disconnect().await;
-    // Problems are found before anything is sent.
-    assert!(listing(&host).is_empty(), "{:?}", listing(&host));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

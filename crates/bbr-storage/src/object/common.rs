@@ -14,13 +14,14 @@ use bbr_core::error::error_chain;
 
 /// Normalise an object key like Go's `filepath.Join` does for the original's keys: empty and
 /// `.` segments are dropped (`"/a//b/./c/"` → `"a/b/c"`). `..` segments and control
-/// characters are refused, and so is a key that is empty after normalisation.
+/// control characters (which the stores' clients refuse; see [`escape_key`]) are refused, and
+/// so is a key that is empty after normalisation.
 pub fn normalize_key(key: &str) -> Result<String, StorageError> {
     let invalid = |reason: &str| StorageError::InvalidKey {
         key: key.to_string(),
         reason: reason.to_string(),
     };
-    if key.chars().any(|c| c.is_control()) {
+    if key.chars().any(|c| c.is_ascii_control()) {
         return Err(invalid("control characters are not allowed"));
     }
     let mut parts = Vec::new();
@@ -35,6 +36,82 @@ pub fn normalize_key(key: &str) -> Result<String, StorageError> {
         return Err(invalid("the key is empty"));
     }
     Ok(parts.join("/"))
+}
+
+/// Whether `%XY` (upper-case hex) in a key stands for an escaped byte (see [`escape_key`]).
+fn is_escaped_byte(b: u8) -> bool {
+    b < 0x20 || b == b'%' || b >= 0x7f
+}
+
+fn upper_hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Spells a local relative path (raw bytes, `/`-separated) as an object key. Keys must be
+/// UTF-8 without ASCII control characters, so these bytes are written as `%XY` (upper-case
+/// hex): every byte of an invalid UTF-8 sequence, every control character (`\n`, `\t`, DEL,
+/// …), and a `%` that is itself followed by two upper-case hex digits naming such a byte (or
+/// `25`). Everything else, including `%` in any other position and valid non-ASCII UTF-8, is
+/// kept, so ordinary names are unchanged. [`unescape_key`] reverses it exactly. Returns the
+/// key and whether it differs from the name read as UTF-8 (the caller warns then).
+pub fn escape_key(relative: &[u8]) -> (String, bool) {
+    let mut out = String::with_capacity(relative.len() + 8);
+    let mut changed = false;
+    for chunk in relative.utf8_chunks() {
+        let valid = chunk.valid();
+        let bytes = valid.as_bytes();
+        for (i, c) in valid.char_indices() {
+            let escape = match c {
+                c if c.is_ascii_control() => true,
+                '%' => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                    (Some(&h), Some(&l)) => match (upper_hex(h), upper_hex(l)) {
+                        (Some(h), Some(l)) => is_escaped_byte(h * 16 + l),
+                        _ => false,
+                    },
+                    _ => false,
+                },
+                _ => false,
+            };
+            if escape {
+                out.push_str(&format!("%{:02X}", c as u32));
+                changed = true;
+            } else {
+                out.push(c);
+            }
+        }
+        for &b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+            changed = true;
+        }
+    }
+    (out, changed)
+}
+
+/// The local name bytes an [`escape_key`] key stands for.
+pub fn unescape_key(key: &str) -> Vec<u8> {
+    let b = key.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(upper_hex),
+                b.get(i + 2).copied().and_then(upper_hex),
+            )
+            && is_escaped_byte(h * 16 + l)
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 /// An `object_store` path for an already normalised key.
@@ -341,6 +418,40 @@ pub(crate) fn url_base(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_escape_invalid_bytes_and_controls_reversibly() {
+        let cases: &[(&[u8], &str, bool)] = &[
+            (b"plain/name.txt", "plain/name.txt", false),
+            (
+                "caf\u{e9} 100%/x%41%zz%".as_bytes(),
+                "caf\u{e9} 100%/x%41%zz%",
+                false,
+            ),
+            (b"bad\xffname", "bad%FFname", true),
+            (b"two\nlines\r\t\x7f", "two%0Alines%0D%09%7F", true),
+            (
+                b"lit%FF and %25 and %0A",
+                "lit%25FF and %2525 and %250A",
+                true,
+            ),
+            (b"lit%ff", "lit%ff", false),
+        ];
+        for (raw, key, changed) in cases {
+            let (got, c) = escape_key(raw);
+            assert_eq!(&got, key, "{raw:?}");
+            assert_eq!(c, *changed, "{raw:?}");
+            assert_eq!(unescape_key(&got), *raw, "{got}");
+            assert_eq!(normalize_key(&got).unwrap(), got, "storable");
+        }
+        // A U+0085 (a Unicode, not ASCII, control) is valid in keys and kept.
+        assert_eq!(
+            escape_key("a\u{85}".as_bytes()),
+            ("a\u{85}".to_string(), false)
+        );
+        assert!(normalize_key("a\u{85}").is_ok());
+        assert!(normalize_key("a\nb").is_err());
+    }
 
     #[test]
     fn keys_are_normalised_like_filepath_join() {

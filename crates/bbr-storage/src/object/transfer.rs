@@ -179,60 +179,76 @@ pub(crate) trait ChunkSource: Send {
     ) -> impl Future<Output = Result<Bytes, StorageError>> + Send;
 }
 
-/// A local file, read with large blocking reads straight into the part buffers.
+/// A local file, read with large blocking reads straight into the part buffers: exactly the
+/// size seen when it was opened. A file that grows meanwhile is uploaded as that prefix (as
+/// `aws s3 cp` does: it sizes the parts once, from the size at the start), so every part but
+/// the last keeps its full size; one that shrinks fails, naming it, rather than upload less.
 #[derive(Debug)]
 pub(crate) struct FileSource {
     file: Option<std::fs::File>,
     path: PathBuf,
+    size: u64,
+    remaining: u64,
 }
 
 impl FileSource {
-    /// Open `path` and return it with its size.
+    /// Upload `opened`, exactly `opened.size` bytes of it.
+    pub(crate) fn new(opened: crate::local::OpenedFile) -> Self {
+        FileSource {
+            file: Some(opened.file),
+            path: opened.path,
+            size: opened.size,
+            remaining: opened.size,
+        }
+    }
+
+    /// Open `path` (a regular file, opened without blocking; see
+    /// [`crate::local::open_regular`]) and return it with its size.
     pub(crate) async fn open(path: &Path) -> Result<(Self, u64), StorageError> {
         let owned = path.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&owned)?;
-            let meta = file.metadata()?;
-            if meta.is_dir() {
-                return Err(std::io::Error::other("is a directory"));
-            }
-            Ok((file, meta.len()))
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|r| r);
-        match opened {
-            Ok((file, size)) => Ok((
-                FileSource {
-                    file: Some(file),
-                    path: path.to_path_buf(),
-                },
-                size,
-            )),
-            Err(source) => Err(StorageError::LocalRead {
+        let opened = tokio::task::spawn_blocking(move || crate::local::open_regular(&owned))
+            .await
+            .map_err(|e| StorageError::LocalRead {
                 path: path.to_path_buf(),
-                source,
-            }),
-        }
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let size = opened.size;
+        Ok((FileSource::new(opened), size))
     }
 }
 
 impl ChunkSource for FileSource {
     async fn next_chunk(&mut self, max: usize) -> Result<Bytes, StorageError> {
         let path = self.path.clone();
-        let Some(mut file) = self.file.take() else {
+        let want = usize::try_from(self.remaining).map_or(max, |r| r.min(max));
+        if want == 0 {
+            return Ok(Bytes::new());
+        }
+        let Some(file) = self.file.take() else {
             return Err(StorageError::LocalRead {
                 path,
                 source: std::io::Error::other("an earlier read failed"),
             });
         };
         let joined = tokio::task::spawn_blocking(move || {
-            let r = fill_blocking(max, |b| file.read(b));
-            (file, r)
+            let mut limited = file.take(want as u64);
+            let r = fill_blocking(want, |b| limited.read(b));
+            (limited.into_inner(), r)
         })
         .await;
         match joined {
             Ok((file, Ok(buf))) => {
+                if buf.len() < want {
+                    let read = self.size - self.remaining + buf.len() as u64;
+                    return Err(StorageError::LocalRead {
+                        path,
+                        source: std::io::Error::other(format!(
+                            "the file shrank while it was read ({read} of {} bytes)",
+                            self.size
+                        )),
+                    });
+                }
+                self.remaining -= buf.len() as u64;
                 self.file = Some(file);
                 Ok(buf)
             }
@@ -469,11 +485,46 @@ mod tests {
         assert_eq!(size, 1000);
         assert_eq!(src.next_chunk(600).await.unwrap().len(), 600);
         assert_eq!(src.next_chunk(600).await.unwrap().len(), 400);
+        assert!(src.next_chunk(600).await.unwrap().is_empty());
         let missing = dir.path().join("missing");
         let err = FileSource::open(&missing).await.unwrap_err();
         assert!(
             err.to_string().contains(&*missing.to_string_lossy()),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn file_source_reads_the_size_seen_at_open_and_fails_on_shrinking() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("grows");
+        std::fs::write(&f, vec![1u8; 1000]).unwrap();
+        let (mut src, size) = FileSource::open(&f).await.unwrap();
+        assert_eq!(size, 1000);
+        assert_eq!(src.next_chunk(600).await.unwrap().len(), 600);
+        let mut w = std::fs::OpenOptions::new().append(true).open(&f).unwrap();
+        w.write_all(&[2u8; 5000]).unwrap();
+        let rest = src.next_chunk(600).await.unwrap();
+        assert_eq!(rest.len(), 400);
+        assert!(rest.iter().all(|b| *b == 1));
+        assert!(src.next_chunk(600).await.unwrap().is_empty());
+
+        let g = dir.path().join("shrinks");
+        std::fs::write(&g, vec![1u8; 1000]).unwrap();
+        let (mut src, _) = FileSource::open(&g).await.unwrap();
+        assert_eq!(src.next_chunk(600).await.unwrap().len(), 600);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&g)
+            .unwrap()
+            .set_len(700)
+            .unwrap();
+        let err = src.next_chunk(600).await.unwrap_err().to_string();
+        assert!(
+            err.contains("shrank") && err.contains("700 of 1000"),
+            "{err}"
+        );
+        assert!(err.contains(&*g.to_string_lossy()), "{err}");
     }
 }

@@ -83,43 +83,6 @@ impl AsyncRead for CancellingReader {
     }
 }
 
-/// A FIFO at `dir/name` fed by a thread with `after` bytes; then `token` is cancelled while
-/// the writer keeps the FIFO open (so the reader sees no EOF) until `release` fires.
-pub fn cancelling_fifo(
-    dir: &Path,
-    name: &str,
-    after: usize,
-    token: CancellationToken,
-    release: CancellationToken,
-) -> PathBuf {
-    let path = dir.join(name);
-    let st = std::process::Command::new("mkfifo")
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let p = path.clone();
-    std::thread::spawn(move || {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-        let block = data(MIB, 9);
-        let mut written = 0;
-        while written < after {
-            if f.write_all(&block).is_err() {
-                return;
-            }
-            written += block.len();
-        }
-        token.cancel();
-        // Hold the write end open until the test is done with the upload.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(release.cancelled());
-        drop(f);
-    });
-    path
-}
-
 /// Assert `f` completed within `limit`, returning its value.
 pub async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> T {
     let start = Instant::now();
