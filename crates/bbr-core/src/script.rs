@@ -368,3 +368,248 @@ pub async fn run_script(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::RootCommand;
+    use crate::remote::{Output, StdoutSink};
+    use crate::report::MemoryReporter;
+    use std::sync::Mutex;
+
+    /// Writes the given chunks as the script's output, then exits as told.
+    struct Scripted {
+        chunks: Vec<(Stream, Vec<u8>)>,
+        exited: Exited,
+        /// Root commands run besides the script (kills).
+        others: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Remote for Scripted {
+        fn address(&self) -> &str {
+            "10.0.0.1"
+        }
+        async fn run(&self, command: &str) -> Result<Output, RemoteError> {
+            self.others.lock().unwrap().push(command.to_string());
+            Ok(Output::default())
+        }
+        async fn run_as_root_streaming(
+            &self,
+            _: &RootCommand,
+            sink: &mut OutputSink<'_>,
+        ) -> Result<Exited, RemoteError> {
+            for (stream, data) in &self.chunks {
+                sink(*stream, data).map_err(|source| RemoteError::Sink {
+                    host: "10.0.0.1".into(),
+                    source,
+                })?;
+            }
+            Ok(self.exited)
+        }
+        async fn run_streaming_stdout(
+            &self,
+            _: &str,
+            _: &mut StdoutSink<'_>,
+        ) -> Result<Output, RemoteError> {
+            unreachable!()
+        }
+        async fn run_with_stdin(
+            &self,
+            _: &str,
+            _: Box<dyn std::io::Read + Send>,
+        ) -> Result<Output, RemoteError> {
+            unreachable!()
+        }
+    }
+
+    fn scripted(chunks: Vec<(Stream, Vec<u8>)>, exit_code: u32, held: bool) -> Scripted {
+        Scripted {
+            chunks,
+            exited: Exited {
+                exit_code,
+                output_held_open: held,
+            },
+            others: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn run(
+        remote: &Scripted,
+        capture: Capture,
+        reporter: &dyn Reporter,
+    ) -> Result<ScriptOutput, ScriptError> {
+        let script = Script {
+            job: "redis",
+            instance: "redis/0",
+            path: "/var/vcap/jobs/redis/bin/bbr/backup",
+            env: &[],
+            capture,
+        };
+        run_script(remote, &script, &ScriptLimits::default(), reporter).await
+    }
+
+    /// A reporter that shows no DEBUG lines.
+    struct Quiet(MemoryReporter);
+
+    impl Reporter for Quiet {
+        fn log(&self, level: Level, message: &str) {
+            self.0.log(level, message)
+        }
+        fn wants(&self, level: Level) -> bool {
+            level != Level::Debug
+        }
+        fn transfer(
+            &self,
+            job: &str,
+            instance: &str,
+            total: u64,
+        ) -> Box<dyn crate::report::TransferProgress> {
+            self.0.transfer(job, instance, total)
+        }
+    }
+
+    /// `n` bytes of numbered lines, `line 0000001\n` ...
+    fn numbered(n: usize) -> Vec<u8> {
+        (0..)
+            .flat_map(|i| format!("line {i:07}\n").into_bytes())
+            .take(n)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_noisy_script_leaves_the_tail_of_each_stream_and_the_count_dropped() {
+        let out = numbered(20 << 20);
+        let err = numbered(3 << 20);
+        let chunks = out
+            .chunks(32 * 1024)
+            .map(|c| (Stream::Stdout, c.to_vec()))
+            .chain(err.chunks(7000).map(|c| (Stream::Stderr, c.to_vec())))
+            .collect();
+        let remote = scripted(chunks, 2, false);
+        let reporter = Quiet(MemoryReporter::default());
+        let Err(ScriptError::Failed { stderr, code }) =
+            run(&remote, Capture::Tail, &reporter).await
+        else {
+            panic!("the script failed");
+        };
+        let tail_start = err.len() - SCRIPT_OUTPUT_TAIL;
+        assert_eq!(code, 2);
+        assert_eq!(
+            stderr,
+            format!(
+                "[... {tail_start} bytes of stderr dropped ...] {}",
+                String::from_utf8_lossy(&err[tail_start..]).trim()
+            )
+        );
+        assert!(
+            !reporter.0.contains("stdout:") && !reporter.0.contains("stderr:"),
+            "no output lines are made when DEBUG is not shown"
+        );
+        let remote = scripted(
+            out.chunks(32 * 1024)
+                .map(|c| (Stream::Stdout, c.to_vec()))
+                .collect(),
+            0,
+            false,
+        );
+        let output = run(&remote, Capture::Tail, &reporter).await.unwrap();
+        assert_eq!(
+            output.stdout.bytes(),
+            &out[out.len() - SCRIPT_OUTPUT_TAIL..]
+        );
+        assert_eq!(
+            output.stdout.dropped(),
+            (out.len() - SCRIPT_OUTPUT_TAIL) as u64
+        );
+        assert!(output.stderr.is_empty());
+    }
+
+    #[tokio::test]
+    async fn debug_lines_are_logged_as_they_arrive_and_long_ones_are_cut() {
+        let long = vec![b'x'; DEBUG_LINE_LIMIT + 10];
+        let remote = scripted(
+            vec![
+                (Stream::Stdout, b"ab".to_vec()),
+                (Stream::Stderr, b"oops\n".to_vec()),
+                (Stream::Stdout, b"c\nde".to_vec()),
+                (Stream::Stdout, b"f\n".to_vec()),
+                (Stream::Stdout, long.clone()),
+                (Stream::Stdout, b"\nlast".to_vec()),
+            ],
+            0,
+            false,
+        );
+        let reporter = MemoryReporter::default();
+        run(&remote, Capture::Tail, &reporter).await.unwrap();
+        let debug: Vec<String> = reporter
+            .lines()
+            .into_iter()
+            .filter(|(l, _)| *l == Level::Debug)
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(
+            debug,
+            vec![
+                "Trying to execute '/var/vcap/jobs/redis/bin/bbr/backup' on remote".to_string(),
+                "stderr: oops".to_string(),
+                "stdout: abc".to_string(),
+                "stdout: def".to_string(),
+                format!(
+                    "stdout: {} [... 10 more bytes of this line dropped ...]",
+                    "x".repeat(DEBUG_LINE_LIMIT)
+                ),
+                "stdout: last".to_string(),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_script_writing_more_than_its_whole_capture_is_stopped() {
+        let remote = scripted(
+            vec![
+                (Stream::Stdout, vec![b'a'; 600]),
+                (Stream::Stdout, vec![b'b'; 600]),
+            ],
+            0,
+            false,
+        );
+        let reporter = MemoryReporter::default();
+        let err = run(&remote, Capture::Whole { limit: 1000 }, &reporter)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ScriptError::OutputTooLarge { limit: 1000 }),
+            "{err}"
+        );
+        let others = remote.others.lock().unwrap().clone();
+        assert!(
+            others.len() == 1 && others[0].contains("kill -TERM"),
+            "its process group is killed: {others:?}"
+        );
+        let remote = scripted(vec![(Stream::Stdout, vec![b'a'; 1000])], 0, false);
+        let output = run(&remote, Capture::Whole { limit: 1000 }, &reporter)
+            .await
+            .unwrap();
+        assert_eq!(
+            (output.stdout.bytes().len(), output.stdout.dropped()),
+            (1000, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn output_held_open_is_reported_with_job_and_instance() {
+        let remote = scripted(vec![(Stream::Stdout, b"started\n".to_vec())], 0, true);
+        let reporter = MemoryReporter::default();
+        let output = run(&remote, Capture::Tail, &reporter).await.unwrap();
+        assert!(output.output_held_open);
+        assert!(
+            reporter.lines().contains(&(
+                Level::Warn,
+                "Script /var/vcap/jobs/redis/bin/bbr/backup of job redis on redis/0 exited with status 0, but a process it left running kept its stdout or stderr open; stopped waiting for that output after 5 s".to_string()
+            )),
+            "{:?}",
+            reporter.lines()
+        );
+    }
+}
