@@ -129,6 +129,8 @@ struct RawConfig {
     source_executable: Option<String>,
     cron_schedule: Option<String>,
     cleanup_executable: Option<String>,
+    source_executable_timeout: Option<String>,
+    cleanup_executable_timeout: Option<String>,
     #[serde(deserialize_with = "strict_bool")]
     exit_if_in_progress: Option<bool>,
     service_identifier_executable: Option<String>,
@@ -154,6 +156,8 @@ const KNOWN_KEYS: &[&str] = &[
     "source_executable",
     "cron_schedule",
     "cleanup_executable",
+    "source_executable_timeout",
+    "cleanup_executable_timeout",
     "exit_if_in_progress",
     "service_identifier_executable",
     "deployment_name",
@@ -165,6 +169,39 @@ const KNOWN_KEYS: &[&str] = &[
     "backup_user",
     "missing_properties_message",
 ];
+
+/// A configured time limit for a child command: Go duration syntax (`90s`, `1h30m`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeLimit {
+    /// The limit.
+    pub duration: std::time::Duration,
+    /// As written in the config (for messages).
+    pub text: String,
+}
+
+impl TimeLimit {
+    /// Parses a `*_timeout` value: absent, empty or `0` means no limit; a negative or
+    /// malformed value is an error naming `key`.
+    pub fn parse(key: &str, value: Option<&str>) -> Result<Option<TimeLimit>, ConfigError> {
+        let Some(text) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let nanos = crate::duration::parse_go_duration(text)
+            .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+        if nanos < 0 {
+            return Err(ConfigError::Invalid(format!(
+                "{key}: {text:?} is negative; give a positive duration such as \"6h\", or 0 for no limit"
+            )));
+        }
+        if nanos == 0 {
+            return Ok(None);
+        }
+        Ok(Some(TimeLimit {
+            duration: std::time::Duration::from_nanos(nanos.unsigned_abs()),
+            text: text.to_owned(),
+        }))
+    }
+}
 
 /// One `destinations[]` entry before validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +227,11 @@ pub struct Config {
     pub cron_schedule: String,
     /// The command run after a successful upload (`""`: none).
     pub cleanup_executable: String,
+    /// `source_executable_timeout` (ours): how long the prepare command may run before its
+    /// process group is terminated and the run fails; `None` (the default): no limit.
+    pub source_executable_timeout: Option<TimeLimit>,
+    /// `cleanup_executable_timeout` (ours): the same for the cleanup command.
+    pub cleanup_executable_timeout: Option<TimeLimit>,
     /// Reject a run while another holds the run lock.
     pub exit_if_in_progress: bool,
     /// Prints the service instance identifier (`""`: none).
@@ -414,12 +456,22 @@ impl Config {
         }
 
         let add_deployment = raw.add_deployment_name_to_backup_path.unwrap_or(false);
+        let source_executable_timeout = TimeLimit::parse(
+            "source_executable_timeout",
+            raw.source_executable_timeout.as_deref(),
+        )?;
+        let cleanup_executable_timeout = TimeLimit::parse(
+            "cleanup_executable_timeout",
+            raw.cleanup_executable_timeout.as_deref(),
+        )?;
         Ok(Config {
             raw_destinations,
             source_folder: non_empty(raw.source_folder),
             source_executable: non_empty(raw.source_executable),
             cron_schedule: non_empty(raw.cron_schedule),
             cleanup_executable: non_empty(raw.cleanup_executable),
+            source_executable_timeout,
+            cleanup_executable_timeout,
             exit_if_in_progress: raw.exit_if_in_progress.unwrap_or(false),
             service_identifier_executable: non_empty(raw.service_identifier_executable),
             deployment_name: if add_deployment {
@@ -757,6 +809,27 @@ missing_properties_message: custom message
 exit_if_in_progress: false
 service_identifier_executable:
 "#;
+
+    #[test]
+    fn executable_timeouts_are_known_keys_in_go_duration_syntax() {
+        let c = Config::parse(
+            "source_folder: /x\nsource_executable_timeout: 1h30m\ncleanup_executable_timeout: '0'\n",
+        )
+        .expect("parse");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let limit = c.source_executable_timeout.expect("limit");
+        assert_eq!(limit.duration, std::time::Duration::from_secs(5400));
+        assert_eq!(limit.text, "1h30m");
+        assert_eq!(c.cleanup_executable_timeout, None, "0 means no limit");
+        let none = Config::parse("source_folder: /x\n").expect("parse");
+        assert_eq!(none.source_executable_timeout, None, "no limit by default");
+        for bad in ["ten minutes", "-5s"] {
+            let err = Config::parse(&format!("source_executable_timeout: {bad}\n"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("source_executable_timeout"), "{err}");
+        }
+    }
 
     #[test]
     fn rendered_bosh_config() {

@@ -14,11 +14,13 @@
 //! lines carry bucket names, paths and keys only, and the sink redacts registered secrets on
 //! top of that.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use bbr_storage::StorageError;
 use bbr_storage::object::{
     AzureEndpoint, AzureSettings, GcsSettings, ObjectDestination, S3Settings, StoreSettings,
+    escape_key,
 };
 use bbr_storage::scp::{ScpDestination, ScpHostKeys, ScpSettings};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +32,9 @@ use crate::data;
 use crate::lager::Logger;
 use crate::remote_path::{date_path, join, local_today, object_key, remote_path};
 use crate::state::StateDir;
-use crate::upload::{BoxFuture, LocalFile, UploadError, Uploader, list_files};
+use crate::upload::{
+    BoxFuture, LocalFile, LocalTree, UploadError, Uploader, log_skipped, walk_source,
+};
 
 /// The S3 region used when none is configured (as the original).
 pub const DEFAULT_S3_REGION: &str = "us-west-2";
@@ -114,22 +118,56 @@ fn non_empty(value: &str) -> Option<String> {
 /// Uploads every file of a walk to `store`, each under `[base/][deployment/]date/<relative>`,
 /// announcing it first with the destination's own per-file line and wording a failure the
 /// destination's own way. Stops at the first failure, as the original does.
+///
+/// A name that is not valid UTF-8 or holds control characters (a newline) is stored under
+/// its [`escape_key`] spelling, with a `WARNING: file name escaped in the object key` line
+/// naming the file (lossily) and the key. A file that turned into something not uploaded by
+/// rule since the walk is skipped with `WARNING: skipping file`. A file whose size changed
+/// during its upload gets `WARNING: file changed size during upload` (exactly the size seen
+/// when it was opened is uploaded).
 async fn put_each(
     store: &ObjectDestination,
-    files: Vec<LocalFile>,
+    tree: LocalTree,
     prefix: [&str; 3],
     logger: &Logger,
     cancel: &CancellationToken,
     announce: impl Fn(&LocalFile, &str) -> String,
     failure: impl Fn(&LocalFile, &StorageError) -> String,
 ) -> Result<(), UploadError> {
-    for file in files {
-        let key = object_key(&[prefix[0], prefix[1], prefix[2], &file.relative]);
-        logger.info(&announce(&file, &key), data! {});
-        store
-            .put_file(&file.path, &key, cancel)
+    for file in &tree.files {
+        let (relative, escaped) = escape_key(file.relative.as_bytes());
+        let key = object_key(&[prefix[0], prefix[1], prefix[2], &relative]);
+        if escaped {
+            logger.info(
+                "WARNING: file name escaped in the object key",
+                data! {"path" => file.path.to_string_lossy(), "key" => key},
+            );
+        }
+        logger.info(&announce(file, &key), data! {});
+        let opened = match tree.open(file) {
+            Ok(opened) => opened,
+            Err(StorageError::NotUploadable(skipped)) => {
+                log_skipped(logger, &skipped);
+                continue;
+            }
+            Err(e) => return Err(UploadError(failure(file, &e))),
+        };
+        let uploaded = store
+            .put_opened(opened, &key, cancel)
             .await
-            .map_err(|e| UploadError(failure(&file, &e)))?;
+            .map_err(|e| UploadError(failure(file, &e)))?;
+        if let Ok(now) = std::fs::metadata(&file.path)
+            && now.len() != uploaded
+        {
+            logger.info(
+                "WARNING: file changed size during upload",
+                data! {
+                    "path" => file.path.to_string_lossy(),
+                    "uploaded_bytes" => uploaded,
+                    "size_now" => now.len(),
+                },
+            );
+        }
     }
     Ok(())
 }
@@ -192,7 +230,7 @@ impl S3Uploader {
                 data! {},
             );
         }
-        let files = list_files(source).map_err(|e| UploadError(e.0))?;
+        let files = walk_source(source, logger).map_err(|e| UploadError(e.0))?;
         logger.info("Checking for remote path", data! {"remotePath" => remote});
         let exists = self.store.bucket_exists().await.map_err(|e| {
             // The original's two wordings: a reply from the store, or no reply at all.
@@ -322,7 +360,7 @@ impl AzureUploader {
             ),
             data! {},
         );
-        let files = list_files(source)
+        let files = walk_source(source, logger)
             .map_err(|e| UploadError(format!("error in uploadDir when walking dir: {}", e.0)))?;
         let ensure = async {
             if !self.store.bucket_exists().await? {
@@ -411,7 +449,7 @@ impl GcsUploader {
             data! {},
         );
         let date = date_path(local_today());
-        let files = list_files(source).map_err(|e| UploadError(e.0))?;
+        let files = walk_source(source, logger).map_err(|e| UploadError(e.0))?;
         let exists = self
             .store
             .bucket_exists()
@@ -518,8 +556,8 @@ impl ScpUploader {
             &self.deployment,
             &date_path(local_today()),
         ]);
-        // Check the local tree before connecting: a missing or unreadable folder is our error.
-        list_files(source).map_err(|e| UploadError(e.0))?;
+        // Walk the local tree before connecting: a missing or unreadable folder is our error.
+        let tree = walk_source(source, logger).map_err(|e| UploadError(e.0))?;
         let connect = tokio::select! {
             r = ScpDestination::connect(self.settings.clone()) => r,
             () = cancel.cancelled() => Err(StorageError::Cancelled),
@@ -551,13 +589,18 @@ impl ScpUploader {
                 logger.error("ssh", &err, data! {});
                 err
             })?;
-            dest.upload_tree(source, &remote_dir, cancel)
+            let done = dest
+                .upload_walked(&tree, &remote_dir, cancel)
                 .await
                 .map_err(|e| {
                     let err = UploadError(format!("error performing SCP: {}", e));
                     logger.error("scp", &err, data! {});
                     err
-                })
+                })?;
+            for skipped in &done.skipped {
+                log_skipped(logger, skipped);
+            }
+            Ok(())
         }
         .await;
         dest.disconnect().await;

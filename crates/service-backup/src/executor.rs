@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::config::TimeLimit;
 use crate::data;
 use crate::lager::Logger;
-use crate::process::{Output, ProcessManager, split_command};
+use crate::process::{Output, ProcessError, ProcessManager, split_command};
 use crate::state::StateDir;
 use crate::upload::{MultiUploader, dir_size};
 
@@ -43,6 +44,10 @@ pub struct RunSettings {
     pub source_executable: String,
     /// Cleanup command (`""`: none).
     pub cleanup_executable: String,
+    /// How long the prepare command may run (`None`: no limit).
+    pub source_executable_timeout: Option<TimeLimit>,
+    /// How long the cleanup command may run (`None`: no limit).
+    pub cleanup_executable_timeout: Option<TimeLimit>,
     /// Identifier command (`""`: none).
     pub service_identifier_executable: String,
     /// Reject overlapping runs.
@@ -56,6 +61,8 @@ impl RunSettings {
             source_folder: config.source_folder.clone(),
             source_executable: config.source_executable.clone(),
             cleanup_executable: config.cleanup_executable.clone(),
+            source_executable_timeout: config.source_executable_timeout.clone(),
+            cleanup_executable_timeout: config.cleanup_executable_timeout.clone(),
             service_identifier_executable: config.service_identifier_executable.clone(),
             exit_if_in_progress: config.exit_if_in_progress,
         }
@@ -99,6 +106,15 @@ impl Job {
 fn log_output(logger: &Logger, action: &str, output: &Output) {
     if let Some(text) = output.summary(LOGGED_OUTPUT_LIMIT) {
         logger.info(action, data! {"output" => text});
+    }
+}
+
+/// A child's failure as logged: a timeout names the config key of the command, e.g.
+/// `source_executable /bin/dump did not finish within its time limit of 6h; ...`.
+fn name_timeout(key: &str, e: ProcessError) -> String {
+    match e {
+        ProcessError::TimedOut { .. } => format!("{key} {e}"),
+        other => other.to_string(),
     }
 }
 
@@ -214,11 +230,13 @@ impl Executor {
         } else {
             logger.info("Perform backup started", data! {});
             let argv = split_command(&self.settings.source_executable);
-            let (output, result) = self.processes.run(&argv, None).await;
+            let limit = self.settings.source_executable_timeout.as_ref();
+            let (output, result) = self.processes.run_with_limit(&argv, None, limit).await;
             log_output(&logger, "Perform backup output", &output);
             if let Err(e) = result {
+                let e = name_timeout("source_executable", e);
                 logger.error("Perform backup completed with error", &e, data! {});
-                return Err(fail(e.to_string()));
+                return Err(fail(e));
             }
             logger.info("Perform backup completed successfully", data! {});
         }
@@ -242,11 +260,16 @@ impl Executor {
         } else {
             logger.info("Cleanup started", data! {});
             let argv = split_command(&self.settings.cleanup_executable);
-            let (output, result) = self.processes.run(&argv, None).await;
+            let limit = self.settings.cleanup_executable_timeout.as_ref();
+            let (output, result) = self.processes.run_with_limit(&argv, None, limit).await;
             log_output(&logger, "Cleanup output", &output);
             match result {
                 Ok(()) => logger.info("Cleanup completed successfully", data! {}),
-                Err(e) => logger.error("Cleanup completed with error", &e, data! {}),
+                Err(e) => logger.error(
+                    "Cleanup completed with error",
+                    &name_timeout("cleanup_executable", e),
+                    data! {},
+                ),
             }
         }
         Ok(())
@@ -357,6 +380,7 @@ mod tests {
             cleanup_executable: format!("touch {}", marker.display()),
             service_identifier_executable: format!("{ident} arg1"),
             exit_if_in_progress: false,
+            ..RunSettings::default()
         };
         let up = Arc::new(FakeUploader::default());
         executor(&f, settings, up.clone())

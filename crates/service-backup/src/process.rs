@@ -47,6 +47,17 @@ pub enum ProcessError {
     /// Killed by a signal that we did not send.
     #[error("signal: {0}")]
     Signal(String),
+    /// Ran longer than its time limit; its process group was terminated (TERM, then KILL
+    /// after the grace period).
+    #[error(
+        "{program} did not finish within its time limit of {limit}; its process group was terminated"
+    )]
+    TimedOut {
+        /// The program.
+        program: String,
+        /// The limit, as configured.
+        limit: String,
+    },
     /// Stopped by [`ProcessManager::terminate`].
     #[error("SIGTERM propagated to child process")]
     Terminated,
@@ -213,6 +224,18 @@ impl ProcessManager {
         argv: &[String],
         cwd: Option<&Path>,
     ) -> (Output, Result<(), ProcessError>) {
+        self.run_with_limit(argv, cwd, None).await
+    }
+
+    /// [`run`](Self::run) with an optional time limit: once it expires the child's process
+    /// group gets SIGTERM, then SIGKILL after the grace period, and the result is
+    /// [`ProcessError::TimedOut`].
+    pub async fn run_with_limit(
+        &self,
+        argv: &[String],
+        cwd: Option<&Path>,
+        limit: Option<&crate::config::TimeLimit>,
+    ) -> (Output, Result<(), ProcessError>) {
         if self.shutdown.is_cancelled() {
             return (Output::default(), Err(ProcessError::ShutdownInProgress));
         }
@@ -263,36 +286,46 @@ impl ProcessManager {
         tokio::pin!(readers);
         let mut readers_done = false;
 
-        let outcome = loop {
-            tokio::select! {
-                _ = &mut readers, if !readers_done => readers_done = true,
-                status = child.wait() => break status.map_err(|e| ProcessError::Wait(e.to_string())).and_then(status_result),
-                () = self.shutdown.cancelled() => {
-                    if let Some(pgid) = pgid {
-                        let _ = killpg(pgid, Signal::SIGTERM);
-                    }
-                    let waited = tokio::time::timeout(self.grace, async {
-                        loop {
-                            tokio::select! {
-                                _ = &mut readers, if !readers_done => readers_done = true,
-                                status = child.wait() => return status,
-                            }
-                        }
-                    })
-                    .await;
-                    if waited.is_err() {
-                        if let Some(pgid) = pgid {
-                            let _ = killpg(pgid, Signal::SIGKILL);
-                        }
-                        let _ = child.wait().await;
-                    }
-                    // Whatever is left of the group (children that ignored TERM) goes too.
-                    if let Some(pgid) = pgid {
-                        let _ = killpg(pgid, Signal::SIGKILL);
-                    }
-                    break Err(ProcessError::Terminated);
-                }
+        let expired = async {
+            match limit {
+                Some(l) => tokio::time::sleep(l.duration).await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::pin!(expired);
+        let outcome = loop {
+            let stop = tokio::select! {
+                _ = &mut readers, if !readers_done => { readers_done = true; continue; }
+                status = child.wait() => break status.map_err(|e| ProcessError::Wait(e.to_string())).and_then(status_result),
+                () = self.shutdown.cancelled() => ProcessError::Terminated,
+                () = &mut expired => ProcessError::TimedOut {
+                    program: program.clone(),
+                    limit: limit.map(|l| l.text.clone()).unwrap_or_default(),
+                },
+            };
+            if let Some(pgid) = pgid {
+                let _ = killpg(pgid, Signal::SIGTERM);
+            }
+            let waited = tokio::time::timeout(self.grace, async {
+                loop {
+                    tokio::select! {
+                        _ = &mut readers, if !readers_done => readers_done = true,
+                        status = child.wait() => return status,
+                    }
+                }
+            })
+            .await;
+            if waited.is_err() {
+                if let Some(pgid) = pgid {
+                    let _ = killpg(pgid, Signal::SIGKILL);
+                }
+                let _ = child.wait().await;
+            }
+            // Whatever is left of the group (children that ignored TERM) goes too.
+            if let Some(pgid) = pgid {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            break Err(stop);
         };
         // The leader is reaped: from here on, never signal its (possibly reused) group id.
         group.pgid = None;

@@ -1,12 +1,15 @@
 //! The upload step: the [`Uploader`] interface each destination implements, the
 //! [`MultiUploader`] that runs them in config order (§3.8), and the walk of `source_folder`.
 //!
-//! Unlike the original, the walk is strict: a missing `source_folder`, an unreadable
-//! subdirectory or file, or a dangling symlink is an error naming the path (the Go daemon
-//! panicked or silently skipped them).
+//! Unlike the original, the walk is strict: a missing `source_folder` or an unreadable
+//! subdirectory or file is an error naming the path (the Go daemon panicked or silently
+//! skipped them). The walk follows `bbr_storage::local`'s rules: special files (FIFOs,
+//! sockets, devices) and symbolic links that leave the source folder (or dangle, or loop) are
+//! skipped with a `WARNING: skipping file` line naming them, never opened or followed, and the
+//! run goes on with the rest.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 
 use tokio_util::sync::CancellationToken;
@@ -98,81 +101,34 @@ impl MultiUploader {
     }
 }
 
-/// A regular file below the source folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Its path relative to the source folder, `/`-separated.
-    pub relative: String,
-    /// Its size in bytes.
-    pub size: u64,
-}
+pub use bbr_storage::local::{LocalFile, LocalTree, Skipped};
 
 /// Why the source folder could not be walked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct WalkError(pub String);
 
-/// Every file below `root` (recursively, sorted by path, symlinks to files followed), or an
-/// error naming the first path that cannot be read. Empty directories yield nothing.
-pub fn list_files(root: &Path) -> Result<Vec<LocalFile>, WalkError> {
-    let meta = std::fs::metadata(root)
-        .map_err(|e| WalkError(format!("source folder {}: {e}", root.display())))?;
-    if !meta.is_dir() {
-        return Err(WalkError(format!(
-            "source folder {} is not a directory",
-            root.display()
-        )));
-    }
-    let mut out = Vec::new();
-    walk(root, "", &mut out)?;
-    Ok(out)
+/// The `WARNING: skipping file` line for an entry left out by rule: `path` (shown lossily if
+/// it is not UTF-8) and `reason`.
+pub fn log_skipped(logger: &Logger, skipped: &Skipped) {
+    logger.info(
+        "WARNING: skipping file",
+        crate::data! {
+            "path" => skipped.path.to_string_lossy(),
+            "reason" => skipped.reason.to_string(),
+        },
+    );
 }
 
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<LocalFile>) -> Result<(), WalkError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| WalkError(format!("cannot read directory {}: {e}", dir.display())))?;
-    let mut entries: Vec<_> = entries
-        .collect::<Result<_, _>>()
-        .map_err(|e| WalkError(format!("cannot read directory {}: {e}", dir.display())))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let relative = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let meta = std::fs::symlink_metadata(&path)
-            .map_err(|e| WalkError(format!("cannot stat {}: {e}", path.display())))?;
-        if meta.is_dir() {
-            walk(&path, &relative, out)?;
-            continue;
-        }
-        let meta = if meta.file_type().is_symlink() {
-            let target = std::fs::metadata(&path)
-                .map_err(|e| WalkError(format!("cannot follow symlink {}: {e}", path.display())))?;
-            if target.is_dir() {
-                return Err(WalkError(format!(
-                    "symlink to a directory is not supported: {}",
-                    path.display()
-                )));
-            }
-            target
-        } else {
-            meta
-        };
-        std::fs::File::open(&path)
-            .map_err(|e| WalkError(format!("cannot read file {}: {e}", path.display())))?;
-        out.push(LocalFile {
-            path,
-            relative,
-            size: meta.len(),
-        });
+/// Walks `root` (recursively, sorted by name; see the module docs for what is skipped),
+/// logging one `WARNING: skipping file` line per entry left out, or an error naming the first
+/// path that cannot be read. Empty directories yield no file.
+pub fn walk_source(root: &Path, logger: &Logger) -> Result<LocalTree, WalkError> {
+    let tree = bbr_storage::local::walk(root).map_err(|e| WalkError(e.to_string()))?;
+    for skipped in &tree.skipped {
+        log_skipped(logger, skipped);
     }
-    Ok(())
+    Ok(tree)
 }
 
 /// The original's `calculateDirSize`: the sizes of all non-directory entries (symlinks count
@@ -267,6 +223,35 @@ mod tests {
         assert_eq!(lines[2]["data"]["destination_name"], "c");
     }
 
+    fn memory_logger() -> (Logger, crate::lager::MemoryLog) {
+        let (sink, log) = Sink::memory(LogFormat::Pretty);
+        (Logger::new("ServiceBackup", sink), log)
+    }
+
+    #[test]
+    fn a_fifo_is_skipped_with_a_warning_instead_of_hanging_the_walk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "a").expect("write");
+        let fifo = dir.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644))
+            .expect("mkfifo");
+        let (logger, log) = memory_logger();
+        // The old walk opened every file to check it could be read: it blocked here forever.
+        let tree = walk_source(dir.path(), &logger).expect("walk");
+        assert_eq!(tree.files.len(), 1);
+        let lines = log.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "ServiceBackup.WARNING: skipping file");
+        assert_eq!(lines[0]["data"]["path"], fifo.display().to_string());
+        assert!(
+            lines[0]["data"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("FIFO"),
+            "{lines:?}"
+        );
+    }
+
     #[test]
     fn walk_lists_nested_files_sorted() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -277,18 +262,24 @@ mod tests {
         std::fs::write(root.join(".hidden"), "h").expect("write");
         std::fs::write(root.join("d1/b.txt"), "bbb").expect("write");
         std::fs::write(root.join("d1/d2/c.txt"), "c").expect("write");
-        let files = list_files(root).expect("walk");
-        let rel: Vec<&str> = files.iter().map(|f| f.relative.as_str()).collect();
+        let (logger, log) = memory_logger();
+        let files = walk_source(root, &logger).expect("walk").files;
+        let rel: Vec<&str> = files
+            .iter()
+            .map(|f| f.relative.to_str().expect("utf-8"))
+            .collect();
         assert_eq!(rel, vec![".hidden", "a.txt", "d1/b.txt", "d1/d2/c.txt"]);
         assert_eq!(files[2].size, 3);
+        assert!(log.lines().is_empty());
         assert_eq!(dir_size(root), 7);
     }
 
     #[test]
     fn walk_errors_name_the_path() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (logger, log) = memory_logger();
         let missing = dir.path().join("missing");
-        let err = list_files(&missing).expect_err("missing");
+        let err = walk_source(&missing, &logger).expect_err("missing");
         assert!(
             err.0.contains("missing") && err.0.contains("source folder"),
             "{err}"
@@ -298,7 +289,7 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, "x").expect("write");
         assert!(
-            list_files(&file)
+            walk_source(&file, &logger)
                 .expect_err("file")
                 .0
                 .contains("not a directory")
@@ -307,14 +298,23 @@ mod tests {
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("sub")).expect("mkdir");
         std::os::unix::fs::symlink(root.join("nowhere"), root.join("dangling")).expect("link");
-        let err = list_files(&root).expect_err("dangling");
-        assert!(err.0.contains("dangling"), "{err}");
+        std::fs::write(root.join("kept"), "k").expect("write");
+        // A dangling link is skipped with a warning naming it (it used to fail the walk).
+        let tree = walk_source(&root, &logger).expect("dangling is skipped");
+        assert_eq!(tree.files.len(), 1);
+        let lines = log.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "ServiceBackup.WARNING: skipping file");
+        assert_eq!(
+            lines[0]["data"]["path"],
+            root.join("dangling").display().to_string()
+        );
         std::fs::remove_file(root.join("dangling")).expect("rm");
 
         if !nix::unistd::geteuid().is_root() {
             std::fs::set_permissions(root.join("sub"), std::fs::Permissions::from_mode(0o000))
                 .expect("chmod");
-            let err = list_files(&root).expect_err("unreadable");
+            let err = walk_source(&root, &logger).expect_err("unreadable");
             assert!(err.0.contains("sub"), "{err}");
             std::fs::set_permissions(root.join("sub"), std::fs::Permissions::from_mode(0o755))
                 .expect("chmod");
@@ -325,7 +325,9 @@ mod tests {
     fn empty_dir_has_no_files_and_zero_size() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("e")).expect("mkdir");
-        assert!(list_files(dir.path()).expect("walk").is_empty());
+        let (logger, _log) = memory_logger();
+        let tree = walk_source(dir.path(), &logger).expect("walk");
+        assert!(tree.files.is_empty());
         assert_eq!(dir_size(dir.path()), 0);
     }
 }
