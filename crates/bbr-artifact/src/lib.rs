@@ -11,7 +11,9 @@
 //! * [`tarstream`] — a zero-copy incremental tar parser that SHA-256 hashes every
 //!   file entry while the bytes stream in from the network;
 //! * [`safety`] — path-traversal checks for tar entries before a restore;
-//! * [`artifact_dir`] — creating, opening and validating the artifact directory.
+//! * [`artifact_dir`] — creating, opening and validating the artifact directory;
+//! * [`yaml_limits`] — YAML parser limits scaled from the input's size, for every reader of
+//!   YAML that bbr wrote (so whatever it writes, it reads back).
 //!
 //! Everything is synchronous and free of global state except [`timefmt::metadata_time`],
 //! which consults the process time zone (`TZ`).
@@ -26,6 +28,7 @@ pub mod tarstream;
 mod testutil;
 pub mod timefmt;
 mod yaml_emit;
+pub mod yaml_limits;
 
 pub use artifact_dir::{ArtifactCheck, ArtifactDir, ArtifactKind, listed_artifacts};
 pub use error::ArtifactError;

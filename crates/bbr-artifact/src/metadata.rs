@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::ArtifactError;
 use crate::yaml_emit::{self, Node};
+use crate::yaml_limits;
 
 /// Tar entry name as stored in the tar (e.g. `./redis-server/dump.rdb`) → lowercase
 /// hex SHA-256 of its content.
@@ -75,8 +76,9 @@ impl Metadata {
             // yaml.Unmarshal of an empty document leaves the struct zero.
             return Ok(Metadata::default());
         }
+        // Limits scaled from the text's size: whatever our writer produced reads back.
         let raw: Option<RawMetadata> =
-            serde_saphyr::from_str(text).map_err(|e| ArtifactError::MetadataParse {
+            yaml_limits::from_str(text).map_err(|e| ArtifactError::MetadataParse {
                 path: None,
                 message: e.to_string(),
             })?;
@@ -521,6 +523,88 @@ backup_activity:
                 "{msg}"
             );
         }
+    }
+
+    /// `count` checksums spread over 100 directories, as a job's tar would list them.
+    fn many_checksums(prefix: &str, count: usize) -> Checksums {
+        (0..count)
+            .map(|i| {
+                (
+                    format!("./{prefix}dir{:02}/file-{i:07}", i % 100),
+                    format!("{i:064x}"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_million_checksums_in_one_job_read_back() {
+        let mut meta = Metadata::default();
+        meta.add_instance_artifact(
+            "bosh",
+            "0",
+            ArtifactMetadata::new("bosh", many_checksums("", 1_000_000)),
+        );
+        meta.backup_activity.start_time = Some("2024/01/02 03:04:05 UTC".into());
+        let yaml = meta.to_yaml();
+        assert!(yaml.len() > 85_000_000, "{}", yaml.len());
+        let back = Metadata::parse(&yaml).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.instances[0].artifacts[0].checksums.len(), 1_000_000);
+        assert!(
+            back == meta,
+            "the metadata read back differs from what was written"
+        );
+    }
+
+    #[test]
+    fn many_jobs_and_instances_read_back() {
+        let mut meta = Metadata::default();
+        for instance in 0..50 {
+            for job in 0..20 {
+                meta.add_instance_artifact(
+                    "group",
+                    &instance.to_string(),
+                    ArtifactMetadata::new(format!("job-{job}"), many_checksums("j", 200)),
+                );
+            }
+        }
+        meta.add_custom_artifact(ArtifactMetadata::new("custom", many_checksums("c", 10_000)));
+        meta.backup_activity.start_time = Some("2024/01/02 03:04:05 UTC".into());
+        meta.backup_activity.finish_time = Some("2024/01/02 04:04:05 UTC".into());
+        let yaml = meta.to_yaml();
+        let back = Metadata::parse(&yaml).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.instances.len(), 50);
+        assert!(
+            back == meta,
+            "the metadata read back differs from what was written"
+        );
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        // A billion laughs hidden in an unknown key of otherwise valid metadata.
+        let mut bomb =
+            String::from("instances:\n- name: bosh\n  index: \"0\"\nlol0: &a0 [\"lol\"]\n");
+        for i in 1..=10 {
+            let items = vec![format!("*a{}", i - 1); 10].join(", ");
+            bomb.push_str(&format!("lol{i}: &a{i} [{items}]\n"));
+        }
+        let msg = Metadata::parse(&bomb).expect_err("bomb").to_string();
+        assert!(
+            msg.starts_with("failed to unmarshal metadata: ")
+                && (msg.contains("budget breached") || msg.contains("alias replay limit")),
+            "{msg}"
+        );
+        let deep = format!(
+            "instances:\n- name: bosh\n  index: \"0\"\nextra: {}1{}\n",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let msg = Metadata::parse(&deep).expect_err("deep").to_string();
+        assert!(
+            msg.starts_with("failed to unmarshal metadata: ") && msg.contains("Depth"),
+            "{msg}"
+        );
     }
 
     #[test]
