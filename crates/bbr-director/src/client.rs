@@ -3,8 +3,17 @@
 //! to `/tasks/<id>`, polling with event output, then the result output), VMs, manifests,
 //! deployments and temporary SSH users. Passwords, client secrets and tokens never appear in
 //! an error or a log line.
+//!
+//! Defences against a director that misbehaves (or is not the director):
+//! * every path segment built from a name is percent-encoded, and `.`/`..` (which URL
+//!   parsers resolve away, even encoded) are refused, so a name always reaches its route;
+//! * every response body is read with a size cap chosen per endpoint (see [`limits`]);
+//! * waiting for a task is bounded ([`DEFAULT_TASK_TIMEOUT`], [`DirectorClient::with_task_timeout`]);
+//! * with [`DirectorClient::with_stop`], a raised stop signal cancels requests in flight and
+//!   task polling at once, except SSH cleanup, which still runs within [`CLEANUP_TIMEOUT`].
 
 use crate::target::{CaCert, Target};
+use bbr_core::StopSignal;
 use bbr_core::error::error_chain;
 use serde::Deserialize;
 use std::fmt;
@@ -83,6 +92,133 @@ pub enum DirectorError {
         /// Why it could not be read.
         reason: String,
     },
+    /// An answer larger than bbr reads for that endpoint.
+    #[error("the director's answer to {what} is larger than {limit} bytes; refusing to read it")]
+    TooLarge {
+        /// The request.
+        what: String,
+        /// The cap for that endpoint.
+        limit: usize,
+    },
+    /// A task did not finish in time.
+    #[error(
+        "director task {id} ({what}) did not finish within {after:?}; it may still be running on the director (set BBR_DIRECTOR_TASK_TIMEOUT to wait longer)"
+    )]
+    TaskTimeout {
+        /// Task id.
+        id: u64,
+        /// What the task was for.
+        what: String,
+        /// How long bbr waited.
+        after: Duration,
+    },
+    /// A request did not finish in time (cleanup after a stop, or a bounded cleanup).
+    #[error("{what} did not finish within {after:?}")]
+    Timeout {
+        /// The operation.
+        what: String,
+        /// How long bbr waited.
+        after: Duration,
+    },
+    /// The run was asked to stop while waiting for the director.
+    #[error("bbr was asked to stop while {what}")]
+    Stopped {
+        /// What was being done.
+        what: String,
+    },
+    /// A name that cannot be a URL path segment.
+    #[error("{what} '{value}' cannot be used in a director URL")]
+    BadSegment {
+        /// What the value names.
+        what: String,
+        /// The value.
+        value: String,
+    },
+}
+
+/// Response size caps, per endpoint. Each is far above what a real director sends and far
+/// below what would hurt the machine bbr runs on (a 100 MB answer once cost 200 MB of RSS).
+pub mod limits {
+    /// `GET /info`, UAA tokens, task states: small JSON objects.
+    pub const SMALL: usize = 1 << 20;
+    /// The text of a non-2xx answer kept for the error message (longer bodies are cut).
+    pub const ERROR_BODY: usize = 64 << 10;
+    /// `GET /deployments`: one short entry per deployment.
+    pub const DEPLOYMENTS: usize = 16 << 20;
+    /// A task's event output (read and discarded while polling).
+    pub const TASK_EVENTS: usize = 16 << 20;
+    /// A task's result: one line per VM (`vms?format=full`), one entry per host (SSH).
+    pub const TASK_RESULT: usize = 64 << 20;
+    /// `GET /deployments/<d>`: the manifest, which may embed certificates and large
+    /// properties.
+    pub const MANIFEST: usize = 64 << 20;
+}
+
+/// How long bbr waits for a director task unless told otherwise (Go bbr waits forever):
+/// long enough for SSH setup on a large instance group or `vms` of a large deployment.
+pub const DEFAULT_TASK_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The most a temporary-user cleanup (request and task) may take: it runs after a stop too,
+/// and must not keep an operator who asked bbr to stop waiting long.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Percent-encodes `value` as one URL path segment (everything but RFC 3986 unreserved
+/// characters); refuses empty, `.` and `..`, which no encoding keeps from being resolved.
+pub fn path_segment(what: &str, value: &str) -> Result<String, DirectorError> {
+    if value.is_empty() || value == "." || value == ".." {
+        return Err(DirectorError::BadSegment {
+            what: what.to_string(),
+            value: value.to_string(),
+        });
+    }
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a body of at most `limit` bytes; `what` names the request in the error.
+async fn read_capped(
+    mut answer: reqwest::Response,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<u8>, DirectorError> {
+    let too_large = || DirectorError::TooLarge {
+        what: what.to_string(),
+        limit,
+    };
+    if answer.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| DirectorError::Decode {
+        what: what.to_string(),
+        reason: error_chain(&e),
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The start of a body, at most `limit` bytes, for an error message.
+async fn read_prefix(mut answer: reqwest::Response, limit: usize) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = answer.chunk().await {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// One VM of `vms?format=full`.
@@ -169,6 +305,8 @@ pub struct DirectorClient {
     http: reqwest::Client,
     auth: Auth,
     debug: DebugLog,
+    stop: Option<StopSignal>,
+    task_timeout: Duration,
 }
 
 fn build_http(ca: Option<&CaCert>, proxy: Option<&str>) -> Result<reqwest::Client, DirectorError> {
@@ -215,14 +353,15 @@ impl DirectorClient {
             .map_err(|e| DirectorError::Unreachable(error_chain(&e)))?;
         if !answer.status().is_success() {
             let status = answer.status().as_u16();
-            let body = answer.text().await.unwrap_or_default();
+            let body = read_prefix(answer, limits::ERROR_BODY).await;
             return Err(DirectorError::Unreachable(
                 DirectorError::Status { status, body }.to_string(),
             ));
         }
-        let info: Info = answer
-            .json()
+        let body = read_capped(answer, limits::SMALL, "GET /info")
             .await
+            .map_err(|e| DirectorError::Unreachable(e.to_string()))?;
+        let info: Info = serde_json::from_slice(&body)
             .map_err(|e| DirectorError::Unreachable(format!("reading /info: {e}")))?;
         let auth = match info.user_authentication {
             Some(ua) if ua.kind == "uaa" => {
@@ -254,7 +393,43 @@ impl DirectorClient {
             http,
             auth,
             debug,
+            stop: None,
+            task_timeout: DEFAULT_TASK_TIMEOUT,
         })
+    }
+
+    /// Cancels requests and task waits once `stop` is raised (SSH cleanup excepted).
+    pub fn with_stop(mut self, stop: StopSignal) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Waits at most `timeout` for each director task (default [`DEFAULT_TASK_TIMEOUT`]).
+    pub fn with_task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = timeout;
+        self
+    }
+
+    /// Runs `work` unless, or until, the stop signal is raised; `what` says what was
+    /// being done, for the error.
+    async fn stoppable<T>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, DirectorError>>,
+    ) -> Result<T, DirectorError> {
+        let Some(stop) = &self.stop else {
+            return work.await;
+        };
+        let stopped = || DirectorError::Stopped {
+            what: what.to_string(),
+        };
+        if stop.is_raised() {
+            return Err(stopped());
+        }
+        tokio::select! {
+            result = work => result,
+            () = stop.raised() => Err(stopped()),
+        }
     }
 
     async fn token(&self, uaa: &Uaa, refresh: bool) -> Result<Secret, DirectorError> {
@@ -290,10 +465,15 @@ impl DirectorClient {
                 ),
             });
         }
-        let token: TokenAnswer = answer.json().await.map_err(|e| DirectorError::Uaa {
+        let uaa_error = |reason: String| DirectorError::Uaa {
             url: uaa.token_url.clone(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let body = read_capped(answer, limits::SMALL, "the UAA token request")
+            .await
+            .map_err(|e| uaa_error(e.to_string()))?;
+        let token: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|e| uaa_error(e.to_string()))?;
         let expires = Instant::now() + Duration::from_secs(token.expires_in.unwrap_or(3600));
         let secret = Secret::new(token.access_token);
         *slot = Some((secret.clone(), expires));
@@ -345,23 +525,31 @@ impl DirectorClient {
         if status.is_success() || status.is_redirection() {
             return Ok(answer);
         }
-        let body = answer.text().await.unwrap_or_default();
+        let body = read_prefix(answer, limits::ERROR_BODY).await;
         Err(DirectorError::Status {
             status: status.as_u16(),
             body,
         })
     }
 
-    async fn get_text(&self, path: &str) -> Result<String, DirectorError> {
+    /// `GET path`, reading at most `limit` bytes of the answer.
+    async fn get_text(&self, path: &str, limit: usize) -> Result<String, DirectorError> {
         let answer = Self::checked(self.send(reqwest::Method::GET, path, None).await?).await?;
-        answer.text().await.map_err(|e| DirectorError::Decode {
+        let body = read_capped(answer, limit, &format!("GET {path}")).await?;
+        String::from_utf8(body).map_err(|e| DirectorError::Decode {
             what: path.into(),
             reason: e.to_string(),
         })
     }
 
-    /// Follows a task redirect, waits for the task and returns its result output.
-    async fn task_result(&self, answer: reqwest::Response) -> Result<String, DirectorError> {
+    /// Follows a task redirect, waits for the task (at most `timeout`) and returns its result
+    /// output; `what` says what the task is for, in errors.
+    async fn task_result(
+        &self,
+        answer: reqwest::Response,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<String, DirectorError> {
         let answer = Self::checked(answer).await?;
         let location = answer
             .headers()
@@ -375,34 +563,57 @@ impl DirectorClient {
                     answer.status()
                 ),
             })?;
-        let task_path = match location.find("/tasks/") {
-            Some(i) => location[i..].to_string(),
-            None => location.clone(),
+        // Only the numeric id is taken from the redirect: bbr builds the task URLs itself.
+        let id: u64 = location
+            .find("/tasks/")
+            .map(|i| &location[i + "/tasks/".len()..])
+            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""))
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| DirectorError::Decode {
+                what: what.to_string(),
+                reason: format!("expected a redirect to /tasks/<id>, got {location:?}"),
+            })?;
+        let wait = async {
+            let mut task: TaskState = self.task_state(id).await?;
+            let mut delay = Duration::from_millis(20);
+            while matches!(task.state.as_str(), "queued" | "processing" | "cancelling") {
+                let _ = self
+                    .get_text(
+                        &format!("/tasks/{id}/output?type=event"),
+                        limits::TASK_EVENTS,
+                    )
+                    .await?;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+                task = self.task_state(id).await?;
+            }
+            Ok(task)
         };
-        let mut task: TaskState = self.task_state(&task_path).await?;
-        let mut delay = Duration::from_millis(20);
-        while matches!(task.state.as_str(), "queued" | "processing" | "cancelling") {
-            let _ = self
-                .get_text(&format!("/tasks/{}/output?type=event", task.id))
-                .await?;
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
-            task = self.task_state(&format!("/tasks/{}", task.id)).await?;
-        }
+        let task = tokio::time::timeout(timeout, wait).await.map_err(|_| {
+            DirectorError::TaskTimeout {
+                id,
+                what: what.to_string(),
+                after: timeout,
+            }
+        })??;
         if task.state != "done" {
             return Err(DirectorError::Task {
                 id: task.id,
                 state: task.state,
             });
         }
-        self.get_text(&format!("/tasks/{}/output?type=result", task.id))
-            .await
+        self.get_text(
+            &format!("/tasks/{id}/output?type=result"),
+            limits::TASK_RESULT,
+        )
+        .await
     }
 
-    async fn task_state(&self, path: &str) -> Result<TaskState, DirectorError> {
-        let text = self.get_text(path).await?;
+    async fn task_state(&self, id: u64) -> Result<TaskState, DirectorError> {
+        let path = format!("/tasks/{id}");
+        let text = self.get_text(&path, limits::SMALL).await?;
         serde_json::from_str(&text).map_err(|e| DirectorError::Decode {
-            what: path.into(),
+            what: path,
             reason: e.to_string(),
         })
     }
@@ -413,7 +624,12 @@ impl DirectorClient {
         struct D {
             name: String,
         }
-        let text = self.get_text("/deployments").await?;
+        let text = self
+            .stoppable(
+                "listing deployments",
+                self.get_text("/deployments", limits::DEPLOYMENTS),
+            )
+            .await?;
         let list: Vec<D> = serde_json::from_str(&text).map_err(|e| DirectorError::Decode {
             what: "/deployments".into(),
             reason: e.to_string(),
@@ -423,9 +639,15 @@ impl DirectorClient {
 
     /// The VMs of a deployment (`vms?format=full`, a task).
     pub async fn vms(&self, deployment: &str) -> Result<Vec<VmInfo>, DirectorError> {
-        let path = format!("/deployments/{deployment}/vms?format=full");
-        let answer = self.send(reqwest::Method::GET, &path, None).await?;
-        let text = self.task_result(answer).await?;
+        let d = path_segment("deployment name", deployment)?;
+        let path = format!("/deployments/{d}/vms?format=full");
+        let what = format!("listing the VMs of deployment '{deployment}'");
+        let text = self
+            .stoppable(&what, async {
+                let answer = self.send(reqwest::Method::GET, &path, None).await?;
+                self.task_result(answer, &what, self.task_timeout).await
+            })
+            .await?;
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
@@ -444,8 +666,16 @@ impl DirectorClient {
             #[serde(default)]
             manifest: String,
         }
-        let path = format!("/deployments/{deployment}");
-        let text = self.get_text(&path).await?;
+        let path = format!(
+            "/deployments/{}",
+            path_segment("deployment name", deployment)?
+        );
+        let text = self
+            .stoppable(
+                &format!("getting the manifest of deployment '{deployment}'"),
+                self.get_text(&path, limits::MANIFEST),
+            )
+            .await?;
         let m: M = serde_json::from_str(&text).map_err(|e| DirectorError::Decode {
             what: path,
             reason: e.to_string(),
@@ -467,9 +697,18 @@ impl DirectorClient {
             "target": {"job": group, "indexes": [], "ids": []},
             "params": {"user": user, "public_key": public_key},
         });
-        let path = format!("/deployments/{deployment}/ssh");
-        let answer = self.send(reqwest::Method::POST, &path, Some(&body)).await?;
-        let text = self.task_result(answer).await?;
+        let path = format!(
+            "/deployments/{}/ssh",
+            path_segment("deployment name", deployment)?
+        );
+        let what =
+            format!("setting up SSH for instance group '{group}' of deployment '{deployment}'");
+        let text = self
+            .stoppable(&what, async {
+                let answer = self.send(reqwest::Method::POST, &path, Some(&body)).await?;
+                self.task_result(answer, &what, self.task_timeout).await
+            })
+            .await?;
         serde_json::from_str(text.trim()).map_err(|e| DirectorError::Decode {
             what: format!("{path} (setup)"),
             reason: e.to_string(),
@@ -490,15 +729,44 @@ impl DirectorClient {
             "target": {"job": group, "indexes": [id], "ids": [id]},
             "params": {"user_regex": format!("^{user}")},
         });
-        let path = format!("/deployments/{deployment}/ssh");
-        let answer = self.send(reqwest::Method::POST, &path, Some(&body)).await?;
-        self.task_result(answer).await.map(|_| ())
+        let path = format!(
+            "/deployments/{}/ssh",
+            path_segment("deployment name", deployment)?
+        );
+        // Not stoppable: after a stop the temporary users must still go, within a bound.
+        let what = format!("cleaning up SSH on instance {group}/{id} of deployment '{deployment}'");
+        let bound = CLEANUP_TIMEOUT.min(self.task_timeout);
+        let work = async {
+            let answer = self.send(reqwest::Method::POST, &path, Some(&body)).await?;
+            self.task_result(answer, &what, bound).await.map(|_| ())
+        };
+        tokio::time::timeout(bound, work)
+            .await
+            .map_err(|_| DirectorError::Timeout {
+                what: what.clone(),
+                after: bound,
+            })?
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_encoded_and_dot_segments_refused() {
+        assert_eq!(path_segment("d", "redis-1.x_y~").unwrap(), "redis-1.x_y~");
+        assert_eq!(path_segment("d", "a/b").unwrap(), "a%2Fb");
+        assert_eq!(path_segment("d", "a b?c#%").unwrap(), "a%20b%3Fc%23%25");
+        assert_eq!(path_segment("d", "é").unwrap(), "%C3%A9");
+        for bad in ["", ".", ".."] {
+            let e = path_segment("deployment name", bad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("deployment name '{bad}' cannot be used in a director URL")
+            );
+        }
+    }
 
     #[test]
     fn secrets_do_not_print() {

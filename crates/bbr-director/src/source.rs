@@ -239,11 +239,24 @@ impl DirectorDeployment {
                     }
                 })
                 .collect();
-            let backup_one_restore_all = scripts
+            let backup_one_restore_all: std::collections::BTreeSet<String> = scripts
                 .keys()
                 .filter(|job| manifest.backup_one_restore_all(group, job))
                 .cloned()
                 .collect();
+            // A backup-one-restore-all artifact is named after the job's release.
+            for job in &backup_one_restore_all {
+                let release = manifest.release(group, job).unwrap_or_default();
+                bbr_artifact::naming::check_safe_name(
+                    "release name",
+                    release,
+                    &format!(
+                        "of job {job} in the manifest of deployment {}",
+                        self.deployment
+                    ),
+                )
+                .map_err(|e| e.to_string())?;
+            }
             if scripts.is_empty() {
                 reporter.debug(format!(
                     "no scripts found on instance {identifier}, skipping rest of the instances for {group}"
@@ -296,6 +309,16 @@ impl DeploymentSource for DirectorDeployment {
                 "couldn't generate manifest querier for deployment {d}: {e}"
             ))
         })?;
+        // Group names become artifact file names: refuse unsafe ones before any SSH user
+        // exists or any job is locked.
+        for vm in &vms {
+            bbr_artifact::naming::check_safe_name(
+                "instance group name",
+                &vm.job_name,
+                "reported by the director",
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        }
         let mut groups: Vec<&str> = Vec::new();
         for vm in &vms {
             if !groups.contains(&vm.job_name.as_str()) {
