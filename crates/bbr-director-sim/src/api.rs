@@ -75,6 +75,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
         st.requests.push(format!("{method} {target}"));
         st.take_failure(&target)
     };
+    let oversized = shared.state().oversized_for(&target);
+    if let Some(size) = oversized {
+        return respond(StatusCode::OK, "application/json", oversized_body(size));
+    }
     if let Some(status) = injected {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return director_error(
@@ -90,7 +94,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
     };
     let path = uri.path();
     let query = uri.query();
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let decoded: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
 
     match (&method, segs.as_slice()) {
         (&Method::GET, ["info"]) => return info(&shared),
@@ -123,6 +132,36 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
         }
         _ => text(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// A path segment with its `%XX` escapes decoded (`+` stays `+`, as in paths).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A JSON-looking body of exactly `size` bytes (at least 16).
+fn oversized_body(size: usize) -> Bytes {
+    let mut body = Vec::with_capacity(size.max(16));
+    body.extend_from_slice(b"{\"manifest\":\"");
+    body.resize(size.max(16) - 2, b'a');
+    body.extend_from_slice(b"\"}");
+    Bytes::from(body)
 }
 
 /// `None` if the request carries valid director credentials, else the 401.
@@ -310,8 +349,14 @@ fn uaa_token(shared: &Shared, headers: &HeaderMap, query: Option<&str>, body: &[
     )
 }
 
+/// The deployment a request names (by its reported name when it has one).
 fn deployment_index(shared: &Shared, name: &str) -> Option<usize> {
-    shared.world.deployments.iter().position(|d| d.name == name)
+    let real = shared.state().real_deployment(name)?;
+    shared.world.deployments.iter().position(|d| d.name == real)
+}
+
+fn find_deployment<'a>(shared: &'a Shared, name: &str) -> Option<&'a Deployment> {
+    deployment_index(shared, name).map(|i| &shared.world.deployments[i])
 }
 
 fn missing_deployment(name: &str) -> Resp {
@@ -323,7 +368,7 @@ fn missing_deployment(name: &str) -> Resp {
 }
 
 fn with_deployment(shared: &Shared, name: &str, f: impl FnOnce(&Deployment) -> Resp) -> Resp {
-    match shared.world.deployment(name) {
+    match find_deployment(shared, name) {
         Some(d) => f(d),
         None => missing_deployment(name),
     }
@@ -344,7 +389,7 @@ fn list_deployments(shared: &Shared) -> Resp {
                 }
             }
             json!({
-                "name": d.name,
+                "name": shared.state().deployment_aliases.get(&d.name).unwrap_or(&d.name),
                 "cloud_config": "latest",
                 "releases": releases
                     .iter()
@@ -394,7 +439,7 @@ fn vms_result(shared: &Shared, dep: &Deployment) -> String {
             .collect();
         let line = json!({
             "agent_id": i.agent_id,
-            "job_name": i.group,
+            "job_name": shared.state().reported_group(&i.group),
             "index": i.index,
             "id": i.id,
             "bootstrap": i.bootstrap,
@@ -426,8 +471,10 @@ fn vms_result(shared: &Shared, dep: &Deployment) -> String {
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn new_task(
     shared: &Shared,
+    kind: TaskKind,
     description: String,
     deployment: &str,
     stage: &str,
@@ -438,7 +485,9 @@ fn new_task(
         AuthMode::Basic { user, .. } => user.clone(),
         AuthMode::Uaa { client, .. } => client.clone(),
     };
-    shared.state().add_task(Task {
+    let mut st = shared.state();
+    let endless = st.endless_tasks.contains(&kind);
+    st.add_task(Task {
         id: 0,
         description,
         deployment: Some(deployment.to_owned()),
@@ -448,12 +497,13 @@ fn new_task(
         result,
         stage: stage.to_owned(),
         polls: 0,
+        endless,
     })
 }
 
 /// `GET /deployments/<d>/vms?format=full` → task.
 fn vms_task(shared: &Shared, name: &str) -> Resp {
-    let Some(dep) = shared.world.deployment(name) else {
+    let Some(dep) = find_deployment(shared, name) else {
         return missing_deployment(name);
     };
     let failing = shared.state().failing_tasks.contains(&TaskKind::Vms);
@@ -474,6 +524,7 @@ fn vms_task(shared: &Shared, name: &str) -> Resp {
     };
     let id = new_task(
         shared,
+        TaskKind::Vms,
         "retrieve vm-stats".to_owned(),
         name,
         "Retrieving vm-stats",
@@ -488,10 +539,11 @@ async fn ssh_task(shared: &Arc<Shared>, name: &str, body: &[u8]) -> Resp {
     let Some(dep) = deployment_index(shared, name) else {
         return missing_deployment(name);
     };
-    let req = match SshRequest::parse(body) {
+    let mut req = match SshRequest::parse(body) {
         Ok(r) => r,
         Err(e) => return director_error(StatusCode::BAD_REQUEST, 40000, &e),
     };
+    req.job = shared.state().real_group(&req.job);
     let worker = Arc::clone(shared);
     let job = req.clone();
     let done = tokio::task::spawn_blocking(move || ssh::run(&worker, dep, &job)).await;
@@ -510,6 +562,7 @@ async fn ssh_task(shared: &Arc<Shared>, name: &str, body: &[u8]) -> Resp {
     };
     let id = new_task(
         shared,
+        req.command.kind(),
         req.description(),
         name,
         stage,
@@ -529,7 +582,7 @@ fn poll_task(shared: &Shared, id: u64) -> Option<(Task, bool)> {
     let mut st = shared.state();
     let t = st.tasks.get_mut(&id)?;
     t.polls = t.polls.saturating_add(1);
-    let finished = t.polls > limit;
+    let finished = !t.endless && t.polls > limit;
     Some((t.clone(), finished))
 }
 
@@ -537,7 +590,7 @@ fn peek_task(shared: &Shared, id: u64) -> Option<(Task, bool)> {
     let limit = shared.world.opts.processing_polls;
     let st = shared.state();
     let t = st.tasks.get(&id)?;
-    Some((t.clone(), t.polls > limit))
+    Some((t.clone(), !t.endless && t.polls > limit))
 }
 
 fn task_json(t: &Task, finished: bool) -> Value {
@@ -587,7 +640,7 @@ fn list_tasks(shared: &Shared, query: Option<&str>) -> Resp {
         .values()
         .rev()
         .filter(|t| want.is_none() || t.deployment == want)
-        .map(|t| task_json(t, t.polls > limit))
+        .map(|t| task_json(t, !t.endless && t.polls > limit))
         .collect();
     json_resp(StatusCode::OK, &Value::Array(list))
 }

@@ -426,12 +426,49 @@ impl DirectorSim {
             .insert(group.to_owned());
     }
 
+    /// Make every future task of `kind` report `processing` forever (a hung director
+    /// task). Its work is still done, as for any task.
+    pub fn hold_tasks(&self, kind: TaskKind) {
+        self.shared().state().endless_tasks.insert(kind);
+    }
+
+    /// Answer every request whose `path?query` starts with `path_prefix` (before
+    /// authentication) with `200` and a JSON-looking body of `bytes` bytes
+    /// (`{"manifest":"aaaa…"}`), as a hostile or broken director could.
+    pub fn serve_oversized(&self, path_prefix: &str, bytes: usize) {
+        self.shared()
+            .state()
+            .oversized
+            .push((path_prefix.to_owned(), bytes));
+    }
+
+    /// Report instance group `group` as `reported` in VM lists (any string: `../../evil`
+    /// too, which a spec refuses) and accept `reported` as the target of SSH requests.
+    pub fn report_group_as(&self, group: &str, reported: &str) {
+        self.shared()
+            .state()
+            .group_aliases
+            .insert(group.to_owned(), reported.to_owned());
+    }
+
+    /// List deployment `deployment` as `reported` in `GET /deployments` and serve it under
+    /// that name only: requests name it by `reported`, percent-decoded (`a/b` is
+    /// `a%2Fb` in a URL).
+    pub fn report_deployment_as(&self, deployment: &str, reported: &str) {
+        self.shared()
+            .state()
+            .deployment_aliases
+            .insert(deployment.to_owned(), reported.to_owned());
+    }
+
     /// Remove every injected failure.
     pub fn clear_failures(&self) {
         let mut st = self.shared().state();
         st.failures.clear();
         st.failing_tasks.clear();
         st.failing_ssh_groups.clear();
+        st.endless_tasks.clear();
+        st.oversized.clear();
     }
 
     /// Temporary users whose key is currently installed on `vm` (read from

@@ -109,6 +109,8 @@ pub(crate) struct Task {
     pub(crate) result: String,
     pub(crate) stage: String,
     pub(crate) polls: u32,
+    /// Reports `processing` however often it is polled ([`crate::DirectorSim::hold_tasks`]).
+    pub(crate) endless: bool,
 }
 
 /// A failure rule from `fail_next` / `fail_always`.
@@ -132,6 +134,14 @@ pub(crate) struct State {
     pub(crate) failures: Vec<FailRule>,
     pub(crate) failing_tasks: HashSet<TaskKind>,
     pub(crate) failing_ssh_groups: HashSet<String>,
+    /// Tasks of these kinds never finish.
+    pub(crate) endless_tasks: HashSet<TaskKind>,
+    /// `path?query` prefix → size of the oversized body served instead.
+    pub(crate) oversized: Vec<(String, usize)>,
+    /// Real instance group → name reported for it.
+    pub(crate) group_aliases: HashMap<String, String>,
+    /// Real deployment → name reported (and accepted in URLs) for it.
+    pub(crate) deployment_aliases: HashMap<String, String>,
     pub(crate) tasks: BTreeMap<u64, Task>,
     pub(crate) next_task: u64,
     pub(crate) tokens: HashMap<String, Token>,
@@ -165,6 +175,40 @@ impl State {
         let id = task.id;
         self.tasks.insert(id, task);
         id
+    }
+
+    /// The size of the oversized body to serve for `target`, if one was asked for.
+    pub(crate) fn oversized_for(&self, target: &str) -> Option<usize> {
+        self.oversized
+            .iter()
+            .find(|(prefix, _)| target.starts_with(prefix.as_str()))
+            .map(|(_, size)| *size)
+    }
+
+    /// The name a group is reported under.
+    pub(crate) fn reported_group<'a>(&'a self, real: &'a str) -> &'a str {
+        self.group_aliases.get(real).map_or(real, String::as_str)
+    }
+
+    /// The real group for a name used in a request (a reported alias or the real name).
+    pub(crate) fn real_group(&self, requested: &str) -> String {
+        self.group_aliases
+            .iter()
+            .find(|(_, alias)| alias.as_str() == requested)
+            .map_or_else(|| requested.to_owned(), |(real, _)| real.clone())
+    }
+
+    /// The real deployment for a name used in a request (a reported alias or the real
+    /// name; a real name that has an alias is no longer accepted).
+    pub(crate) fn real_deployment(&self, requested: &str) -> Option<String> {
+        if let Some((real, _)) = self
+            .deployment_aliases
+            .iter()
+            .find(|(_, alias)| alias.as_str() == requested)
+        {
+            return Some(real.clone());
+        }
+        (!self.deployment_aliases.contains_key(requested)).then(|| requested.to_owned())
     }
 
     /// Whether `token` is known and unexpired.
