@@ -352,6 +352,8 @@ fn a_connection_dropped_mid_drain_fails_the_backup_and_cleanup_still_happens() {
             || stderr.contains("Backup is corrupted"),
         "{all}"
     );
+    // Progress never claims a copy that did not complete.
+    assert!(!all.contains("100% complete"), "{all}");
     assert!(
         stderr.contains("It is recommended that you run `bbr backup-cleanup`"),
         "{all}"
