@@ -498,6 +498,46 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_time_limit_terminates_the_group_and_escalates_to_kill() {
+        let pm = ProcessManager::new(Duration::from_millis(300));
+        let limit = crate::config::TimeLimit {
+            duration: Duration::from_millis(200),
+            text: "200ms".to_owned(),
+        };
+        let start = Instant::now();
+        // The shell ignores TERM, so only the KILL after the grace period ends it.
+        let (output, res) = pm
+            .run_with_limit(
+                &argv(&["sh", "-c", "trap '' TERM; echo started; sleep 30; sleep 30"]),
+                None,
+                Some(&limit),
+            )
+            .await;
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(start.elapsed() >= Duration::from_millis(500));
+        let err = res.expect_err("timed out");
+        assert_eq!(
+            err,
+            ProcessError::TimedOut {
+                program: "sh".to_owned(),
+                limit: "200ms".to_owned()
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("sh did not finish within its time limit of 200ms")
+        );
+        assert_eq!(output.summary(100).as_deref(), Some("started\n"));
+        // Without a limit, the same manager runs a short command normally.
+        let (_, ok) = pm.run_with_limit(&argv(&["true"]), None, None).await;
+        assert_eq!(ok, Ok(()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn terminate_reaches_the_whole_group_and_escalates() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pidfile = dir.path().join("grandchild.pid");
