@@ -1,9 +1,8 @@
-//! Helpers shared by the `object_*` integration tests: test data, readers and FIFOs that
-//! cancel an upload at a chosen point, and timing.
+//! Helpers shared by the `object_*` integration tests: test data, readers that cancel an
+//! upload at a chosen point, and timing.
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
