@@ -54,7 +54,11 @@ fn bora(props: &Option<serde_json::Value>) -> bool {
 impl ManifestInfo {
     /// Parses a manifest; errors name what is wrong.
     pub fn parse(text: &str) -> Result<ManifestInfo, String> {
-        let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        // The same limits as for the artifact's metadata: scaled from the text's size, so a
+        // large manifest (which `--with-manifest` stores verbatim) is never refused for its
+        // size, while alias bombs and deep nesting still are.
+        let raw: RawManifest =
+            bbr_artifact::yaml_limits::from_str(text).map_err(|e| e.to_string())?;
         let mut groups = BTreeMap::new();
         let v2 = !raw.instance_groups.is_empty();
         for g in if v2 { raw.instance_groups } else { raw.jobs } {
@@ -112,6 +116,32 @@ mod tests {
         .unwrap();
         assert_eq!(m.release("redis", "redis-server"), Some("redis-test"));
         assert!(m.backup_one_restore_all("redis", "redis-server"));
+    }
+
+    #[test]
+    fn a_manifest_beyond_the_parser_default_node_budget_parses() {
+        // 300,000 property entries: over serde-saphyr's default 250,000 nodes.
+        let mut text = String::from(
+            "name: d\ninstance_groups:\n- name: big\n  jobs:\n  - name: j\n    release: r\n    properties:\n      bbr:\n        backup_one_restore_all: true\n      users:\n",
+        );
+        for i in 0..150_000 {
+            text.push_str(&format!("        user{i}: pw{i}\n"));
+        }
+        let m = ManifestInfo::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.release("big", "j"), Some("r"));
+        assert!(m.backup_one_restore_all("big", "j"));
+    }
+
+    #[test]
+    fn an_alias_bomb_manifest_is_refused() {
+        let mut text = String::from("name: d\nl0: &a0 [\"lol\"]\n");
+        for i in 1..=10 {
+            let items = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("l{i}: &a{i} [{items}]\n"));
+        }
+        text.push_str("instance_groups: []\n");
+        let err = ManifestInfo::parse(&text).expect_err("bomb");
+        assert!(err.contains("budget breached"), "{err}");
     }
 
     #[test]
