@@ -20,7 +20,7 @@ use crate::error::ArtifactError;
 use crate::metadata::{ArtifactMetadata, Metadata};
 use crate::naming::{artifact_dir_name, custom_artifact_file, default_artifact_file};
 use crate::safety::check_entries_safe;
-use crate::tarstream::{TarSummary, hash_tar_file, scan_tar_file};
+use crate::tarstream::{TarEntryInfo, TarSummary, hash_tar_file, scan_tar_file};
 
 /// Name of the metadata file inside the artifact directory.
 pub const METADATA_FILE: &str = "metadata";
@@ -87,6 +87,10 @@ pub struct ArtifactCheck {
     pub entry_count: usize,
     /// Number of regular files after extraction (= checksum keys in metadata).
     pub file_count: usize,
+    /// The entries whose mode has a set-uid or set-gid bit, with their header offsets:
+    /// a restore sends their headers rewritten without those bits
+    /// ([`setid_patches`](crate::tarstream::setid_patches)).
+    pub setid_entries: Vec<TarEntryInfo>,
 }
 
 /// The artifacts listed in `metadata`, custom ones first, then per instance.
@@ -241,7 +245,9 @@ impl ArtifactDir {
     /// Cheap validation before any remote action: `metadata` parses; every artifact it
     /// lists has its tar; each tar is a complete, well-formed tar (headers walked,
     /// content seeked over, nothing hashed) whose regular files are exactly the
-    /// artifact's checksum keys; every entry passes the safety checks.
+    /// artifact's checksum keys; every entry passes the safety checks (no device node or
+    /// FIFO, nothing outside the root). Set-uid/set-gid entries are listed in
+    /// [`ArtifactCheck::setid_entries`].
     ///
     /// Errors are prefixed `Could not validate backup: ` (unreadable metadata or tar)
     /// or `Backup is corrupted: ` (content does not match), and name the file.
@@ -279,6 +285,12 @@ impl ArtifactDir {
                     size_bytes: summary.total_bytes,
                     entry_count: summary.entries.len(),
                     file_count,
+                    setid_entries: summary
+                        .entries
+                        .iter()
+                        .filter(|e| e.has_setid())
+                        .cloned()
+                        .collect(),
                 },
                 artifact,
             ));

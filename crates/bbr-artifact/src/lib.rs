@@ -10,7 +10,8 @@
 //! * [`naming`] — artifact file and directory names;
 //! * [`tarstream`] — a zero-copy incremental tar parser that SHA-256 hashes every
 //!   file entry while the bytes stream in from the network;
-//! * [`safety`] — path-traversal checks for tar entries before a restore;
+//! * [`safety`] — path-traversal and entry-type checks (no devices, no FIFOs) for tar
+//!   entries before a restore and after a backup drain;
 //! * [`artifact_dir`] — creating, opening and validating the artifact directory;
 //! * [`yaml_limits`] — YAML parser limits scaled from the input's size, for every reader of
 //!   YAML that bbr wrote (so whatever it writes, it reads back).
@@ -36,6 +37,9 @@ pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata
 pub use naming::{
     artifact_dir_name, backup_one_restore_all_name, custom_artifact_file, default_artifact_file,
 };
-pub use safety::{check_entries_safe, check_entry_safe};
-pub use tarstream::{EntryKind, TarEntryInfo, TarHasher, TarSummary, hash_tar_file, scan_tar_file};
+pub use safety::{check_entries_safe, check_entry_kind, check_entry_safe};
+pub use tarstream::{
+    EntryKind, HeaderPatch, TarEntryInfo, TarHasher, TarSummary, hash_tar_file, scan_tar_file,
+    setid_patches,
+};
 pub use timefmt::{artifact_timestamp, metadata_time};

@@ -7,6 +7,12 @@
 //! them). [`check_entries_safe`] also looks across entries: nothing may be extracted
 //! *through* a symlink of the archive, and no link target may leave a symlink with
 //! `..` — the two ways a chain of individually harmless links can escape.
+//!
+//! [`check_entry_kind`] refuses character devices, block devices and FIFOs: a job's
+//! artifact has no business holding one, and `tar -x` as root would create them inside
+//! the restore directory. It is part of [`check_entry_safe`] (restore) and is run alone
+//! on every drained tar (backup). Set-uid/set-gid bits are not refused here: a restore
+//! strips them (see [`crate::tarstream::setid_patches`]).
 
 use std::collections::HashSet;
 
@@ -21,6 +27,20 @@ fn unsafe_entry(entry: &TarEntryInfo, reason: String) -> ArtifactError {
     }
 }
 
+/// Refuses device nodes and FIFOs, naming the kind and device numbers.
+pub fn check_entry_kind(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
+    if entry.kind.is_special() {
+        return Err(unsafe_entry(
+            entry,
+            format!(
+                "{}: device nodes and FIFOs are refused in artifacts",
+                entry.kind.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The components of a relative path, without empty and `.` components.
 fn components(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".")
@@ -28,8 +48,9 @@ fn components(path: &str) -> impl Iterator<Item = &str> {
 
 /// Refuses an entry that would be written outside the extraction root: an absolute
 /// name, a name with a `..` component, or a symlink/hardlink whose target is absolute
-/// or climbs above the root.
+/// or climbs above the root; and, through [`check_entry_kind`], device nodes and FIFOs.
 pub fn check_entry_safe(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
+    check_entry_kind(entry)?;
     if entry.name.is_empty() {
         return Err(unsafe_entry(entry, "empty name".into()));
     }
@@ -134,6 +155,8 @@ mod tests {
             kind: EntryKind::File,
             size: 0,
             link_name: None,
+            mode: 0o644,
+            header_offset: 0,
         }
     }
 
@@ -143,6 +166,8 @@ mod tests {
             kind,
             size: 0,
             link_name: Some(target.into()),
+            mode: 0o777,
+            header_offset: 0,
         }
     }
 
@@ -235,6 +260,8 @@ mod tests {
                 kind: EntryKind::Dir,
                 size: 0,
                 link_name: None,
+                mode: 0o755,
+                header_offset: 0,
             },
             link("./a/b", EntryKind::Symlink, ".."),
             link("./c", EntryKind::Symlink, "a/b/.."),
@@ -256,5 +283,31 @@ mod tests {
             file("./real/file"),
         ];
         check_entries_safe(&entries).expect("safe");
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused() {
+        for (kind, what) in [
+            (
+                EntryKind::CharDevice { major: 1, minor: 1 },
+                "character device 1,1",
+            ),
+            (
+                EntryKind::BlockDevice { major: 8, minor: 0 },
+                "block device 8,0",
+            ),
+            (EntryKind::Fifo, "FIFO"),
+        ] {
+            let mut e = file("./mem");
+            e.kind = kind;
+            let err = check_entry_safe(&e).expect_err(what);
+            assert_eq!(err.entry(), Some("./mem"));
+            assert!(reason(err).starts_with(what), "{what}");
+            assert!(check_entries_safe(&[file("./a"), e.clone()]).is_err());
+            assert!(check_entry_kind(&e).is_err());
+        }
+        let mut setuid = file("./bin");
+        setuid.mode = 0o4755;
+        check_entry_safe(&setuid).expect("set-uid files are not refused here");
     }
 }

@@ -5,11 +5,15 @@
 //! for `metadata` cost no second read anywhere. The transfer is accepted only when tar
 //! exited 0, the stream is a complete tar (end-of-archive present, every entry whole) and
 //! its files and sizes equal a metadata-only listing taken on the VM beforehand. SSH's
-//! authenticated encryption guarantees the bytes were not altered in transit.
+//! authenticated encryption guarantees the bytes were not altered in transit. A drained tar
+//! holding a device node or a FIFO fails the drain; set-uid/set-gid entries are kept as
+//! drained, with a warning naming the job and entry.
 //!
 //! Upload: the local `.tar` is read once; the same parser hashes it while it is sent to
 //! `tar -x` on the VM, and the sums are compared with `metadata` before anything is allowed
-//! to lock or restore; the extracted files are then listed on the VM and compared too.
+//! to lock or restore; the extracted files are then listed on the VM and compared too. The
+//! headers of set-uid/set-gid entries (found by the structure check) are sent rewritten
+//! without those bits, one warning per entry.
 
 use crate::ARTIFACT_DIRECTORY;
 use crate::commands;
@@ -19,7 +23,10 @@ use crate::remote::RemoteError;
 use crate::report::{Reporter, ReporterExt, TransferProgress};
 use crate::stop::StopSignal;
 use bbr_artifact::metadata::Checksums;
-use bbr_artifact::tarstream::{EntryKind, TarHasher, TarSummary};
+use bbr_artifact::safety::check_entry_kind;
+use bbr_artifact::tarstream::{
+    EntryKind, HeaderPatch, TarEntryInfo, TarHasher, TarSummary, apply_patches, setid_patches,
+};
 use futures::FutureExt;
 use futures::channel::oneshot;
 use std::collections::BTreeMap;
@@ -289,6 +296,22 @@ async fn drain_into(
         }
         Err(WriteFailure::Io(_)) => unreachable!("returned above"),
     };
+    if let Some(e) = summary
+        .entries
+        .iter()
+        .find_map(|e| check_entry_kind(e).err())
+    {
+        return Err(fail(format!(
+            "Backup of job {} on {id} refused: {artifact} holds {e}",
+            job.name
+        )));
+    }
+    for e in summary.entries.iter().filter(|e| e.has_setid()) {
+        reporter.warn(format!(
+            "Backup of job {} on {id}: {} has set-uid/set-gid bits (mode {:04o}); they are kept in the artifact and stripped on restore",
+            job.name, e.name, e.mode
+        ));
+    }
     reporter.debug(format!(
         "Comparing transferred files with the listing on {id}"
     ));
@@ -326,6 +349,8 @@ async fn drain_into(
 /// of delaying it (the equivalent of `tee >(openssl dgst -sha256)`).
 struct TeeReader {
     file: File,
+    /// Header blocks sent rewritten (set-uid/set-gid bits stripped).
+    patches: Vec<HeaderPatch>,
     to_hasher: Option<SyncSender<Vec<u8>>>,
     progress: Arc<Mutex<Box<dyn TransferProgress>>>,
     /// Bytes read so far, and how far the kernel was asked to read ahead.
@@ -340,11 +365,13 @@ const PREFETCH_AHEAD: u64 = 64 << 20;
 impl TeeReader {
     fn new(
         file: File,
+        patches: Vec<HeaderPatch>,
         to_hasher: SyncSender<Vec<u8>>,
         progress: Arc<Mutex<Box<dyn TransferProgress>>>,
     ) -> TeeReader {
         TeeReader {
             file,
+            patches,
             to_hasher: Some(to_hasher),
             progress,
             read: 0,
@@ -380,6 +407,7 @@ impl Read for TeeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.prefetch();
         let n = self.file.read(buf)?;
+        apply_patches(&self.patches, self.read, &mut buf[..n]);
         self.read += n as u64;
         if n > 0 {
             if let Some(tx) = &self.to_hasher {
@@ -424,12 +452,15 @@ fn spawn_hasher() -> (SyncSender<Vec<u8>>, oneshot::Receiver<HashResult>) {
 }
 
 /// Uploads the local `source` tar for `job` to `instance`, verifying it against `expected`
-/// while it streams. Marks the instance's artifact directory as created.
+/// while it streams. `setid` are the entries the structure check found with set-uid/set-gid
+/// bits: their headers are sent without those bits. Marks the instance's artifact directory
+/// as created.
 pub async fn upload(
     instance: &Instance,
     job: &Job,
     source: &Path,
     expected: &Checksums,
+    setid: &[TarEntryInfo],
     stop: &StopSignal,
     reporter: &dyn Reporter,
 ) -> Result<(), BbrError> {
@@ -450,6 +481,8 @@ pub async fn upload(
         ))
     })?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let patches =
+        setid_patches(source, setid).map_err(|e| fail(format!("Backup is corrupted: {e}")))?;
     reporter.info(format!(
         "Copying backup -- {} uncompressed -- for job {} on {id}...",
         human_size(bytes),
@@ -471,9 +504,17 @@ pub async fn upload(
             mk.exit_code
         )));
     }
+    for p in &patches {
+        reporter.warn(format!(
+            "Restoring {} of {file_name} on {id} without its set-uid/set-gid bits (mode {:04o} becomes {:04o})",
+            p.entry,
+            p.old_mode,
+            p.old_mode & !bbr_artifact::tarstream::SETID_BITS
+        ));
+    }
     let progress = Arc::new(Mutex::new(reporter.transfer(&job.name, &id, bytes)));
     let (to_hasher, hashed) = spawn_hasher();
-    let reader = TeeReader::new(file, to_hasher, progress.clone());
+    let reader = TeeReader::new(file, patches, to_hasher, progress.clone());
     let result = until_stopped(
         stop,
         remote.run_with_stdin(&commands::extract(&dir).with_sudo(), Box::new(reader)),
@@ -501,6 +542,12 @@ pub async fn upload(
             )));
         }
     };
+    if let Some(e) = summary.entries.iter().find(|e| e.has_setid()) {
+        return Err(fail(format!(
+            "Backup is corrupted: {file_name} changed since it was checked: {} was sent with set-uid/set-gid bits",
+            e.name
+        )));
+    }
     let differ = checksum_mismatches(&summary.file_checksums(), expected);
     if !differ.is_empty() {
         return Err(fail(format!(

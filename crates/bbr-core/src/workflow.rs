@@ -963,6 +963,8 @@ pub async fn restore(
     let mut errors = ErrorList::default();
     let mut artifact: Option<ArtifactDir> = None;
     let mut metadata = Metadata::default();
+    // Per tar file: the set-uid/set-gid entries the structure check found (sent stripped).
+    let mut setid = std::collections::HashMap::new();
     let mut step = Some(RestoreStep::ValidateArtifact);
     let mut stop_reported = false;
     while let Some(current) = step {
@@ -984,7 +986,13 @@ pub async fn restore(
                         reporter.info(format!("Validating backup artifact for {}...", s.name()));
                         let checked = dir
                             .validate_structure()
-                            .and_then(|_| dir.read_metadata())
+                            .and_then(|checks| {
+                                setid = checks
+                                    .into_iter()
+                                    .map(|c| (c.file_name, c.setid_entries))
+                                    .collect();
+                                dir.read_metadata()
+                            })
                             .map_err(|e| one(BbrError::general(e.to_string())));
                         if let Ok(m) = &checked {
                             metadata = m.clone();
@@ -997,7 +1005,7 @@ pub async fn restore(
             RestoreStep::FindDeployment => s.find(false).await,
             RestoreStep::Restorable => s.restorable(&metadata).await,
             RestoreStep::CopyToRemote => match &artifact {
-                Some(a) => s.copy_to_remote(a, &metadata).await,
+                Some(a) => s.copy_to_remote(a, &metadata, &setid).await,
                 None => Ok(()),
             },
             RestoreStep::LoadMetadata => s.load_restore_metadata(&metadata).await,
@@ -1083,7 +1091,12 @@ impl Session<'_> {
     /// passed over here: its metadata, read only after the upload, may disable it (Go bbr,
     /// reading metadata first, never lists it); [`Session::load_restore_metadata`] refuses it
     /// if it is still to be restored.
-    async fn copy_to_remote(&self, artifact: &ArtifactDir, metadata: &Metadata) -> StepResult {
+    async fn copy_to_remote(
+        &self,
+        artifact: &ArtifactDir,
+        metadata: &Metadata,
+        setid: &std::collections::HashMap<String, Vec<bbr_artifact::TarEntryInfo>>,
+    ) -> StepResult {
         let work: Vec<_> = self
             .restore_transfers(metadata)
             .into_iter()
@@ -1100,6 +1113,7 @@ impl Session<'_> {
                     &job,
                     &artifact.file_path(&file),
                     &expected,
+                    setid.get(&file).map_or(&[][..], Vec::as_slice),
                     stop,
                     reporter,
                 )
