@@ -143,6 +143,10 @@ pub async fn run(connection: Connection, settings: Settings) -> i32 {
 
 async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> ErrorList {
     let one = |m: String| ErrorList(vec![bbr_core::BbrError::general(m)]);
+    // The name becomes a log file and an artifact directory name.
+    if let Err(e) = crate::check_deployment_name(name, "reported by the director") {
+        return one(e);
+    }
     let started = std::time::SystemTime::now();
     let timestamp = bbr_artifact::timefmt::artifact_timestamp(started);
     let (logger, log_file) = match settings.sub {

@@ -218,11 +218,19 @@ fn deployment(args: &[String]) -> i32 {
         Ok(o) => o,
         Err(code) => return code,
     };
+    let task_timeout = match director_task_timeout() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}", red(&e));
+            return 1;
+        }
+    };
     let Some(rt) = runtime() else { return 1 };
     let sub_flags = SubcommandFlags {
         artifact_path: sub_level.flags.get("artifact-path").map(str::to_string),
         with_manifest: sub_level.flags.is_set("with-manifest"),
         unsafe_lock_free: sub_level.flags.is_set("unsafe-lock-free"),
+        task_timeout,
     };
     if all {
         return rt.block_on(run_all(
@@ -263,6 +271,28 @@ async fn proxy_dialer(logger: &Logger, known_hosts: PathBuf) -> Result<bbr_ssh::
 /// per VM started with a single `sudo`.
 pub const SUDO_EACH_COMMAND_ENV: &str = "BBR_SUDO_EACH_COMMAND";
 
+/// `BBR_DIRECTOR_TASK_TIMEOUT=<duration>` (`90s`, `10m`, `1h`) bounds how long bbr waits
+/// for each director task (SSH setup, VM listing); default
+/// [`bbr_director::client::DEFAULT_TASK_TIMEOUT`]. Go bbr waits forever.
+pub const DIRECTOR_TASK_TIMEOUT_ENV: &str = "BBR_DIRECTOR_TASK_TIMEOUT";
+
+/// The director task wait from [`DIRECTOR_TASK_TIMEOUT_ENV`], or the default.
+fn director_task_timeout() -> Result<std::time::Duration, String> {
+    match std::env::var(DIRECTOR_TASK_TIMEOUT_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            args::parse_duration(v.trim()).map_err(|e| format!("{DIRECTOR_TASK_TIMEOUT_ENV}: {e}"))
+        }
+        _ => Ok(bbr_director::client::DEFAULT_TASK_TIMEOUT),
+    }
+}
+
+/// Refuses a deployment name that cannot be one path component (it names the artifact
+/// directory); `origin` says where it came from.
+pub(crate) fn check_deployment_name(name: &str, origin: &str) -> Result<(), String> {
+    bbr_artifact::naming::check_safe_name("deployment name", name, origin)
+        .map_err(|e| e.to_string())
+}
+
 /// Whether root commands go through one root process per VM (see [`SUDO_EACH_COMMAND_ENV`]).
 pub(crate) fn root_runner_wanted() -> bool {
     !std::env::var(SUDO_EACH_COMMAND_ENV)
@@ -276,10 +306,13 @@ fn default_known_hosts() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/root/.ssh/known_hosts"))
 }
 
-/// The director connection settings of a `bbr deployment` run.
+/// The director connection settings of a `bbr deployment` run; every client made waits at
+/// most `task_timeout` for a task and gives up its requests once `stop` is raised.
 async fn director_connector(
     flags: &args::Flags,
     logger: &Logger,
+    stop: StopSignal,
+    task_timeout: std::time::Duration,
 ) -> Result<all_deployments::Connection, String> {
     let dialer = proxy_dialer(logger, default_known_hosts()).await?;
     let proxy_url = dialer.http_proxy_url().await?;
@@ -294,13 +327,14 @@ async fn director_connector(
     Ok(all_deployments::Connection {
         dialer,
         connect: Arc::new(move || {
-            let (target, ca, username, password, debug_logger, proxy_url) = (
+            let (target, ca, username, password, debug_logger, proxy_url, stop) = (
                 target.clone(),
                 ca.clone(),
                 username.clone(),
                 password.clone(),
                 debug_logger.clone(),
                 proxy_url.clone(),
+                stop.clone(),
             );
             Box::pin(async move {
                 bbr_director::DirectorClient::connect(
@@ -312,7 +346,7 @@ async fn director_connector(
                     Arc::new(move |line| debug_logger.debug(line)),
                 )
                 .await
-                .map(Arc::new)
+                .map(|c| Arc::new(c.with_stop(stop).with_task_timeout(task_timeout)))
                 .map_err(|e| e.to_string())
             })
         }),
@@ -327,16 +361,18 @@ async fn run_all(
     script_timeouts: bbr_core::workflow::ScriptTimeouts,
 ) -> i32 {
     let logger = Logger::new(flags.is_set("debug"));
-    let connection = match director_connector(&flags, &logger).await {
-        Ok(c) => c,
-        Err(e) => {
-            return finish(
-                &ErrorList(vec![bbr_core::BbrError::general(e)]),
-                None,
-                sub.name(),
-            );
-        }
-    };
+    let stop = StopSignal::new();
+    let connection =
+        match director_connector(&flags, &logger, stop.clone(), sub_flags.task_timeout).await {
+            Ok(c) => c,
+            Err(e) => {
+                return finish(
+                    &ErrorList(vec![bbr_core::BbrError::general(e)]),
+                    None,
+                    sub.name(),
+                );
+            }
+        };
     let settings = all_deployments::Settings {
         sub,
         artifact_path: PathBuf::from(
@@ -351,9 +387,11 @@ async fn run_all(
             bbr_version: VERSION.to_string(),
             max_parallel,
             script_timeouts,
-            stop: StopSignal::new(),
+            stop: stop.clone(),
         },
     };
+    // SIGTERM stops every deployment's run; SIGINT keeps its default here, as in Go bbr.
+    let _signals = signals::install(logger.clone(), stop, None);
     all_deployments::run(connection, settings).await
 }
 
@@ -372,16 +410,21 @@ async fn run_deployment(
             sub.name(),
         )
     };
-    let connection = match director_connector(&flags, &logger).await {
-        Ok(connection) => connection,
-        Err(e) => return fail(e),
-    };
+    let deployment_name = flags.get("deployment").unwrap_or_default().to_string();
+    if let Err(e) = check_deployment_name(&deployment_name, "given with --deployment") {
+        return fail(e);
+    }
+    let stop = StopSignal::new();
+    let connection =
+        match director_connector(&flags, &logger, stop.clone(), sub_flags.task_timeout).await {
+            Ok(connection) => connection,
+            Err(e) => return fail(e),
+        };
     let client = match (connection.connect)().await {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
     let warn_logger = logger.clone();
-    let deployment_name = flags.get("deployment").unwrap_or_default().to_string();
     let source = match bbr_director::source::DirectorDeployment::new(
         client,
         deployment_name,
@@ -396,7 +439,7 @@ async fn run_deployment(
         bbr_version: VERSION.to_string(),
         max_parallel,
         script_timeouts,
-        stop: StopSignal::new(),
+        stop,
     };
     execute(
         sub,
@@ -494,11 +537,12 @@ enum Mode {
     Deployment,
 }
 
-/// Flags of the subcommands.
+/// Flags of the subcommands (and the director task wait of `bbr deployment`).
 struct SubcommandFlags {
     artifact_path: Option<String>,
     with_manifest: bool,
     unsafe_lock_free: bool,
+    task_timeout: std::time::Duration,
 }
 
 /// Runs one subcommand against `source`, prints its outcome and returns the exit code.
@@ -516,7 +560,28 @@ async fn execute(
         Subcommand::Restore => Some(signals::Wording::Restore),
         _ => Some(signals::Wording::Backup),
     };
-    let _signals = signals::install(logger.clone(), stop, trap);
+    let signals = signals::install(logger.clone(), stop, trap);
+    let code = run_subcommand(sub, source, run_options, logger, flags, mode).await;
+    match trap {
+        // The operator confirmed a SIGINT: the run stopped as on SIGTERM (scripts killed,
+        // jobs unlocked, cleaned up); now Go bbr's footer and exit code.
+        Some(wording) if signals.interrupted() => {
+            println!("{}", wording.advice());
+            1
+        }
+        _ => code,
+    }
+}
+
+/// The workflow of `sub`, its outcome printed; returns the exit code.
+async fn run_subcommand(
+    sub: Subcommand,
+    source: &dyn bbr_core::source::DeploymentSource,
+    run_options: RunOptions,
+    logger: &Logger,
+    flags: &SubcommandFlags,
+    mode: Mode,
+) -> i32 {
     match sub {
         Subcommand::PreBackupCheck => {
             let errors = workflow::pre_backup_check(source, run_options, logger).await;
@@ -583,10 +648,18 @@ pub(crate) fn write_error_log(errors: &ErrorList, command: &str) -> bool {
     for (i, e) in errors.0.iter().enumerate() {
         text.push_str(&format!("error {} ({:?}):\n{}\n", i + 1, e.kind, e.message));
     }
-    std::fs::write(&name, text)
-        .and_then(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o644))
+    // Scripts' stderr may hold secrets: created 0600, and an older file of the same name
+    // (same second) is narrowed through the open handle before anything is written.
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&name)
+        .and_then(|mut file| {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(text.as_bytes())
         })
         .is_ok()
 }
@@ -657,6 +730,7 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         artifact_path: inv.artifact_path.clone(),
         with_manifest: false,
         unsafe_lock_free: false,
+        task_timeout: bbr_director::client::DEFAULT_TASK_TIMEOUT,
     };
     let code = execute(
         inv.sub,

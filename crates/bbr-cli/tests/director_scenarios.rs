@@ -84,7 +84,10 @@ fn assert_err_log(dir: &Path, message: &str) {
         "{name} is not bbr-<RFC3339 UTC>.err.log"
     );
     let mode = std::fs::metadata(&logs[0]).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o644, "{name} mode {mode:o}");
+    assert_eq!(
+        mode, 0o600,
+        "{name} mode {mode:o} (it may hold scripts' stderr)"
+    );
     let text = std::fs::read_to_string(&logs[0]).unwrap();
     assert!(text.contains(message), "{message:?} not in {name}:\n{text}");
 }
