@@ -24,10 +24,28 @@
 //! `host` and `database` must not be empty, `port` must be 1-65535 and table names must not
 //! be empty. Unknown keys are ignored; like Go's decoder, a key matches case-insensitively
 //! when there is no exact match, and `null` counts as absent.
+//!
+//! Two optional keys of our own (the original ignores them, as it ignores any unknown key):
+//!
+//! - `connect_timeout`: seconds every client may take to connect and get the server's first
+//!   answer (default [`DEFAULT_CONNECT_TIMEOUT_SECS`]). A host that accepts TCP connections
+//!   and never answers fails after this long with a message naming `host:port`.
+//! - `lock_timeout`: seconds a restore may wait for a lock another session holds on the
+//!   database (default [`DEFAULT_LOCK_TIMEOUT_SECS`]); then the restore is stopped with a
+//!   message saying so.
+//!
+//! Both are whole numbers from 1 to 86400.
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
+
+/// Default of `connect_timeout`, in seconds.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u32 = 30;
+/// Default of `lock_timeout`, in seconds.
+pub const DEFAULT_LOCK_TIMEOUT_SECS: u32 = 300;
+/// Largest `connect_timeout` / `lock_timeout` accepted, in seconds (one day).
+pub const MAX_TIMEOUT_SECS: u32 = 86_400;
 
 /// Database family, from `adapter`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +108,10 @@ pub struct ConnectionConfig {
     pub tables: Option<Vec<String>>,
     /// `tls`
     pub tls: Option<TlsConfig>,
+    /// `connect_timeout` in seconds (ours; default [`DEFAULT_CONNECT_TIMEOUT_SECS`]).
+    pub connect_timeout: u32,
+    /// `lock_timeout` in seconds (ours; default [`DEFAULT_LOCK_TIMEOUT_SECS`]).
+    pub lock_timeout: u32,
 }
 
 impl std::fmt::Debug for ConnectionConfig {
@@ -103,6 +125,8 @@ impl std::fmt::Debug for ConnectionConfig {
             .field("database", &self.database)
             .field("tables", &self.tables)
             .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("lock_timeout", &self.lock_timeout)
             .finish()
     }
 }
@@ -150,6 +174,16 @@ pub enum ConfigError {
     /// `port` outside 1..=65535.
     #[error("Invalid config: key \"port\" must be between 1 and 65535, not {0}")]
     PortRange(String),
+    /// `connect_timeout` or `lock_timeout` outside 1..=[`MAX_TIMEOUT_SECS`].
+    #[error(
+        "Invalid config: key \"{key}\" must be a whole number of seconds between 1 and {MAX_TIMEOUT_SECS}, not {value}"
+    )]
+    TimeoutRange {
+        /// `connect_timeout` or `lock_timeout`.
+        key: &'static str,
+        /// The value given.
+        value: String,
+    },
 }
 
 /// Formats an I/O error the way Go's `os` package does (`open <path>: no such file or directory`).
@@ -309,6 +343,9 @@ pub fn parse(bytes: &[u8]) -> Result<ConnectionConfig, ConfigError> {
         }
     };
 
+    let connect_timeout = get_timeout(obj, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_SECS)?;
+    let lock_timeout = get_timeout(obj, "lock_timeout", DEFAULT_LOCK_TIMEOUT_SECS)?;
+
     // The original's validations, in its order.
     let adapter = match adapter.as_deref() {
         Some("postgres") => Adapter::Postgres,
@@ -370,7 +407,30 @@ pub fn parse(bytes: &[u8]) -> Result<ConnectionConfig, ConfigError> {
         database,
         tables,
         tls,
+        connect_timeout: connect_timeout?,
+        lock_timeout: lock_timeout?,
     })
+}
+
+/// An optional timeout key: absent means `default`; a non-number is a type error at once,
+/// a number out of range an error returned after the original's checks (the inner result).
+fn get_timeout(
+    obj: &Map<String, Value>,
+    key: &'static str,
+    default: u32,
+) -> Result<Result<u32, ConfigError>, ConfigError> {
+    match get(obj, key) {
+        None => Ok(Ok(default)),
+        Some(Value::Number(n)) => Ok(n
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| (1..=MAX_TIMEOUT_SECS).contains(v))
+            .ok_or_else(|| ConfigError::TimeoutRange {
+                key,
+                value: n.to_string(),
+            })),
+        Some(v) => Err(wrong(key, "a number of seconds", v)),
+    }
 }
 
 #[cfg(test)]
@@ -577,8 +637,47 @@ mod tests {
         .expect("valid");
         assert_eq!(c.host, "h");
         assert!(c.tables.is_none() && c.tls.is_none());
+        assert_eq!(c.connect_timeout, DEFAULT_CONNECT_TIMEOUT_SECS);
+        assert_eq!(c.lock_timeout, DEFAULT_LOCK_TIMEOUT_SECS);
         assert!(matches!(parse(b"{"), Err(ConfigError::Json(_))));
         assert!(matches!(parse(b"[]"), Err(ConfigError::Json(_))));
+    }
+
+    #[test]
+    fn timeouts_are_optional_whole_seconds() {
+        let c = with(|o| {
+            o.insert("connect_timeout".into(), json!(2));
+            o.insert("Lock_Timeout".into(), json!(7));
+        })
+        .expect("valid");
+        assert_eq!((c.connect_timeout, c.lock_timeout), (2, 7));
+        for key in ["connect_timeout", "lock_timeout"] {
+            for bad in [json!(0), json!(-3), json!(1.5), json!(86_401)] {
+                let err = with(|o| {
+                    o.insert(key.into(), bad.clone());
+                })
+                .unwrap_err();
+                assert!(matches!(err, ConfigError::TimeoutRange { .. }), "{err}");
+                assert!(err.to_string().contains(&format!("\"{key}\"")), "{err}");
+            }
+            let err = with(|o| {
+                o.insert(key.into(), json!("30"));
+            })
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "Could not parse config json: config key \"{key}\""
+                )),
+                "{err}"
+            );
+        }
+        // The original's checks still come first.
+        let err = with(|o| {
+            o.insert("lock_timeout".into(), json!(0));
+            o.insert("tables".into(), json!([]));
+        })
+        .unwrap_err();
+        assert_eq!(err, ConfigError::TablesEmpty);
     }
 
     #[test]

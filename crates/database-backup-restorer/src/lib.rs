@@ -15,8 +15,8 @@
 //! Flags follow Go's `flag` package ([`flags`]); `--install-wrappers DIR` writes the BOSH
 //! job's `DIR/bin/backup` and `DIR/bin/restore` scripts ([`wrappers`]), which take
 //! `--config` and `--artifact-file`. Exit status: 0 success; 1 any failure, logged as
-//! `YYYY/MM/DD HH:MM:SS <message>` on stderr (failures of the dump or restore itself start
-//! with `You may need to delete the artifact-file that was created before re-running.`);
+//! `YYYY/MM/DD HH:MM:SS <message>` on stderr (a failed backup that created the artifact file
+//! starts with `You may need to delete the artifact-file that was created before re-running.`);
 //! 2 a flag syntax error (`flag provided but not defined: -x`).
 //!
 //! The config file is described in [`config`]; the supported servers in [`version`]; how
@@ -25,6 +25,7 @@
 //! command lines in [`postgres`] and [`mysql`]. Passwords reach the children only through
 //! their environment (`PGPASSWORD`, `MYSQL_PWD`), never argv or logs ([`runner`]); TLS
 //! material goes into a private temporary directory that is always removed ([`secrets`]).
+//! No wait is unbounded: connect timeout and restore lock limit in [`timeouts`].
 //!
 //! # Differences from the original, and why
 //!
@@ -40,6 +41,15 @@
 //!   in one transaction; existing ones are filtered out as in the original.
 //! - Database names that libpq would read as a connection string stay names.
 //! - The temporary directory is removed on failure too.
+//! - Every client has a connect timeout (config key `connect_timeout`, default 30 s): a host
+//!   that accepts TCP and never answers fails with a message naming `host:port` and the
+//!   timeout, exit 1 (the original waited forever).
+//! - A restore waits at most `lock_timeout` (default 300 s) for another session's lock, then
+//!   stops with a message saying so (PostgreSQL: one transaction, rolled back, nothing
+//!   changed; MySQL/MariaDB: statements before the blocked one were applied).
+//! - "You may need to delete the artifact-file ..." is only said after a failed backup that
+//!   created the artifact file, never after a restore (whose file may be anything, e.g.
+//!   `/etc/passwd`) or a backup that failed before creating it.
 
 pub mod config;
 pub mod discovery;
@@ -50,5 +60,6 @@ pub mod postgres;
 pub mod run;
 pub mod runner;
 pub mod secrets;
+pub mod timeouts;
 pub mod version;
 pub mod wrappers;

@@ -12,6 +12,11 @@
 //!   snapshot of InnoDB tables;
 //! - restore: `<client> <prefix> -v <db>` with the artifact on stdin.
 //!
+//! Ours adds `--connect-timeout=<connect_timeout>` after the prefix of every `mysql`/`mariadb`
+//! run, and `--init-command=SET SESSION lock_wait_timeout=<lock_timeout>` to the restore; the
+//! dump programs have no connect-timeout option and are killed instead if they have not
+//! connected in time ([`crate::timeouts`]).
+//!
 //! SSL flags depend on the client program's family (the original keys them on the server
 //! version, which picked the client): MySQL clients get `--ssl-ca`/`--ssl-cert`/`--ssl-key`
 //! and `--ssl-mode=VERIFY_IDENTITY` (`VERIFY_CA` with `skip_host_verify`), and nothing
@@ -23,6 +28,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::ConnectionConfig;
 use crate::discovery::ClientSearch;
@@ -30,6 +36,7 @@ use crate::golog;
 use crate::run::Failure;
 use crate::runner::{Command, RunError};
 use crate::secrets::{PrivateDir, TlsFiles};
+use crate::timeouts;
 use crate::version::{self, MysqlImpl};
 
 /// The original's OpenSSL cipher names (MariaDB clients without `tls`).
@@ -176,9 +183,38 @@ impl<'a> Conn<'a> {
             .env_only(env)
     }
 
+    /// [`Conn::base`] for `mysql`/`mariadb`, which take `--connect-timeout`.
+    fn client_base(&self, program: &Path, family: MysqlImpl) -> Command {
+        self.base(program, family)
+            .arg(format!("--connect-timeout={}", self.cfg.connect_timeout))
+    }
+
+    /// The connect-timeout message.
+    fn timeout_message(&self) -> String {
+        timeouts::connect_timeout_message(&self.cfg.host, self.cfg.port, self.cfg.connect_timeout)
+    }
+
+    /// `text`, plus the connect-timeout explanation when the failed client `e` ran out of its
+    /// `--connect-timeout` (or was killed by its connect deadline).
+    fn explain(&self, text: String, e: &RunError) -> String {
+        match e {
+            RunError::Failed { output, .. }
+                if output.timed_out
+                    || timeouts::mysql_connect_timed_out(
+                        &output.stderr_text(),
+                        output.elapsed,
+                        self.cfg.connect_timeout,
+                    ) =>
+            {
+                format!("{}\n{}", text.trim_end(), self.timeout_message())
+            }
+            _ => text,
+        }
+    }
+
     /// The version query.
     pub fn version_command(&self, client: &Path, family: MysqlImpl) -> Command {
-        self.base(client, family)
+        self.client_base(client, family)
             .args([
                 "--skip-column-names",
                 "--silent",
@@ -208,12 +244,19 @@ impl<'a> Conn<'a> {
         if server == MysqlImpl::Mysql {
             c = c.arg("--set-gtid-purged=OFF");
         }
-        c
+        c.connect_deadline(
+            Duration::from_secs(self.cfg.connect_timeout.into()),
+            timeouts::dump_connected,
+        )
     }
 
     /// The restore command (artifact on stdin).
     pub fn restore_command(&self, client: &Path, family: MysqlImpl, artifact: &Path) -> Command {
-        self.base(client, family)
+        self.client_base(client, family)
+            .arg(format!(
+                "--init-command=SET SESSION lock_wait_timeout={}",
+                self.cfg.lock_timeout
+            ))
             .arg("-v")
             .arg(&self.cfg.database)
             .stdin_file(artifact)
@@ -233,13 +276,13 @@ fn prepare(conn: &Conn<'_>, search: &ClientSearch) -> Result<Prepared, Failure> 
     let (probe, family) = search
         .mysql_probe_client()
         .map_err(|e| Failure::Fatal(e.to_string()))?;
-    let out = match conn.version_command(&probe, family).run() {
-        Ok(o) => o,
-        Err(RunError::Failed { output, .. }) => {
-            return Err(Failure::Fatal(output.stderr_text()));
-        }
-        Err(e) => return Err(Failure::Fatal(e.to_string())),
-    };
+    let out = conn.version_command(&probe, family).run().map_err(|e| {
+        let text = match &e {
+            RunError::Failed { output, .. } => output.stderr_text(),
+            other => other.to_string(),
+        };
+        Failure::Fatal(conn.explain(text, &e))
+    })?;
     let text = out.stdout_text();
     let v = version::parse_semver(&text).map_err(|e| Failure::Fatal(e.to_string()))?;
     golog::log(&format!("MYSQL server version {v}"));
@@ -275,7 +318,7 @@ pub fn backup(
     conn.dump_command(&p.tools.dump, p.server, p.server, artifact)
         .run()
         .map(drop)
-        .map_err(|e| action(e.go_text()))
+        .map_err(|e| action(conn.explain(e.go_text(), &e)))
 }
 
 /// Restores `artifact` into the database.
@@ -298,7 +341,20 @@ pub fn restore(
     conn.restore_command(&client, p.server, artifact)
         .run()
         .map(drop)
-        .map_err(|e| action(e.go_text()))
+        .map_err(|e| {
+            let lock = match &e {
+                RunError::Failed { output, .. } => {
+                    timeouts::mysql_lock_error(&output.stderr_text()).map(|line| {
+                        timeouts::mysql_lock_message(&cfg.database, cfg.lock_timeout, line)
+                    })
+                }
+                _ => None,
+            };
+            match lock {
+                Some(m) => action(format!("{}\n{m}", e.go_text())),
+                None => action(conn.explain(e.go_text(), &e)),
+            }
+        })
 }
 
 #[cfg(test)]
@@ -316,6 +372,8 @@ mod tests {
             database: "app".into(),
             tables: Some(vec!["people".into()]),
             tls: None,
+            connect_timeout: 7,
+            lock_timeout: 9,
         }
     }
 
@@ -368,8 +426,18 @@ mod tests {
         let r = conn.restore_command(Path::new("/b/mysql"), MysqlImpl::Mysql, Path::new("/a/f"));
         assert_eq!(
             args(&r),
-            ["--user=u", "--host=h", "--port=3306", "-v", "app"]
+            [
+                "--user=u",
+                "--host=h",
+                "--port=3306",
+                "--connect-timeout=7",
+                "--init-command=SET SESSION lock_wait_timeout=9",
+                "-v",
+                "app"
+            ]
         );
+        let v = conn.version_command(Path::new("/b/mysql"), MysqlImpl::Mysql);
+        assert_eq!(args(&v)[3], "--connect-timeout=7");
     }
 
     #[test]

@@ -12,10 +12,17 @@
 //!   `pg_restore <prefix> --verbose --format=custom --dbname=<db> --clean --if-exists
 //!   --single-transaction --exit-on-error --use-list=<filtered> <artifact>` — one transaction
 //!   that rolls back completely on the first error.
+//!
+//! Every connecting client also gets `PGCONNECT_TIMEOUT=<connect_timeout>`; the restoring
+//! `pg_restore` gets a unique `PGAPPNAME` by which a second session finds it and cancels it
+//! once it has waited for a lock longer than `lock_timeout` ([`crate::timeouts`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
 use crate::config::ConnectionConfig;
 use crate::discovery::{ClientSearch, PgTool};
@@ -23,6 +30,7 @@ use crate::golog;
 use crate::run::Failure;
 use crate::runner::{Command, RunError, status_text};
 use crate::secrets::{PrivateDir, TlsFiles};
+use crate::timeouts;
 use crate::version::{self, SemVer};
 
 /// `--username= --host= --port=`.
@@ -34,10 +42,14 @@ pub fn prefix_args(cfg: &ConnectionConfig) -> Vec<String> {
     ]
 }
 
-/// The child environment: `PGPASSWORD` plus the TLS variables.
+/// The child environment: `PGPASSWORD`, `PGCONNECT_TIMEOUT` and the TLS variables.
 pub fn child_env(cfg: &ConnectionConfig, tls: Option<&TlsFiles>) -> BTreeMap<String, OsString> {
     let mut env = BTreeMap::new();
     env.insert("PGPASSWORD".into(), OsString::from(&cfg.password));
+    env.insert(
+        "PGCONNECT_TIMEOUT".into(),
+        OsString::from(cfg.connect_timeout.to_string()),
+    );
     if let Some(t) = tls {
         env.insert("PGSSLROOTCERT".into(), t.ca.clone().into_os_string());
         env.insert(
@@ -92,9 +104,39 @@ impl<'a> Conn<'a> {
     }
 
     fn base(&self, program: &Path) -> Command {
+        self.base_with(program, &[])
+    }
+
+    /// [`Conn::base`] with more environment variables.
+    fn base_with(&self, program: &Path, extra: &[(&str, &str)]) -> Command {
+        let mut env = self.env.clone();
+        for (k, v) in extra {
+            env.insert((*k).to_string(), OsString::from(v));
+        }
         Command::new(program)
             .args(prefix_args(self.cfg))
-            .env_only(self.env.clone())
+            .env_only(env)
+    }
+
+    /// The message for a failed client: `text`, plus the connect-timeout explanation when
+    /// its stderr says libpq's `connect_timeout` expired.
+    fn explain(&self, text: String, e: &RunError) -> String {
+        match e {
+            RunError::Failed { output, .. }
+                if timeouts::pg_connect_timed_out(&output.stderr_text()) =>
+            {
+                format!(
+                    "{}\n{}",
+                    text.trim_end(),
+                    timeouts::connect_timeout_message(
+                        &self.cfg.host,
+                        self.cfg.port,
+                        self.cfg.connect_timeout
+                    )
+                )
+            }
+            _ => text,
+        }
     }
 
     /// `psql ... --tuples-only <db> "--command=SELECT VERSION()"`.
@@ -118,22 +160,18 @@ impl<'a> Conn<'a> {
 
     /// Asks the server its version.
     pub fn detect_version(&self) -> Result<SemVer, Failure> {
-        let out = match self.version_command().run() {
-            Ok(o) => o,
-            Err(RunError::Failed { output, .. }) => {
-                return Err(Failure::Fatal(format!(
+        let out = self.version_command().run().map_err(|e| {
+            let text = match &e {
+                RunError::Failed { output, .. } => format!(
                     "Unable to check version of Postgres: {}\n{}\n{}",
                     status_text(&output.status),
                     output.stdout_text(),
                     output.stderr_text()
-                )));
-            }
-            Err(e) => {
-                return Err(Failure::Fatal(format!(
-                    "Unable to check version of Postgres: {e}"
-                )));
-            }
-        };
+                ),
+                other => format!("Unable to check version of Postgres: {other}"),
+            };
+            Failure::Fatal(self.explain(text, &e))
+        })?;
         version::parse_postgres_version(&out.stdout_text())
             .map_err(|e| Failure::Fatal(format!("Unable to check version of Postgres: {e}")))
     }
@@ -196,9 +234,16 @@ impl<'a> Conn<'a> {
         c
     }
 
-    /// The restoring `pg_restore` command line.
-    pub fn restore_command(&self, pg_restore: &Path, list: &Path, artifact: &Path) -> Command {
-        self.base(pg_restore)
+    /// The restoring `pg_restore` command line; `app` is its `PGAPPNAME`, by which
+    /// [`Conn::lock_watch_command`] finds its session.
+    pub fn restore_command(
+        &self,
+        pg_restore: &Path,
+        list: &Path,
+        artifact: &Path,
+        app: &str,
+    ) -> Command {
+        self.base_with(pg_restore, &[("PGAPPNAME", app)])
             .args(["--verbose", "--format=custom"])
             .arg(format!("--dbname={}", dbname_arg(&self.cfg.database)))
             .args([
@@ -210,6 +255,85 @@ impl<'a> Conn<'a> {
             .arg(concat_os("--use-list=", list))
             .arg(artifact)
     }
+}
+
+impl Conn<'_> {
+    /// The query of the lock watch: cancels the session named `app` once it has waited more
+    /// than the config's `lock_timeout` for a lock, printing `t|<holders>` per cancelled
+    /// session. The wait is measured from `pg_locks.waitstart` (PostgreSQL 14 and later) or,
+    /// on 13, from the start of the waiting statement. Bounded by a statement timeout.
+    pub fn lock_watch_command(&self, app: &str, major: u32) -> Command {
+        let since = if major >= 14 {
+            "(SELECT min(l.waitstart) FROM pg_catalog.pg_locks l \
+             WHERE l.pid = a.pid AND NOT l.granted)"
+        } else {
+            "a.query_start"
+        };
+        let secs = self.cfg.lock_timeout;
+        let sql = format!(
+            "WITH w AS MATERIALIZED (SELECT a.pid, (SELECT string_agg(format('session %s (user %s, \
+             application %s)', b.pid, coalesce(b.usename, '?'), \
+             coalesce(nullif(b.application_name, ''), '?')), ', ' ORDER BY b.pid) \
+             FROM pg_catalog.pg_stat_activity b \
+             WHERE b.pid = ANY (pg_catalog.pg_blocking_pids(a.pid))) AS holders \
+             FROM pg_catalog.pg_stat_activity a \
+             WHERE a.application_name = '{app}' AND a.wait_event_type = 'Lock' \
+             AND clock_timestamp() - {since} > interval '{secs} seconds') \
+             SELECT substr(pg_catalog.pg_cancel_backend(w.pid)::text, 1, 1) || '|' || \
+             coalesce(w.holders, '') FROM w;"
+        );
+        let mut env = self.env.clone();
+        env.insert(
+            "PGOPTIONS".into(),
+            OsString::from("-c statement_timeout=30s"),
+        );
+        self.query_command(&sql).env_only(env)
+    }
+}
+
+/// A unique `application_name` for one restore session.
+fn restore_app_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("database-backup-restorer-{}-{nanos:09}", std::process::id())
+}
+
+/// How often the lock watch looks: a tenth of the limit, between 0.2 s and 10 s.
+fn lock_watch_interval(secs: u32) -> Duration {
+    (Duration::from_secs(secs.into()) / 10)
+        .clamp(Duration::from_millis(200), Duration::from_secs(10))
+}
+
+/// Runs `restore` while a second session watches it with `watch` every `every`; returns what
+/// `restore` returned and, if the watch cancelled it, who held the lock.
+fn run_watched(
+    restore: &Command,
+    watch: Command,
+    every: Duration,
+) -> (Result<crate::runner::Output, RunError>, Option<String>) {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let watcher = thread::spawn(move || {
+        loop {
+            if !matches!(
+                stopped.recv_timeout(every),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            ) {
+                return None;
+            }
+            // A failing look (server busy, too many connections) is retried next time.
+            if let Ok(out) = watch.run() {
+                let text = out.stdout_text();
+                if let Some(holders) = text.lines().find_map(|l| l.strip_prefix("t|")) {
+                    return Some(holders.to_string());
+                }
+            }
+        }
+    });
+    let result = restore.run();
+    drop(stop);
+    let cancelled = watcher.join().unwrap_or(None);
+    (result, cancelled)
 }
 
 fn concat_os(prefix: &str, p: &Path) -> OsString {
@@ -291,7 +415,7 @@ fn prepare<'a>(
     search: &ClientSearch,
     dir: &PrivateDir,
     tool: PgTool,
-) -> Result<(Conn<'a>, std::path::PathBuf), Failure> {
+) -> Result<(Conn<'a>, std::path::PathBuf, u32), Failure> {
     let tls = match &cfg.tls {
         Some(t) => Some(TlsFiles::write(dir, t).map_err(|e| {
             Failure::Fatal(format!(
@@ -311,7 +435,7 @@ fn prepare<'a>(
         "PostgreSQL server version {v}, using {}",
         bin.display()
     ));
-    Ok((conn, bin))
+    Ok((conn, bin, major))
 }
 
 /// Backs the database up into `artifact`.
@@ -321,9 +445,11 @@ pub fn backup(
     dir: &PrivateDir,
     artifact: &Path,
 ) -> Result<(), Failure> {
-    let (conn, pg_dump) = prepare(cfg, search, dir, PgTool::Dump)?;
+    let (conn, pg_dump, _) = prepare(cfg, search, dir, PgTool::Dump)?;
     if let Some(tables) = &cfg.tables {
-        let missing = conn.missing_tables(tables).map_err(action)?;
+        let missing = conn
+            .missing_tables(tables)
+            .map_err(|e| action(conn.explain(e.to_string(), &e)))?;
         if !missing.is_empty() {
             return Err(action(format!(
                 "can't find specified table(s): {}",
@@ -334,7 +460,7 @@ pub fn backup(
     conn.dump_command(&pg_dump, artifact)
         .run()
         .map(drop)
-        .map_err(|e| action(e.go_text()))
+        .map_err(|e| action(conn.explain(e.go_text(), &e)))
 }
 
 /// Restores `artifact` into the database.
@@ -344,7 +470,7 @@ pub fn restore(
     dir: &PrivateDir,
     artifact: &Path,
 ) -> Result<(), Failure> {
-    let (conn, pg_restore) = prepare(cfg, search, dir, PgTool::Restore)?;
+    let (conn, pg_restore, major) = prepare(cfg, search, dir, PgTool::Restore)?;
     let list = match list_command(&pg_restore, artifact).run() {
         Ok(o) => o.stdout_text(),
         Err(RunError::Failed { output, .. }) => {
@@ -353,14 +479,27 @@ pub fn restore(
         }
         Err(e) => return Err(action(e)),
     };
-    let existing = conn.existing_namespaces().map_err(action)?;
+    let existing = conn
+        .existing_namespaces()
+        .map_err(|e| action(conn.explain(e.to_string(), &e)))?;
     let list_file = dir
         .write("restore.list", filter_list(&list, &existing).as_bytes())
         .map_err(action)?;
-    conn.restore_command(&pg_restore, &list_file, artifact)
-        .run()
-        .map(drop)
-        .map_err(|e| action(e.go_text()))
+    let app = restore_app_name();
+    let (result, cancelled) = run_watched(
+        &conn.restore_command(&pg_restore, &list_file, artifact, &app),
+        conn.lock_watch_command(&app, major),
+        lock_watch_interval(cfg.lock_timeout),
+    );
+    match (result, cancelled) {
+        (Ok(_), _) => Ok(()),
+        (Err(e), Some(holders)) => Err(action(format!(
+            "{}\n{}",
+            e.go_text(),
+            timeouts::pg_lock_message(&cfg.database, cfg.lock_timeout, &holders)
+        ))),
+        (Err(e), None) => Err(action(conn.explain(e.go_text(), &e))),
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +518,8 @@ mod tests {
             database: "app".into(),
             tables: Some(vec!["people".into(), "s.places".into()]),
             tls: None,
+            connect_timeout: 7,
+            lock_timeout: 9,
         }
     }
 
@@ -422,13 +563,31 @@ mod tests {
             ]
         );
         let env = d.get_env().expect("env replaced");
-        assert_eq!(env.keys().collect::<Vec<_>>(), ["PGPASSWORD"]);
+        assert_eq!(
+            env.keys().collect::<Vec<_>>(),
+            ["PGCONNECT_TIMEOUT", "PGPASSWORD"]
+        );
+        assert_eq!(env["PGCONNECT_TIMEOUT"], "7");
         assert!(!args(&d).iter().any(|a| a.contains("s3cret")));
         let r = conn.restore_command(
             Path::new("/x/pg_restore"),
             Path::new("/t/list"),
             Path::new("/a/db.dump"),
+            "dbr-1",
         );
+        assert_eq!(r.get_env().expect("env")["PGAPPNAME"], "dbr-1");
+        assert_eq!(r.get_env().expect("env")["PGCONNECT_TIMEOUT"], "7");
+        let w = args(&conn.lock_watch_command("dbr-1", 15));
+        let q = w
+            .iter()
+            .find(|a| a.starts_with("--command="))
+            .expect("query");
+        assert!(
+            q.contains("'dbr-1'") && q.contains("interval '9 seconds'") && q.contains("waitstart"),
+            "{q}"
+        );
+        let w = args(&conn.lock_watch_command("dbr-1", 13));
+        assert!(!w.iter().any(|a| a.contains("waitstart")), "{w:?}");
         assert_eq!(
             args(&r),
             [

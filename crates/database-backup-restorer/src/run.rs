@@ -8,7 +8,9 @@ use crate::flags::{Action, Flags};
 use crate::secrets::PrivateDir;
 use crate::{mysql, postgres};
 
-/// Prefix of every action failure, as in the original.
+/// The original's first line of an action failure. Ours gives it only when a failed backup
+/// leaves an artifact file that this run created; never for a restore, whose artifact file
+/// was there before (and may not be a backup at all).
 pub const DELETE_HINT: &str =
     "You may need to delete the artifact-file that was created before re-running.";
 
@@ -19,8 +21,11 @@ pub enum Failure {
     #[error("{0}")]
     Fatal(String),
     /// The backup or restore itself failed.
-    #[error("{DELETE_HINT}\n{0}")]
+    #[error("{0}")]
     Action(String),
+    /// A backup failed after creating the artifact file: [`DELETE_HINT`] first.
+    #[error("{DELETE_HINT}\n{0}")]
+    ActionLeftFile(String),
 }
 
 /// Runs a backup or restore as the command line asks, finding clients with `search`.
@@ -31,10 +36,21 @@ pub fn run(flags: &Flags, search: &ClientSearch) -> Result<(), Failure> {
     let dir = PrivateDir::new()
         .map_err(|e| Failure::Fatal(format!("cannot create a temporary directory: {e}")))?;
     let artifact = Path::new(&flags.artifact_file);
-    match (cfg.adapter, flags.action) {
+    let existed = artifact.symlink_metadata().is_ok();
+    let result = match (cfg.adapter, flags.action) {
         (Adapter::Postgres, Action::Backup) => postgres::backup(&cfg, search, &dir, artifact),
         (Adapter::Postgres, Action::Restore) => postgres::restore(&cfg, search, &dir, artifact),
         (Adapter::Mysql, Action::Backup) => mysql::backup(&cfg, search, &dir, artifact),
         (Adapter::Mysql, Action::Restore) => mysql::restore(&cfg, search, &dir, artifact),
-    }
+    };
+    result.map_err(|f| match f {
+        Failure::Action(msg)
+            if flags.action == Action::Backup
+                && !existed
+                && artifact.symlink_metadata().is_ok() =>
+        {
+            Failure::ActionLeftFile(msg)
+        }
+        other => other,
+    })
 }

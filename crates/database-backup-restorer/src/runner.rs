@@ -9,6 +9,10 @@
 //! Its stdout and stderr are copied live to ours (unless the command is quiet) and captured:
 //! fully when the output is parsed, otherwise only the last [`TAIL`] bytes (a `mysql -v`
 //! restore echoes the whole dump).
+//!
+//! A client that has no connect-timeout option of its own (`mysqldump`, `mariadb-dump`) can
+//! be given a [`Command::connect_deadline`]: unless its stderr shows that it got past
+//! connecting within that time, it is killed and [`Output::timed_out`] is set.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -17,7 +21,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// How many trailing bytes of a non-parsed stream are kept.
 pub const TAIL: usize = 64 * 1024;
@@ -31,7 +37,11 @@ pub struct Command {
     stdin: Option<PathBuf>,
     echo: bool,
     capture_full: bool,
+    connect_deadline: Option<(Duration, ConnectedTest)>,
 }
+
+/// Tells from the stderr seen so far whether a child got past connecting.
+pub type ConnectedTest = fn(&[u8]) -> bool;
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,6 +74,10 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// Captured stderr (tail).
     pub stderr: Vec<u8>,
+    /// How long the child ran.
+    pub elapsed: Duration,
+    /// Killed because it did not connect before its [`Command::connect_deadline`].
+    pub timed_out: bool,
 }
 
 impl Output {
@@ -134,7 +148,16 @@ impl Command {
             stdin: None,
             echo: true,
             capture_full: false,
+            connect_deadline: None,
         }
+    }
+
+    /// Kills the child unless `connected` says, from its stderr, that it got past connecting
+    /// within `limit` (for clients without a connect-timeout option). `connected` should
+    /// answer `true` when in doubt: a false `false` kills a healthy child.
+    pub fn connect_deadline(mut self, limit: Duration, connected: ConnectedTest) -> Self {
+        self.connect_deadline = Some((limit, connected));
+        self
     }
 
     /// Appends arguments.
@@ -232,6 +255,7 @@ impl Command {
             }
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
         let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
             program: self.program.display().to_string(),
             source,
@@ -246,8 +270,25 @@ impl Command {
         };
         let echo = self.echo;
         let full = self.capture_full;
-        let out_thread = thread::spawn(move || pump(out, echo.then(io::stdout), full));
-        let err_bytes = pump(err, echo.then(io::stderr), false);
+        let out_thread = thread::spawn(move || pump(out, echo.then(io::stdout), full, None));
+        let mut timed_out = false;
+        let err_bytes = match self.connect_deadline {
+            None => pump(err, echo.then(io::stderr), false, None),
+            Some((limit, connected)) => {
+                // The stderr pump reports "connected" (or drops the sender when the child
+                // closes stderr); meanwhile this thread waits until the deadline.
+                let (tx, rx) = mpsc::channel::<()>();
+                let err_thread = thread::spawn(move || {
+                    pump(err, echo.then(io::stderr), false, Some((connected, tx)))
+                });
+                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit)
+                    && matches!(child.try_wait(), Ok(None))
+                {
+                    timed_out = child.kill().is_ok();
+                }
+                err_thread.join().unwrap_or_default()
+            }
+        };
         let out_bytes = out_thread.join().unwrap_or_default();
         let status = child.wait().map_err(|source| RunError::Spawn {
             program: self.program.display().to_string(),
@@ -257,12 +298,20 @@ impl Command {
             status,
             stdout: out_bytes,
             stderr: err_bytes,
+            elapsed: started.elapsed(),
+            timed_out,
         })
     }
 }
 
-/// Copies `from` to `to` (if any) and returns what it read (everything, or the last [`TAIL`] bytes).
-fn pump<R: Read, W: Write>(mut from: R, mut to: Option<W>, full: bool) -> Vec<u8> {
+/// Copies `from` to `to` (if any) and returns what it read (everything, or the last [`TAIL`]
+/// bytes). With `watch`, sends once on its channel as soon as its test accepts what was read.
+fn pump<R: Read, W: Write>(
+    mut from: R,
+    mut to: Option<W>,
+    full: bool,
+    mut watch: Option<(ConnectedTest, mpsc::Sender<()>)>,
+) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -278,6 +327,12 @@ fn pump<R: Read, W: Write>(mut from: R, mut to: Option<W>, full: bool) -> Vec<u8
             to = None;
         }
         kept.extend_from_slice(&buf[..n]);
+        if let Some((connected, tx)) = &watch
+            && connected(&kept)
+        {
+            let _ = tx.send(());
+            watch = None;
+        }
         if !full && kept.len() > 2 * TAIL {
             kept.drain(..kept.len() - TAIL);
         }
@@ -330,6 +385,49 @@ mod tests {
             .env_only(env);
         let s = c.to_string();
         assert_eq!(s, "PGPASSWORD=… /usr/bin/pg_dump --host=h");
+    }
+
+    fn said_connected(stderr: &[u8]) -> bool {
+        stderr.windows(9).any(|w| w == b"connected")
+    }
+
+    #[test]
+    fn connect_deadline_kills_a_child_that_never_connects() {
+        let started = Instant::now();
+        let out = Command::new("/bin/sh")
+            .args(["-c", "echo connecting >&2; exec sleep 30"])
+            .quiet()
+            .connect_deadline(Duration::from_millis(300), said_connected)
+            .run_status()
+            .expect("runs");
+        assert!(out.timed_out);
+        assert!(!out.status.success());
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(out.stderr_text(), "connecting\n");
+    }
+
+    #[test]
+    fn connect_deadline_spares_a_connected_or_finished_child() {
+        // Connected at once, then works longer than the deadline.
+        let out = Command::new("/bin/sh")
+            .args(["-c", "echo connected >&2; sleep 1; echo done"])
+            .quiet()
+            .connect_deadline(Duration::from_millis(200), said_connected)
+            .run()
+            .expect("not killed");
+        assert!(!out.timed_out);
+        assert_eq!(out.stdout_text(), "done\n");
+        assert!(out.elapsed >= Duration::from_secs(1));
+        // Exits on its own before the deadline without ever saying so.
+        let out = Command::new("/bin/sh")
+            .args(["-c", "exit 4"])
+            .quiet()
+            .connect_deadline(Duration::from_secs(30), said_connected)
+            .run_status()
+            .expect("runs");
+        assert!(!out.timed_out);
+        assert_eq!(out.status.code(), Some(4));
+        assert!(out.elapsed < Duration::from_secs(20));
     }
 
     #[test]

@@ -366,8 +366,12 @@ fn mysql_8_0_command_lines_with_tls() {
         .lines()
         .rfind(|l| l.starts_with("mysql "))
         .expect("mysql ran");
+    // (Ours adds the connect timeout and the restore's lock wait limit.)
     assert!(
-        restore.ends_with("--ssl-mode=VERIFY_IDENTITY -v d"),
+        restore.ends_with(
+            "--ssl-mode=VERIFY_IDENTITY --connect-timeout=30 \
+             --init-command=SET SESSION lock_wait_timeout=300 -v d"
+        ),
         "{restore}"
     );
     assert_eq!(

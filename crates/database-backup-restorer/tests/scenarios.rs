@@ -29,6 +29,16 @@ const APP_PW: &str = "scn-pw-8Kd";
 /// First line of every action failure (sdk.md §1.4, §1.9).
 const HINT: &str = "You may need to delete the artifact-file that was created before re-running.";
 
+/// The connect timeout every PostgreSQL client gets by default (crate docs: ours, the
+/// original had none).
+const PG_CONNECT_TIMEOUT: (&str, &str) = ("PGCONNECT_TIMEOUT", "30");
+
+/// Whether `call` is the restore's lock watch (ours: a second session that cancels a restore
+/// waiting for a lock longer than `lock_timeout`), which the original does not have.
+fn is_lock_watch(call: &Call) -> bool {
+    call.args.iter().any(|a| a.contains("pg_cancel_backend"))
+}
+
 // ---------------------------------------------------------------------------------------
 // Recording wrappers
 
@@ -465,7 +475,8 @@ fn pg_command_lines_environment_and_invocations_match_the_original() {
         ),
     ];
     let prefix = pg_prefix(&pg, "app");
-    let only_password = env_of(&[("PGPASSWORD", APP_PW)]);
+    // The password, and (ours) the connect timeout.
+    let only_password = env_of(&[("PGPASSWORD", APP_PW), PG_CONNECT_TIMEOUT]);
     let with = |tail: &[&str]| -> Vec<String> {
         let mut v = prefix.clone();
         v.extend(strings(tail));
@@ -556,7 +567,11 @@ fn pg_command_lines_environment_and_invocations_match_the_original() {
     let r = sb.restore(&rc, &art);
     r.ok();
     assert_eq!(pg_fingerprint(&pg, "appdb"), before);
-    let calls = rec.calls();
+    let calls: Vec<Call> = rec
+        .calls()
+        .into_iter()
+        .filter(|c| !is_lock_watch(c))
+        .collect();
     assert_eq!(calls[0].prog, "psql");
     assert_eq!(calls[0].args, version_args);
     let restores: Vec<&Call> = calls.iter().filter(|c| c.prog == "pg_restore").collect();
@@ -595,7 +610,11 @@ fn pg_command_lines_environment_and_invocations_match_the_original() {
             &art_s,
         ])
     );
-    assert_eq!(restores[1].env, only_password);
+    // Ours also names the restoring session, so that the lock watch can find it.
+    let mut restore_env = restores[1].env.clone();
+    let app = restore_env.remove("PGAPPNAME").unwrap_or_default();
+    assert!(app.starts_with("database-backup-restorer-"), "{app}");
+    assert_eq!(restore_env, only_password);
     // The list is a temporary file holding exactly the original's filtered list: every
     // schema in the archive exists in the target, so nothing about schemas or extensions is
     // kept.
@@ -662,12 +681,15 @@ fn pg_restore_list_inherits_the_callers_environment() {
         "pg_restore --list environment: {:?}",
         list.env
     );
-    // The connecting pg_restore still gets only the password.
+    // The connecting pg_restore still gets only the password (and ours: the connect timeout
+    // and the session name).
     let restore = calls
         .iter()
         .rfind(|c| c.prog == "pg_restore")
         .expect("pg_restore ran");
-    assert_eq!(restore.env, env_of(&[("PGPASSWORD", APP_PW)]));
+    let mut env = restore.env.clone();
+    assert!(env.remove("PGAPPNAME").is_some());
+    assert_eq!(env, env_of(&[("PGPASSWORD", APP_PW), PG_CONNECT_TIMEOUT]));
 }
 
 /// sdk.md §1.6 (PGSSLROOTCERT / PGSSLMODE verify-full|verify-ca / PGSSLCERT / PGSSLKEY),
@@ -730,6 +752,7 @@ fn pg_tls_material_reaches_libpq_through_private_files_and_the_environment() {
     // (our namespace query), restore.
     assert_eq!(progs(&calls).iter().filter(|p| **p == "pg_dump").count(), 2);
     let keys = [
+        "PGCONNECT_TIMEOUT",
         "PGPASSWORD",
         "PGSSLCERT",
         "PGSSLKEY",
@@ -737,13 +760,15 @@ fn pg_tls_material_reaches_libpq_through_private_files_and_the_environment() {
         "PGSSLROOTCERT",
     ];
     for call in &calls {
-        if call.args.first().map(String::as_str) == Some("--list") {
-            continue; // no connection
+        if call.args.first().map(String::as_str) == Some("--list") || is_lock_watch(call) {
+            continue; // no connection; ours
         }
+        let mut call_env = call.env.clone();
+        call_env.remove("PGAPPNAME"); // ours, on the restoring pg_restore
         // (The original's table check gets PGPASSWORD only; ours uses the connection's TLS
         // settings, a documented difference.)
         assert_eq!(
-            call.env.keys().map(String::as_str).collect::<Vec<_>>(),
+            call_env.keys().map(String::as_str).collect::<Vec<_>>(),
             keys,
             "{} {:?}",
             call.prog,
@@ -766,11 +791,12 @@ fn pg_tls_material_reaches_libpq_through_private_files_and_the_environment() {
     }
     assert_no_secrets_in_argv(&calls);
     let conns = pg_connections(&pg, "mtls");
-    for app in ["psql", "pg_dump", "pg_restore"] {
+    // (Ours names the restoring pg_restore's session, for the lock watch.)
+    for app in ["psql ", "pg_dump ", "database-backup-restorer-"] {
         assert!(
             conns
                 .iter()
-                .any(|l| l.contains(&format!("application_name={app} "))),
+                .any(|l| l.contains(&format!("application_name={app}"))),
             "no {app} connection logged: {conns:#?}"
         );
     }
@@ -804,7 +830,12 @@ fn pg_tls_material_reaches_libpq_through_private_files_and_the_environment() {
     for call in rec.calls() {
         assert_eq!(
             call.env.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT"]
+            [
+                "PGCONNECT_TIMEOUT",
+                "PGPASSWORD",
+                "PGSSLMODE",
+                "PGSSLROOTCERT"
+            ]
         );
         assert_private_file(&rec, &call, &call.env["PGSSLROOTCERT"], &certs.ca_pem);
     }
@@ -963,7 +994,9 @@ fn pg_artifacts_are_interchangeable_with_the_originals_commands() {
 /// sdk.md §1.5/§1.9/§1.10: failures exit 1 with the original's texts. The version check
 /// prints `Unable to check version of Postgres: <err>\n<stdout>\n<stderr>`; restore never
 /// creates the database; a file that is not an archive and a dump that cannot be written are
-/// action failures (hint, the tool's own message) that leave the database alone.
+/// action failures (the tool's own message) that leave the database alone. Unlike the
+/// original, neither gets the "delete the artifact-file" hint: the restore's file is not
+/// ours, and the failed dump created none.
 #[test]
 fn pg_failures_exit_1_with_the_originals_messages() {
     let pg = Pg::start(Path::new(PG15_BIN), None);
@@ -1003,22 +1036,23 @@ fn pg_failures_exit_1_with_the_originals_messages() {
 
     let garbage = sb.path("garbage.dump");
     std::fs::write(&garbage, "this is not a pg_dump archive\n").expect("write");
-    sb.restore(&good, &garbage)
-        .fails_with(1, HINT)
-        .fails_with(1, "input file does not appear to be a valid archive");
-    sb.restore(&good, &sb.path("missing.dump"))
-        .fails_with(1, HINT)
-        .fails_with(1, "missing.dump");
+    let r = sb.restore(&good, &garbage);
+    r.fails_with(1, "input file does not appear to be a valid archive");
+    assert!(!r.stderr.contains(HINT), "{}", r.stderr);
+    let r = sb.restore(&good, &sb.path("missing.dump"));
+    r.fails_with(1, "missing.dump");
+    assert!(!r.stderr.contains(HINT), "{}", r.stderr);
     let r = sb.backup(&good, &sb.path("no-such-dir/db.dump"));
-    r.fails_with(1, HINT)
-        .fails_with(1, "could not open output file");
+    r.fails_with(1, "could not open output file");
+    assert!(!r.stderr.contains(HINT), "{}", r.stderr);
     assert!(!sb.path("no-such-dir").exists());
     assert_eq!(pg_fingerprint(&pg, "appdb"), before);
 }
 
-/// sdk.md §1.4/§1.9: an action failure is logged as the hint line followed by the error,
-/// which for a failed child is Go's `exit status N` (`log.Fatalf("You may need to delete the
-/// artifact-file that was created before re-running.\n%s\n", err)` with an `*exec.ExitError`).
+/// sdk.md §1.4/§1.9: an action failure is logged as the error, which for a failed child is
+/// Go's `exit status N`, after the hint line (`log.Fatalf("You may need to delete the
+/// artifact-file that was created before re-running.\n%s\n", err)` with an `*exec.ExitError`)
+/// when the failed backup created the artifact file; ours gives no hint otherwise.
 #[test]
 fn pg_action_failures_log_exit_status_after_the_hint() {
     let pg = Pg::start(Path::new(PG15_BIN), None);
@@ -1026,23 +1060,32 @@ fn pg_action_failures_log_exit_status_after_the_hint() {
     let sb = Sandbox::new(PG15_BIN);
     let c = sb.config("c.json", &pg_cfg(&pg, "app", "appdb"));
     let mut wrong = Vec::new();
-    // pg_dump exits 1 (cannot open its output file).
-    let r = sb.backup(&c, &sb.path("no-such-dir/db.dump"));
+    // pg_dump exits 1 after creating its output file (a table app may not read).
+    pg.psql("appdb", "CREATE TABLE public.secret (v int)");
+    let art = sb.path("db.dump");
+    let r = sb.backup(&c, &art);
     assert_eq!(r.code, 1);
-    if !r.stderr.contains(&format!("{HINT}\nexit status 1\n")) {
+    if !r.stderr.contains(&format!("{HINT}\nexit status 1\n")) || !art.exists() {
         wrong.push(format!("pg_dump failure:\n{}", r.stderr));
     }
-    // pg_restore --list exits 1 (not an archive).
+    pg.psql("appdb", "DROP TABLE public.secret");
+    // pg_dump exits 1 (cannot open its output file): no file, no hint.
+    let r = sb.backup(&c, &sb.path("no-such-dir/db.dump"));
+    assert_eq!(r.code, 1);
+    if !r.stderr.lines().any(|l| l.ends_with(" exit status 1")) || r.stderr.contains(HINT) {
+        wrong.push(format!("pg_dump failure without a file:\n{}", r.stderr));
+    }
+    // pg_restore --list exits 1 (not an archive): no hint for a file we did not create.
     let garbage = sb.path("garbage.dump");
     std::fs::write(&garbage, "this is not a pg_dump archive\n").expect("write");
     let r = sb.restore(&c, &garbage);
     assert_eq!(r.code, 1);
-    if !r.stderr.contains(&format!("{HINT}\nexit status 1\n")) {
+    if !r.stderr.lines().any(|l| l.ends_with(" exit status 1")) || r.stderr.contains(HINT) {
         wrong.push(format!("pg_restore --list failure:\n{}", r.stderr));
     }
     assert!(
         wrong.is_empty(),
-        "want the line after the hint to be `exit status 1`:\n{}",
+        "want `exit status 1`, after the hint only when the backup created the file:\n{}",
         wrong.join("\n")
     );
 }
@@ -1210,6 +1253,7 @@ fn mariadb_command_lines_environment_stdin_and_artifact_match_the_original() {
     // `tls`); ours probes with the client it found, here MariaDB's, whose SSL flags are the
     // legacy ones (documented in src/mysql.rs: flags follow the client's family).
     let version_args = with(&[
+        "--connect-timeout=30",
         "--skip-column-names",
         "--silent",
         "--execute=SELECT VERSION()",
@@ -1310,7 +1354,15 @@ fn mariadb_command_lines_environment_stdin_and_artifact_match_the_original() {
     let calls = rec.calls();
     assert_eq!(progs(&calls), ["mysql", "mysql"]);
     assert_eq!(calls[0].args, version_args);
-    assert_eq!(calls[1].args, with(&["-v", "appdb"]));
+    assert_eq!(
+        calls[1].args,
+        with(&[
+            "--connect-timeout=30",
+            "--init-command=SET SESSION lock_wait_timeout=300",
+            "-v",
+            "appdb"
+        ])
+    );
     assert_eq!(calls[1].stdin, subset.display().to_string());
     assert_eq!(calls[1].env, only_password);
     assert!(
@@ -1335,15 +1387,18 @@ fn mariadb_command_lines_environment_stdin_and_artifact_match_the_original() {
     );
 
     // Tables that do not exist: mysqldump's own message, then the hint (system tests: some
-    // and none of the tables missing, a name with a space).
-    for (tables, missing) in [
+    // and none of the tables missing, a name with a space); mysqldump created the file.
+    for (n, (tables, missing)) in [
         (json!(["people", "not there"]), "not there"),
         (json!(["lizards", "form-shifting-people"]), "lizards"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut c = maria_cfg(&m, "app", "appdb");
         c["tables"] = tables;
         let c = sb.config("missing.json", &c);
-        let r = sb.backup(&c, &sb.path("missing.sql"));
+        let r = sb.backup(&c, &sb.path(&format!("missing-{n}.sql")));
         r.fails_with(1, &format!("mysqldump: Couldn't find table: \"{missing}\""))
             .fails_with(1, HINT);
         let hint = r.stderr.find(HINT).unwrap_or_default();
@@ -1385,7 +1440,8 @@ fn mariadb_failures_exit_1_with_the_originals_messages() {
     )
     .expect("write");
     let r = sb.restore(&good, &art);
-    r.fails_with(1, HINT).fails_with(1, "ERROR 1064");
+    r.fails_with(1, "ERROR 1064");
+    assert!(!r.stderr.contains(HINT), "not a file this run created");
     assert_eq!(m.sql("appdb", "SELECT COUNT(*) FROM t1"), "1");
     assert_eq!(
         m.sql(
@@ -1396,7 +1452,8 @@ fn mariadb_failures_exit_1_with_the_originals_messages() {
     );
 }
 
-/// sdk.md §1.4/§1.9: as for PostgreSQL, the line after the hint is Go's `exit status N`.
+/// sdk.md §1.4/§1.9: as for PostgreSQL, the error is Go's `exit status N`, after the hint
+/// when the failed backup created the file.
 #[test]
 fn mariadb_action_failures_log_exit_status_after_the_hint() {
     let m = Maria::start(None);
@@ -1425,12 +1482,12 @@ fn mariadb_action_failures_log_exit_status_after_the_hint() {
     std::fs::write(&art, "THIS IS NOT SQL;\n").expect("write");
     let r = sb.restore(&good, &art);
     assert_eq!(r.code, 1);
-    if !r.stderr.contains(&format!("{HINT}\nexit status 1\n")) {
+    if !r.stderr.lines().any(|l| l.ends_with(" exit status 1")) || r.stderr.contains(HINT) {
         wrong.push(format!("restore failure:\n{}", r.stderr));
     }
     assert!(
         wrong.is_empty(),
-        "want `exit status N` after the hint:\n{}",
+        "want `exit status N`, after the hint only when the backup created the file:\n{}",
         wrong.join("\n")
     );
 }
@@ -1576,7 +1633,15 @@ fn mariadb_tls_flags_files_and_host_verification() {
             "appdb",
         ])[..]
     );
-    assert_eq!(calls[3].args[4..], strings(&["-v", "appdb"])[..]);
+    assert_eq!(
+        calls[3].args[4..],
+        strings(&[
+            "--connect-timeout=30",
+            "--init-command=SET SESSION lock_wait_timeout=300",
+            "-v",
+            "appdb"
+        ])[..]
+    );
 
     // Mutual TLS: client certificate and key in private files.
     rec.clear();
