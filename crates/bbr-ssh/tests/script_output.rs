@@ -162,3 +162,53 @@ async fn a_child_holding_the_output_open_is_let_go_through_the_runner() {
 async fn a_child_holding_the_output_open_is_let_go_through_sudo_each() {
     held_output_is_let_go(false).await;
 }
+
+/// A metadata script that never stops writing.
+const ENDLESS: &str = "#!/bin/sh\necho $$ > /var/vcap/sys/endless.pid\nexec yes 'backup_should_be_locked_before: []'\n";
+
+async fn endless_metadata_is_stopped(root_runner: bool) {
+    let vm = Vm::start(VmOptions::default()).unwrap();
+    std::fs::create_dir_all(vm.vcap_path("sys")).unwrap();
+    vm.install_script("endless", "metadata", ENDLESS).unwrap();
+    let conn = connect(&vm, root_runner).await;
+    let reporter = NoDebug::default();
+    let script = Script {
+        job: "endless",
+        instance: "endless/0",
+        path: "/var/vcap/jobs/endless/bin/bbr/metadata",
+        env: &[],
+        capture: Capture::Whole {
+            limit: bbr_core::discovery::METADATA_OUTPUT_LIMIT,
+        },
+    };
+    let err = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_script(conn.as_ref(), &script, &ScriptLimits::default(), &reporter),
+    )
+    .await
+    .expect("the endless script is given up on")
+    .expect_err("the endless script fails");
+    assert_eq!(
+        err.to_string(),
+        "it wrote more than 16777216 bytes to stdout, the most bbr reads from this script; its process group was killed"
+    );
+    // The kill waits for the group to be gone before it returns.
+    let pid = vm.read("sys/endless.pid").unwrap();
+    let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .map(|s| s.rsplit(')').next().unwrap_or("").trim().chars().next())
+        .unwrap_or(None);
+    assert!(
+        matches!(state, None | Some('Z')),
+        "the script was killed (state {state:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_metadata_script_is_stopped_through_the_runner() {
+    endless_metadata_is_stopped(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_metadata_script_is_stopped_through_sudo_each() {
+    endless_metadata_is_stopped(false).await;
+}
