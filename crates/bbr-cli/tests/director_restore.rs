@@ -343,3 +343,128 @@ fn discontinued_restore_name_refuses_the_restore() {
     assert!(!h.events().iter().any(|e| e.contains("restore")));
     assert!(!h.remote_marker_exists());
 }
+
+/// A GNU-format tar header block written byte by byte (the `tar` crate refuses these).
+fn raw_tar_header(name: &str, typeflag: u8, size: usize, link: &str, mode: u32) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(format!("{mode:07o}\0").as_bytes());
+    h[108..124].copy_from_slice(b"0000000\x000000000\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[136..148].copy_from_slice(b"14542132020\0");
+    h[156] = typeflag;
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    h[257..265].copy_from_slice(b"ustar  \0");
+    h[329..345].copy_from_slice(b"0000001\x000000001\0"); // device 1,1 (/dev/mem)
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// An artifact for job `bosh` of `bosh/0` holding `./data` ("data\n") plus `hostile`.
+fn hostile_artifact(h: &Harness, name: &str, hostile: &[u8]) -> std::path::PathBuf {
+    let artifact = h.work.path().join(name);
+    std::fs::create_dir_all(&artifact).unwrap();
+    let mut tar = raw_tar_header("./", b'5', 0, "", 0o755);
+    tar.extend(raw_tar_header("./sub/", b'5', 0, "", 0o755));
+    tar.extend(raw_tar_header("./data", b'0', 5, "", 0o644));
+    let mut block = b"data\n".to_vec();
+    block.resize(512, 0);
+    tar.extend(block);
+    tar.extend_from_slice(hostile);
+    tar.extend(vec![0u8; 1024]);
+    std::fs::write(artifact.join("bosh-0-bosh.tar"), tar).unwrap();
+    let sum = sha256_hex(b"data\n");
+    std::fs::write(
+        artifact.join("metadata"),
+        format!("instances:\n- name: bosh\n  index: \"0\"\n  artifacts:\n  - name: bosh\n    checksums:\n      ./data: {sum}\n"),
+    )
+    .unwrap();
+    artifact
+}
+
+#[test]
+fn device_node_and_global_pax_artifacts_are_refused_before_any_script() {
+    let h = Harness::new();
+    restore_job(&h, "bosh");
+    h.script("bosh", "metadata", "");
+    let device = raw_tar_header("./mem", b'3', 0, "", 0o666);
+    let records = " linkpath=/etc/shadow\n";
+    let record = format!("{}{records}", records.len() + 2);
+    let mut global = raw_tar_header("./PaxHeaders/g", b'g', record.len(), "", 0o644);
+    let mut block = record.into_bytes();
+    block.resize(512, 0);
+    global.extend(block);
+    global.extend(raw_tar_header("./config", b'2', 0, "sub", 0o777));
+    for (name, hostile, words) in [
+        ("device", device, ["./mem", "character device 1,1"]),
+        ("global-pax", global, ["global PAX header", "linkpath"]),
+    ] {
+        let artifact = hostile_artifact(&h, name, &hostile);
+        let run = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
+        assert_eq!(run.code(), 1, "{name}: {}", run.show());
+        assert!(
+            run.stderr().contains("Backup is corrupted"),
+            "{}",
+            run.show()
+        );
+        for word in ["bosh-0-bosh.tar", words[0], words[1]] {
+            assert!(
+                run.stderr().contains(word),
+                "{name}: no {word:?} in {}",
+                run.show()
+            );
+        }
+        assert!(
+            !run.stdout().contains("Looking for scripts"),
+            "the VM is not contacted: {}",
+            run.show()
+        );
+        assert!(h.events().is_empty(), "no script may run: {:?}", h.events());
+        assert!(!h.remote_marker_exists(), "nothing is uploaded");
+        assert!(!h.vm.exists("store/restored"));
+    }
+}
+
+#[test]
+fn set_uid_file_is_restored_without_the_bit() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new();
+    restore_job(&h, "bosh");
+    let tool = raw_tar_header("./tool", b'0', 5, "", 0o4755);
+    let mut hostile = tool;
+    let mut block = b"tool\n".to_vec();
+    block.resize(512, 0);
+    hostile.extend(block);
+    hostile.extend(raw_tar_header("./shared/", b'5', 0, "", 0o2775));
+    let artifact = hostile_artifact(&h, "setuid", &hostile);
+    let sum = sha256_hex(b"tool\n");
+    let meta = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    std::fs::write(
+        artifact.join("metadata"),
+        format!("{meta}      ./tool: {sum}\n"),
+    )
+    .unwrap();
+    let run = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert_eq!(h.vm.read("store/restored/bosh/tool").unwrap(), "tool\n");
+    let mode = |rel: &str| {
+        std::fs::symlink_metadata(h.vm.vcap_path(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("store/restored/bosh/tool"), 0o755, "{}", run.show());
+    assert_eq!(mode("store/restored/bosh/shared"), 0o775, "{}", run.show());
+    let out = run.show();
+    for entry in ["./tool", "./shared/"] {
+        assert!(
+            out.contains(&format!(
+                "Restoring {entry} of bosh-0-bosh.tar on bosh/0 without its set-uid/set-gid bits"
+            )),
+            "one warning per entry: {out}"
+        );
+    }
+}
