@@ -464,3 +464,54 @@ fn root_commands_use_one_runner_unless_each_command_is_to_get_its_own_sudo() {
         assert!(tar.exists(), "{}", tar.display());
     }
 }
+
+#[test]
+fn a_drained_device_node_fails_the_backup_and_a_set_uid_file_is_kept_with_a_warning() {
+    let h = Harness::new();
+    h.script("bosh", "pre-backup-lock", "");
+    h.script(
+        "bosh",
+        "backup",
+        "cd \"$BBR_ARTIFACT_DIRECTORY\"\necho data > d\nmknod mem c 1 1",
+    );
+    h.script("bosh", "post-backup-unlock", "");
+    let run = h.bbr(&["backup"]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    for word in [
+        "Backup of job bosh on",
+        "refused",
+        "./mem",
+        "character device 1,1",
+    ] {
+        assert!(run.stderr().contains(word), "no {word:?}: {}", run.show());
+    }
+    assert_eq!(
+        h.events(),
+        vec![
+            "bosh pre-backup-lock",
+            "bosh backup",
+            "bosh post-backup-unlock true"
+        ]
+    );
+    let artifact = h.artifact_in(h.work.path());
+    assert!(
+        !artifact.join("bosh-0-bosh.tar").exists(),
+        "the refused tar is not kept"
+    );
+
+    h.script(
+        "bosh",
+        "backup",
+        "cd \"$BBR_ARTIFACT_DIRECTORY\"\necho tool > tool\nchmod 4755 tool",
+    );
+    let parent = h.work.path().join("second");
+    std::fs::create_dir(&parent).unwrap();
+    let run = h.bbr(&["backup", "--artifact-path", &parent.to_string_lossy()]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        run.stdout()
+            .contains("./tool has set-uid/set-gid bits (mode 4755)"),
+        "{}",
+        run.show()
+    );
+}
