@@ -14,6 +14,12 @@ use std::time::Duration;
 /// waiting for it would keep bbr waiting as long as that process lives.
 pub const HELD_OUTPUT_GRACE: Duration = Duration::from_secs(5);
 
+/// The longest a command's output is waited for once its own process has exited, however
+/// often more output arrives: [`HELD_OUTPUT_GRACE`] counts from the last byte, so a process
+/// left running that keeps writing would otherwise keep bbr waiting for as long as it lives.
+/// A minute is far more than any buffered output needs to arrive, even on a loaded VM.
+pub const HELD_OUTPUT_LIMIT: Duration = Duration::from_secs(60);
+
 /// The last bytes of an output stream, at most a fixed number, and how many came before them.
 /// Keeps a command that writes gigabytes from costing bbr more than that much memory.
 #[derive(Debug, Clone, PartialEq, Eq)]

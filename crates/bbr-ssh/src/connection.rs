@@ -5,7 +5,8 @@ use crate::root_runner::{self, RootRunner, RunnerError};
 use async_trait::async_trait;
 use bbr_core::commands::RootCommand;
 use bbr_core::remote::{
-    Exited, HELD_OUTPUT_GRACE, Output, OutputSink, Remote, RemoteError, StdoutSink, Stream,
+    Exited, HELD_OUTPUT_GRACE, HELD_OUTPUT_LIMIT, Output, OutputSink, Remote, RemoteError,
+    StdoutSink, Stream,
 };
 use bytes::Bytes;
 use futures::future::Either;
@@ -480,7 +481,8 @@ impl SshConnection {
 
 /// Reads channel messages until the channel closes, handing stdout and stderr to
 /// `on_output`. Once the exit status has come, the close is waited for at most
-/// [`HELD_OUTPUT_GRACE`] after the last output: sshd closes the channel only when the
+/// [`HELD_OUTPUT_GRACE`] after the last output and at most [`HELD_OUTPUT_LIMIT`] after the
+/// exit: sshd closes the channel only when the
 /// command's output pipes are closed, which a process the command left running may never do.
 /// The caller closes the channel when the result says its output was held open.
 async fn collect(
@@ -489,10 +491,13 @@ async fn collect(
     on_output: &mut OutputSink<'_>,
 ) -> Result<Exited, RemoteError> {
     let mut status = None;
+    let mut exited_at: Option<tokio::time::Instant> = None;
     let mut output_held_open = false;
     loop {
-        let msg = if status.is_some() {
-            match tokio::time::timeout(HELD_OUTPUT_GRACE, read.wait()).await {
+        let msg = if let Some(exited_at) = exited_at {
+            // The grace counts from the last output, the limit from the exit.
+            let left = HELD_OUTPUT_LIMIT.saturating_sub(exited_at.elapsed());
+            match tokio::time::timeout(HELD_OUTPUT_GRACE.min(left), read.wait()).await {
                 Ok(msg) => msg,
                 Err(_) => {
                     output_held_open = true;
@@ -508,10 +513,12 @@ async fn collect(
             ChannelMsg::ExtendedData { data, ext: 1 } => on_output(Stream::Stderr, &data),
             ChannelMsg::ExitStatus { exit_status } => {
                 status = Some(exit_status);
+                exited_at.get_or_insert_with(tokio::time::Instant::now);
                 Ok(())
             }
             ChannelMsg::ExitSignal { signal_name, .. } => {
                 status = Some(128 + 9);
+                exited_at.get_or_insert_with(tokio::time::Instant::now);
                 on_output(
                     Stream::Stderr,
                     format!("killed by signal {signal_name:?}").as_bytes(),

@@ -14,7 +14,8 @@
 #                    "X <id> <status>\n" once both pipes are closed and the command was reaped
 #                    (status 128+N when killed by signal N); "H <id> <status>\n" instead when
 #                    the command was reaped but a process it left running still held a pipe
-#                    open $grace seconds (set by the bootstrap) after the last output: those
+#                    open $grace seconds (set by the bootstrap) after the last output, or
+#                    $held_limit seconds after the exit whatever came since: those
 #                    pipes are closed unread. Output is sent as it is read, never gathered.
 # The first line out is "bbr-runner 1". On EOF of stdin no more commands are taken; the runner
 # leaves once the running ones have finished (it never kills them).
@@ -45,7 +46,7 @@ sub out {
     }
 }
 
-my (%pipe, %open_pipes, %pid_of, %pid_file, %deadline, %kill_at, %timed_out, %status, %held_until);
+my (%pipe, %open_pipes, %pid_of, %pid_file, %deadline, %kill_at, %timed_out, %status, %held_until, %held_end);
 sub start {
     my ($kind, $id, $payload) = @_;
     my ($limit, $pid_file, $path, @env);
@@ -114,7 +115,10 @@ sub reap {
             delete $pid_file{$id};
             delete $deadline{$id};
             delete $kill_at{$id};
-            $held_until{$id} = now() + $grace if $open_pipes{$id};
+            if ($open_pipes{$id}) {
+                $held_end{$id} = now() + $held_limit;
+                $held_until{$id} = now() + $grace;
+            }
         }
         my $tag = 'X';
         if ($open_pipes{$id}) {
@@ -128,6 +132,7 @@ sub reap {
         out("$tag $id $status{$id}\n");
         delete $status{$id};
         delete $held_until{$id};
+        delete $held_end{$id};
         delete $pid_of{$id};
         delete $open_pipes{$id};
     }
@@ -173,7 +178,11 @@ while ($reading || %pid_of) {
             my $n = sysread($fh, my $data, 65536);
             if ($n) {
                 out("$tag $id $n\n$data");
-                $held_until{$id} = now() + $grace if exists $held_until{$id};
+                if (exists $held_until{$id}) {
+                    my $until = now() + $grace;
+                    $until = $held_end{$id} if $until > $held_end{$id};
+                    $held_until{$id} = $until;
+                }
             } elsif (defined $n || !($! == $EINTR || $! == $EAGAIN)) {
                 close $fh;
                 delete $pipe{$fd};

@@ -14,7 +14,7 @@
 //! Artifact streams (`tar`) always use channels of their own.
 
 use bbr_core::commands::{RootCommand, shell_quote};
-use bbr_core::remote::{Exited, HELD_OUTPUT_GRACE, Output, OutputSink, Stream};
+use bbr_core::remote::{Exited, HELD_OUTPUT_GRACE, HELD_OUTPUT_LIMIT, Output, OutputSink, Stream};
 use bytes::Bytes;
 use russh::client;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
@@ -43,12 +43,18 @@ pub(crate) fn start_command() -> String {
 
 /// A perl one-liner that reads the runner program (its exact length) from stdin, unbuffered
 /// so that the requests after it stay unread, and runs it with `$grace` set to
-/// [`HELD_OUTPUT_GRACE`] in seconds.
+/// [`HELD_OUTPUT_GRACE`] and `$held_limit` to [`HELD_OUTPUT_LIMIT`], in seconds.
 fn bootstrap() -> String {
+    bootstrap_with(HELD_OUTPUT_GRACE, HELD_OUTPUT_LIMIT)
+}
+
+/// [`bootstrap`] with other held-output limits (tests use short ones).
+fn bootstrap_with(grace: std::time::Duration, held_limit: std::time::Duration) -> String {
     format!(
-        "my($n,$p,$grace)=({},'',{});while(length($p)<$n){{sysread(STDIN,$p,$n-length($p),length($p))or exit 2}}eval($p);die($@)if$@;",
+        "my($n,$p,$grace,$held_limit)=({},'',{},{});while(length($p)<$n){{sysread(STDIN,$p,$n-length($p),length($p))or exit 2}}eval($p);die($@)if$@;",
         PROGRAM.len(),
-        HELD_OUTPUT_GRACE.as_secs_f64()
+        grace.as_secs_f64(),
+        held_limit.as_secs_f64()
     )
 }
 
@@ -493,10 +499,15 @@ mod tests {
 
     /// [`converse`], with whether each command's output was abandoned while held open.
     fn converse_held(requests: &[Vec<u8>]) -> (Vec<(Output, bool)>, Vec<u64>) {
+        converse_with(&bootstrap(), requests)
+    }
+
+    /// [`converse_held`] with the given bootstrap.
+    fn converse_with(bootstrap: &str, requests: &[Vec<u8>]) -> (Vec<(Output, bool)>, Vec<u64>) {
         use std::io::{Read, Write};
         // As on the VM, without sudo: the bootstrap, then the program on stdin.
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "exec perl -e \"$1\"", "bbr-runner", &bootstrap()])
+            .args(["-c", "exec perl -e \"$1\"", "bbr-runner", bootstrap])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -711,6 +722,46 @@ mod tests {
         );
         assert!(
             elapsed >= HELD_OUTPUT_GRACE && elapsed < std::time::Duration::from_secs(60),
+            "ended after {elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn output_kept_flowing_by_a_child_is_abandoned_at_the_hard_limit() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let child_pid = dir.path().join("child.pid");
+        // The child writes every 0.2 s forever, so the 1 s grace after the last byte never
+        // runs out: only the 3 s limit after the script's exit lets it go.
+        let script = write_script(
+            dir.path(),
+            "chatty",
+            &format!(
+                "(while :; do echo tick; sleep 0.2; done) &\necho $! > {}\nexit 0\n",
+                child_pid.to_str().unwrap()
+            ),
+        );
+        let pid_file = dir.path().join("s.pid").to_str().unwrap().to_string();
+        let started = std::time::Instant::now();
+        let (outputs, _) = converse_with(
+            &bootstrap_with(Duration::from_secs(1), Duration::from_secs(3)),
+            &[request(
+                1,
+                &bbr_core::commands::run_script(&script, &[], 0, &pid_file),
+            )],
+        );
+        let elapsed = started.elapsed();
+        let pid = std::fs::read_to_string(&child_pid).unwrap();
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        let (out, held) = &outputs[0];
+        assert_eq!((out.exit_code, *held), (0, true));
+        assert!(
+            out.stdout_text().starts_with("tick\n"),
+            "{:?}",
+            out.stdout_text()
+        );
+        assert!(
+            elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(30),
             "ended after {elapsed:?}"
         );
     }
