@@ -256,6 +256,8 @@ fn a_director_task_that_never_finishes_times_out() {
     );
     assert!(run.stderr().contains("director task 2 "), "{}", run.show());
     assert!(h.events("redis").is_empty(), "{:?}", h.events("redis"));
+    // The held setup still created the user on the group's VM: it is removed all the same.
+    assert!(h.sim.temp_users().is_empty(), "{:?}", h.sim.temp_users());
     let run = Run(h
         .command(Some("redis"), &["backup"])
         .env("BBR_DIRECTOR_TASK_TIMEOUT", "soon")

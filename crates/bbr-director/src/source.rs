@@ -1,5 +1,5 @@
 //! Deployment mode: instances found through the director and reached over SSH as a
-//! temporary user the director creates (bbr.md §5.2-5.4).
+//! temporary user the director creates (docs/director-api.md).
 //!
 //! For each instance group, in order of first appearance in the VM list, the director
 //! creates one temporary user (`bosh_<15 hex>`, one ed25519 key per run) on every instance;
@@ -338,6 +338,15 @@ impl DeploymentSource for DirectorDeployment {
             {
                 Ok(h) => h,
                 Err(e) => {
+                    // A setup that timed out, was stopped or whose answer was lost may
+                    // still have created the user on the group's VMs: release them all.
+                    set_up.push((
+                        group.to_string(),
+                        vms.iter()
+                            .filter(|vm| vm.job_name == group)
+                            .map(|vm| vm.id.clone())
+                            .collect(),
+                    ));
                     failure = Some(format!("failed to set up ssh: {e}"));
                     break;
                 }
