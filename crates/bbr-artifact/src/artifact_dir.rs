@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::entry_name::EntryName;
 use crate::error::ArtifactError;
 use crate::metadata::{ArtifactMetadata, Metadata};
 use crate::naming::{artifact_dir_name, custom_artifact_file, default_artifact_file};
@@ -342,7 +343,7 @@ impl ArtifactDir {
             };
             let summary = result.map_err(classify_tar_error)?;
             let actual = summary.file_checksums();
-            let mut entries: Vec<String> = artifact
+            let mut entries: Vec<EntryName> = artifact
                 .checksums
                 .iter()
                 .filter(|(name, sum)| actual.get(*name) != Some(*sum))
@@ -358,7 +359,7 @@ impl ArtifactDir {
                 entries.sort();
                 return Err(ArtifactError::ChecksumMismatch {
                     file: check.path.clone(),
-                    entries,
+                    entries: entries.iter().map(EntryName::to_string).collect(),
                 });
             }
         }
@@ -388,12 +389,12 @@ fn check_tar_matches(
         .checksums
         .keys()
         .filter(|k| files.binary_search(k).is_err())
-        .cloned()
+        .map(EntryName::to_string)
         .collect();
     let unexpected: Vec<String> = files
         .iter()
         .filter(|f| !artifact.checksums.contains_key(*f))
-        .cloned()
+        .map(EntryName::to_string)
         .collect();
     if !missing.is_empty() || !unexpected.is_empty() {
         return Err(ArtifactError::EntriesMismatch {
@@ -447,7 +448,7 @@ mod tests {
         let mut meta = Metadata::default();
         let sums: Checksums = checksums
             .iter()
-            .map(|(k, v)| ((*k).to_string(), sha(v)))
+            .map(|(k, v)| (EntryName::from(*k), sha(v)))
             .collect();
         meta.add_custom_artifact(ArtifactMetadata::new("custom", sums));
         dir.write_metadata(&meta).expect("write metadata");

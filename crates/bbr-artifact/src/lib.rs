@@ -6,6 +6,8 @@
 //!
 //! * [`metadata`] — the Go bbr `metadata` schema, parsed with serde-saphyr and written
 //!   byte-for-byte like Go's `gopkg.in/yaml.v2`;
+//! * [`entry_name`] — [`EntryName`], a tar entry name as raw bytes (file names are byte
+//!   strings; names that are not UTF-8 go to `metadata` as `!!binary` keys, as in Go);
 //! * [`timefmt`] — the two timestamp layouts (metadata times, directory names);
 //! * [`naming`] — artifact file and directory names;
 //! * [`tarstream`] — a zero-copy incremental tar parser that SHA-256 hashes every
@@ -20,6 +22,7 @@
 //! which consults the process time zone (`TZ`).
 
 pub mod artifact_dir;
+pub mod entry_name;
 pub mod error;
 pub mod metadata;
 pub mod naming;
@@ -32,6 +35,7 @@ mod yaml_emit;
 pub mod yaml_limits;
 
 pub use artifact_dir::{ArtifactCheck, ArtifactDir, ArtifactKind, listed_artifacts};
+pub use entry_name::EntryName;
 pub use error::ArtifactError;
 pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata, Metadata};
 pub use naming::{

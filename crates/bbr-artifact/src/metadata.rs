@@ -4,18 +4,34 @@
 //! ignored, missing sections default to empty, `index` may be a string or an integer.
 //! Writing ([`Metadata::to_yaml`]) reproduces Go's `yaml.v2` output byte for byte, so
 //! artifacts stay interchangeable with Go bbr in both directions.
+//!
+//! Checksum keys are file names, which are byte strings. yaml.v2 writes a name that is not
+//! valid UTF-8 as a `!!binary` scalar holding its base64 (see [`crate::yaml_emit`]) and
+//! decodes it back to the bytes when reading; so do we, and like yaml.v2 a `!!binary` key
+//! whose bytes are valid UTF-8 reads as that text.
+//!
+//! serde-saphyr cannot hand such a key to us: into a `String` it refuses non-UTF-8
+//! `!!binary`, and `deserialize_bytes` refuses untagged scalars, with no way to try one then
+//! the other. So a document that holds a tag at all (it contains `!`; Go's metadata never
+//! does unless a name is not UTF-8) is read in two passes: serde-saphyr reads the structure,
+//! with the scaled limits of [`crate::yaml_limits`] and each `checksums` mapping taken only
+//! as its source position (`Spanned<IgnoredAny>`); then [`tagged_checksums`] walks the
+//! events of granit-parser (the parser serde-saphyr is built on, so positions agree) and
+//! reads every `checksums` mapping's keys as bytes, decoding `!!binary` ones. Documents
+//! without `!` take the single serde-saphyr pass they always took.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
+use crate::entry_name::EntryName;
 use crate::error::ArtifactError;
 use crate::yaml_emit::{self, Node};
 use crate::yaml_limits;
 
-/// Tar entry name as stored in the tar (e.g. `./redis-server/dump.rdb`) → lowercase
-/// hex SHA-256 of its content.
-pub type Checksums = BTreeMap<String, String>;
+/// Tar entry name as stored in the tar (e.g. `./redis-server/dump.rdb`, any bytes) →
+/// lowercase hex SHA-256 of its content.
+pub type Checksums = BTreeMap<EntryName, String>;
 
 /// The whole `metadata` document.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,14 +92,37 @@ impl Metadata {
             // yaml.Unmarshal of an empty document leaves the struct zero.
             return Ok(Metadata::default());
         }
-        // Limits scaled from the text's size: whatever our writer produced reads back.
-        let raw: Option<RawMetadata> =
-            yaml_limits::from_str(text).map_err(|e| ArtifactError::MetadataParse {
-                path: None,
-                message: e.to_string(),
-            })?;
-        let raw = raw.unwrap_or_default();
-        Ok(Metadata {
+        let parse_error = |message: String| ArtifactError::MetadataParse {
+            path: None,
+            message,
+        };
+        if !text.contains('!') {
+            // Limits scaled from the text's size: whatever our writer produced reads back.
+            let raw: Option<RawMetadata<PlainChecksums>> =
+                yaml_limits::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+            return Ok(Self::from_raw(raw.unwrap_or_default(), |c| {
+                c.into_iter()
+                    .map(|(k, v)| (EntryName::from(k), v.unwrap_or_default()))
+                    .collect()
+            }));
+        }
+        let raw: Option<RawMetadata<SpannedChecksums>> =
+            yaml_limits::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let mut by_position = tagged_checksums(text).map_err(parse_error)?;
+        Ok(Self::from_raw(raw.unwrap_or_default(), |c| {
+            let at = (c.referenced.line(), c.referenced.column());
+            by_position.remove(&at).unwrap_or_default()
+        }))
+    }
+
+    /// The document from its serde shape; `checksums` turns one artifact's raw checksums
+    /// into [`Checksums`].
+    fn from_raw<C>(raw: RawMetadata<C>, mut checksums: impl FnMut(C) -> Checksums) -> Metadata {
+        let mut artifact = |a: RawArtifact<C>| ArtifactMetadata {
+            name: a.name.unwrap_or_default(),
+            checksums: a.checksums.map(&mut checksums).unwrap_or_default(),
+        };
+        Metadata {
             instances: raw
                 .instances
                 .unwrap_or_default()
@@ -95,7 +134,7 @@ impl Metadata {
                         .artifacts
                         .unwrap_or_default()
                         .into_iter()
-                        .map(RawArtifact::into_artifact)
+                        .map(&mut artifact)
                         .collect(),
                 })
                 .collect(),
@@ -103,7 +142,7 @@ impl Metadata {
                 .custom_artifacts
                 .unwrap_or_default()
                 .into_iter()
-                .map(RawArtifact::into_artifact)
+                .map(&mut artifact)
                 .collect(),
             backup_activity: raw
                 .backup_activity
@@ -112,7 +151,7 @@ impl Metadata {
                     finish_time: a.finish_time.filter(|s| !s.is_empty()),
                 })
                 .unwrap_or_default(),
-        })
+        }
     }
 
     /// Serialises exactly like Go bbr (`yaml.v2` of its `metadata` struct): key order
@@ -217,7 +256,7 @@ fn artifact_node(a: &ArtifactMetadata) -> Node<'_> {
             Node::Map(
                 a.checksums
                     .iter()
-                    .map(|(k, v)| (k.as_str(), Node::Str(v)))
+                    .map(|(k, v)| (k.as_bytes(), Node::Str(v)))
                     .collect(),
             ),
         ),
@@ -226,18 +265,35 @@ fn artifact_node(a: &ArtifactMetadata) -> Node<'_> {
 
 // ----- serde shapes (everything optional/nullable, like Go's zero values) -----
 
-#[derive(Deserialize, Default)]
-struct RawMetadata {
+/// `checksums` read by serde-saphyr alone (documents without tags).
+type PlainChecksums = BTreeMap<String, Option<String>>;
+/// `checksums` as a source position, read by [`tagged_checksums`] (documents with tags).
+type SpannedChecksums = serde_saphyr::Spanned<serde::de::IgnoredAny>;
+
+#[derive(Deserialize)]
+#[serde(bound = "C: Deserialize<'de>")]
+struct RawMetadata<C> {
     #[serde(default)]
-    instances: Option<Vec<RawInstance>>,
+    instances: Option<Vec<RawInstance<C>>>,
     #[serde(default)]
-    custom_artifacts: Option<Vec<RawArtifact>>,
+    custom_artifacts: Option<Vec<RawArtifact<C>>>,
     #[serde(default)]
     backup_activity: Option<RawActivity>,
 }
 
+impl<C> Default for RawMetadata<C> {
+    fn default() -> Self {
+        Self {
+            instances: None,
+            custom_artifacts: None,
+            backup_activity: None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
-struct RawInstance {
+#[serde(bound = "C: Deserialize<'de>")]
+struct RawInstance<C> {
     #[serde(default)]
     name: Option<String>,
     /// serde-saphyr hands a plain scalar's raw text to a `String` (`0` → `"0"`,
@@ -245,29 +301,142 @@ struct RawInstance {
     #[serde(default)]
     index: Option<String>,
     #[serde(default)]
-    artifacts: Option<Vec<RawArtifact>>,
+    artifacts: Option<Vec<RawArtifact<C>>>,
 }
 
 #[derive(Deserialize)]
-struct RawArtifact {
+#[serde(bound = "C: Deserialize<'de>")]
+struct RawArtifact<C> {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
-    checksums: Option<BTreeMap<String, Option<String>>>,
+    checksums: Option<C>,
 }
 
-impl RawArtifact {
-    fn into_artifact(self) -> ArtifactMetadata {
-        ArtifactMetadata {
-            name: self.name.unwrap_or_default(),
-            checksums: self
-                .checksums
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.unwrap_or_default()))
-                .collect(),
+/// Every mapping that is the value of a `checksums` key, by the position (line, 1-based
+/// column, as serde-saphyr reports them) of its start, with keys read as bytes: a
+/// `!!binary` key base64-decoded, any other key as its text. Values read like the
+/// serde path reads `Option<String>`: a null is `""`. Aliases are refused as a
+/// `checksums` mapping or inside one (neither Go bbr nor we write any).
+fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String> {
+    use granit_parser::{Event, Parser, ScalarStyle};
+
+    /// Where the walker is.
+    enum Frame {
+        /// A mapping outside any `checksums`; `key` is the last key read, `expect_key`
+        /// whether the next node is a key.
+        Map {
+            key: Option<String>,
+            expect_key: bool,
+        },
+        /// A sequence outside any `checksums`.
+        Seq,
+        /// Inside the `checksums` mapping that started at `at`.
+        Checksums {
+            at: (u64, u64),
+            key: Option<EntryName>,
+        },
+    }
+    let mut found: HashMap<(u64, u64), Checksums> = HashMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut parser = Parser::new_from_str(text);
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(|e| e.to_string())?;
+        let line = span.start.line() as u64;
+        let column = span.start.col() as u64 + 1;
+        // Whether this node is the value of a `checksums` key (and moves its mapping on).
+        let mut checksums_value = false;
+        let is_node = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..)
+                | Event::Alias(..)
+        );
+        if is_node {
+            match stack.last_mut() {
+                Some(Frame::Map { key, expect_key }) => {
+                    if *expect_key {
+                        *key = match &event {
+                            Event::Scalar(value, ..) => Some(value.to_string()),
+                            _ => None,
+                        };
+                    } else {
+                        checksums_value = key.as_deref() == Some("checksums");
+                    }
+                    *expect_key = !*expect_key;
+                }
+                Some(Frame::Checksums { at, key }) => {
+                    let Event::Scalar(value, style, _, tag) = &event else {
+                        return Err(format!(
+                            "checksums at line {}: entry at line {line}, column {column} is not a string",
+                            at.0
+                        ));
+                    };
+                    match key.take() {
+                        None => {
+                            let binary = tag
+                                .as_ref()
+                                .is_some_and(|t| t.is_yaml_core_schema() && t.suffix() == "binary");
+                            *key = Some(if binary {
+                                EntryName::from(decode_binary(value).map_err(|e| {
+                                    format!("checksums key at line {line}, column {column}: {e}")
+                                })?)
+                            } else {
+                                EntryName::from(value.as_ref())
+                            });
+                        }
+                        Some(name) => {
+                            let null = tag.is_none()
+                                && *style == ScalarStyle::Plain
+                                && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                            let value = if null {
+                                String::new()
+                            } else {
+                                value.to_string()
+                            };
+                            found.entry(*at).or_default().insert(name, value);
+                        }
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match event {
+            Event::MappingStart(..) if checksums_value => {
+                found.entry((line, column)).or_default();
+                stack.push(Frame::Checksums {
+                    at: (line, column),
+                    key: None,
+                });
+            }
+            Event::Alias(..) if checksums_value => {
+                return Err(format!(
+                    "checksums at line {line}, column {column}: aliases are not supported here"
+                ));
+            }
+            Event::MappingStart(..) => stack.push(Frame::Map {
+                key: None,
+                expect_key: true,
+            }),
+            Event::SequenceStart(..) => stack.push(Frame::Seq),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+            }
+            _ => {}
         }
     }
+    Ok(found)
+}
+
+/// The bytes of a `!!binary` scalar: base64, line breaks and blanks ignored.
+fn decode_binary(value: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| format!("!!binary is not base64: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -328,7 +497,7 @@ mod tests {
             .find_instance_artifact("redis", "1", "redis-server")
             .expect("artifact");
         assert_eq!(
-            a.checksums["./redis-server/dump.rdb"],
+            a.checksums[&EntryName::from("./redis-server/dump.rdb")],
             "66f7f1c19210f601eb7e087f510cbf6c045ca70654dc4c323902204dc4c38108"
         );
         assert!(
@@ -384,8 +553,8 @@ backup_activity:
     fn builds_the_spec_example_with_helpers() {
         let sums = |aof: &str, rdb: &str| -> Checksums {
             [
-                ("./redis-server/appendonly.aof".to_string(), aof.to_string()),
-                ("./redis-server/dump.rdb".to_string(), rdb.to_string()),
+                ("./redis-server/appendonly.aof".into(), aof.to_string()),
+                ("./redis-server/dump.rdb".into(), rdb.to_string()),
             ]
             .into_iter()
             .collect()
@@ -434,7 +603,7 @@ backup_activity:
         meta.add_custom_artifact(ArtifactMetadata::new(
             "redis-server-redis-test-backup-one-restore-all",
             [(
-                "./redis/redis-backup".to_string(),
+                "./redis/redis-backup".into(),
                 "8d7fa73732d6dba6f6af01621552d3a6d814d2042c959465d0562a97c3f796b0".to_string(),
             )]
             .into_iter()
@@ -488,9 +657,9 @@ backup_activity:
         assert_eq!(meta.instances[0].index, "007");
         let a = &meta.instances[0].artifacts[0];
         assert_eq!(a.name, "0123");
-        assert_eq!(a.checksums["./a"], "1.50");
-        assert_eq!(a.checksums["./b"], "");
-        assert_eq!(a.checksums["./c"], "0x1F");
+        assert_eq!(a.checksums[&EntryName::from("./a")], "1.50");
+        assert_eq!(a.checksums[&EntryName::from("./b")], "");
+        assert_eq!(a.checksums[&EntryName::from("./c")], "0x1F");
 
         assert_eq!(Metadata::parse("").expect("empty"), Metadata::default());
         assert_eq!(Metadata::parse("\n\n").expect("blank"), Metadata::default());
@@ -530,7 +699,7 @@ backup_activity:
         (0..count)
             .map(|i| {
                 (
-                    format!("./{prefix}dir{:02}/file-{i:07}", i % 100),
+                    format!("./{prefix}dir{:02}/file-{i:07}", i % 100).into(),
                     format!("{i:064x}"),
                 )
             })

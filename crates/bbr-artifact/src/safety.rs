@@ -16,13 +16,14 @@
 
 use std::collections::HashSet;
 
+use crate::entry_name::EntryName;
 use crate::error::ArtifactError;
 use crate::tarstream::{EntryKind, TarEntryInfo};
 
 fn unsafe_entry(entry: &TarEntryInfo, reason: String) -> ArtifactError {
     ArtifactError::UnsafeEntry {
         file: None,
-        entry: entry.name.clone(),
+        entry: entry.name.to_string(),
         reason,
     }
 }
@@ -41,9 +42,11 @@ pub fn check_entry_kind(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
     Ok(())
 }
 
-/// The components of a relative path, without empty and `.` components.
-fn components(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+/// The components of a relative path (raw bytes, as tar stores it), without empty and
+/// `.` components.
+fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
 }
 
 /// Refuses an entry that would be written outside the extraction root: an absolute
@@ -54,10 +57,11 @@ pub fn check_entry_safe(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
     if entry.name.is_empty() {
         return Err(unsafe_entry(entry, "empty name".into()));
     }
-    if entry.name.starts_with('/') {
+    let name = entry.name.as_bytes();
+    if name.starts_with(b"/") {
         return Err(unsafe_entry(entry, "absolute path".into()));
     }
-    if entry.name.split('/').any(|c| c == "..") {
+    if name.split(|b| *b == b'/').any(|c| c == b"..") {
         return Err(unsafe_entry(entry, "path contains a '..' component".into()));
     }
     let is_symlink = match entry.kind {
@@ -66,8 +70,9 @@ pub fn check_entry_safe(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
         _ => return Ok(()),
     };
     let what = if is_symlink { "symlink" } else { "hardlink" };
-    let target = entry.link_name.as_deref().unwrap_or("");
-    if target.starts_with('/') {
+    let target_name = entry.link_name.clone().unwrap_or_default();
+    let target = &target_name;
+    if target.as_bytes().starts_with(b"/") {
         return Err(unsafe_entry(
             entry,
             format!("{what} target {target} is absolute"),
@@ -75,13 +80,13 @@ pub fn check_entry_safe(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
     }
     let mut depth: usize = if is_symlink {
         // A symlink's target is relative to the directory holding it.
-        components(&entry.name).count().saturating_sub(1)
+        components(name).count().saturating_sub(1)
     } else {
         // A hardlink's target is an archive member name, relative to the root.
         0
     };
-    for c in components(target) {
-        if c == ".." {
+    for c in components(target.as_bytes()) {
+        if c == b".." {
             if depth == 0 {
                 return Err(unsafe_entry(
                     entry,
@@ -99,22 +104,27 @@ pub fn check_entry_safe(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
 /// Runs [`check_entry_safe`] on every entry and also refuses entries extracted through
 /// a symlink of the same archive and link targets that leave such a symlink with `..`.
 pub fn check_entries_safe(entries: &[TarEntryInfo]) -> Result<(), ArtifactError> {
-    let symlinks: HashSet<String> = entries
+    let symlinks: HashSet<Vec<u8>> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::Symlink)
-        .map(|e| components(&e.name).collect::<Vec<_>>().join("/"))
+        .map(|e| {
+            components(e.name.as_bytes())
+                .collect::<Vec<_>>()
+                .join(&b'/')
+        })
         .collect();
-    let symlink_prefix = |parts: &[&str]| -> Option<String> {
+    let symlink_prefix = |parts: &[&[u8]]| -> Option<EntryName> {
         (1..=parts.len())
-            .map(|n| parts[..n].join("/"))
+            .map(|n| parts[..n].join(&b'/'))
             .find(|p| symlinks.contains(p))
+            .map(EntryName::from)
     };
     for entry in entries {
         check_entry_safe(entry)?;
         if symlinks.is_empty() {
             continue;
         }
-        let parts: Vec<&str> = components(&entry.name).collect();
+        let parts: Vec<&[u8]> = components(entry.name.as_bytes()).collect();
         if let Some(parent) = parts.split_last().map(|(_, parent)| parent)
             && let Some(link) = symlink_prefix(parent)
         {
@@ -123,13 +133,18 @@ pub fn check_entries_safe(entries: &[TarEntryInfo]) -> Result<(), ArtifactError>
                 format!("path goes through the symlink ./{link} of the archive"),
             ));
         }
-        let mut stack: Vec<&str> = match entry.kind {
+        let mut stack: Vec<&[u8]> = match entry.kind {
             EntryKind::Symlink => parts[..parts.len().saturating_sub(1)].to_vec(),
             EntryKind::Hardlink => Vec::new(),
             _ => continue,
         };
-        for c in components(entry.link_name.as_deref().unwrap_or("")) {
-            if c == ".." {
+        let target = entry
+            .link_name
+            .as_ref()
+            .map(EntryName::as_bytes)
+            .unwrap_or_default();
+        for c in components(target) {
+            if c == b".." {
                 if let Some(link) = symlink_prefix(&stack) {
                     return Err(unsafe_entry(
                         entry,

@@ -46,6 +46,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::entry_name::EntryName;
 use crate::error::ArtifactError;
 use crate::metadata::Checksums;
 
@@ -115,14 +116,15 @@ pub const SETID_BITS: u32 = 0o6000;
 /// One entry of a tar stream (meta records such as PAX or GNU long names excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarEntryInfo {
-    /// The name exactly as stored (after PAX / GNU long-name overrides), e.g. `./a/b`.
-    pub name: String,
+    /// The name exactly as stored (after PAX / GNU long-name overrides), e.g. `./a/b`:
+    /// any bytes, as on the file system.
+    pub name: EntryName,
     /// The entry type.
     pub kind: EntryKind,
     /// Content size in bytes (0 for header-only types).
     pub size: u64,
-    /// Target of a symlink or hardlink.
-    pub link_name: Option<String>,
+    /// Target of a symlink or hardlink, as stored (any bytes).
+    pub link_name: Option<EntryName>,
     /// The permission bits of the header's mode field (`0o7777` at most).
     pub mode: u32,
     /// Offset in the stream of the entry's own header block (after its `L`/`K`/`x`
@@ -141,7 +143,7 @@ impl TarEntryInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderPatch {
     /// The entry whose header this is.
-    pub entry: String,
+    pub entry: EntryName,
     /// Offset of the header block in the stream.
     pub offset: u64,
     /// The mode before the rewrite.
@@ -208,7 +210,7 @@ pub fn setid_patches(
             strip_setid(&block).filter(|_| mode.map(|m| m & 0o7777) == Some(u64::from(e.mode)));
         let Some(stripped) = stripped else {
             return Err(corrupt(
-                Some(e.name.clone()),
+                Some(e.name.to_string()),
                 format!(
                     "the header at offset {} changed since the tar was checked",
                     e.header_offset
@@ -241,7 +243,7 @@ pub struct TarSummary {
 impl TarSummary {
     /// Names of the files that extracting the tar creates as regular files: regular
     /// file entries plus hardlinks whose target is one (what `find . -type f` lists).
-    pub fn file_names(&self) -> Vec<String> {
+    pub fn file_names(&self) -> Vec<EntryName> {
         self.file_map(|_| ()).into_keys().collect()
     }
 
@@ -255,18 +257,15 @@ impl TarSummary {
             .collect()
     }
 
-    fn file_map<T: Clone>(&self, value_of: impl Fn(&str) -> T) -> BTreeMap<String, T> {
-        let mut files: BTreeMap<String, T> = BTreeMap::new();
+    fn file_map<T: Clone>(&self, value_of: impl Fn(&EntryName) -> T) -> BTreeMap<EntryName, T> {
+        let mut files: BTreeMap<EntryName, T> = BTreeMap::new();
         for entry in &self.entries {
             match entry.kind {
                 EntryKind::File => {
                     files.insert(entry.name.clone(), value_of(&entry.name));
                 }
                 EntryKind::Hardlink => {
-                    let target = entry
-                        .link_name
-                        .as_deref()
-                        .and_then(|t| files.get(t).cloned());
+                    let target = entry.link_name.as_ref().and_then(|t| files.get(t).cloned());
                     match target {
                         Some(v) => {
                             files.insert(entry.name.clone(), v);
@@ -462,7 +461,7 @@ const PAX_METADATA_KEYS: &[&[u8]] = &[
 
 #[derive(Debug)]
 struct Current {
-    name: String,
+    name: EntryName,
     size: u64,
     /// Present when this entry's content is hashed.
     hasher: Option<Sha256>,
@@ -791,12 +790,8 @@ impl Parser {
         } else {
             cstr(&block[157..257]).to_vec()
         };
-        let name = String::from_utf8(name_bytes).map_err(|e| {
-            unsupported(
-                Some(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                "entry name is not valid UTF-8".into(),
-            )
-        })?;
+        // Names are byte strings (see `EntryName`): GNU tar and Go bbr take any bytes.
+        let name = EntryName::from(name_bytes);
         if name.is_empty() {
             return Err(corrupt(
                 None,
@@ -805,7 +800,10 @@ impl Parser {
         }
         let size = pax.size.unwrap_or(header_size);
         let mode = parse_numeric(&block[100..108]).map_err(|detail| {
-            corrupt(Some(name.clone()), format!("invalid mode field: {detail}"))
+            corrupt(
+                Some(name.to_string()),
+                format!("invalid mode field: {detail}"),
+            )
         })?;
         let mode = u32::try_from(mode & 0o7777).unwrap_or(0);
         let device = |what: &str| -> Result<(u32, u32), ArtifactError> {
@@ -813,14 +811,16 @@ impl Parser {
                 parse_numeric(&block[range])
                     .ok()
                     .and_then(|v| u32::try_from(v).ok())
-                    .ok_or_else(|| corrupt(Some(name.clone()), format!("invalid {what} number")))
+                    .ok_or_else(|| {
+                        corrupt(Some(name.to_string()), format!("invalid {what} number"))
+                    })
             };
             Ok((field(329..337)?, field(337..345)?))
         };
 
         let kind = match typeflag {
             // GNU tar extracts a regular entry whose name ends in '/' as a directory.
-            b'0' | b'\0' if name.ends_with('/') => EntryKind::Dir,
+            b'0' | b'\0' if name.as_bytes().ends_with(b"/") => EntryKind::Dir,
             b'0' | b'\0' => EntryKind::File,
             b'1' => EntryKind::Hardlink,
             b'2' => EntryKind::Symlink,
@@ -835,12 +835,12 @@ impl Parser {
             }
             b'6' => EntryKind::Fifo,
             other => {
-                return Err(unsupported(Some(name), typeflag_refusal(other)));
+                return Err(unsupported(Some(name.to_string()), typeflag_refusal(other)));
             }
         };
         if kind != EntryKind::File && size != 0 {
             return Err(unsupported(
-                Some(name),
+                Some(name.to_string()),
                 format!(
                     "a {} (type '{}') with a size of {size} bytes: GNU tar and other readers disagree on where the next header is",
                     kind.describe(),
@@ -851,13 +851,11 @@ impl Parser {
         let link_name = if matches!(kind, EntryKind::Symlink | EntryKind::Hardlink) {
             if link_bytes.is_empty() {
                 return Err(corrupt(
-                    Some(name),
+                    Some(name.to_string()),
                     format!("{} without a target", kind.describe()),
                 ));
             }
-            Some(String::from_utf8(link_bytes).map_err(|_| {
-                unsupported(Some(name.clone()), "link target is not valid UTF-8".into())
-            })?)
+            Some(EntryName::from(link_bytes))
         } else {
             None
         };
@@ -1037,12 +1035,12 @@ impl Parser {
             )),
             State::Content { remaining, pad } => {
                 let (name, size) = match &self.current {
-                    Some(c) => (c.name.clone(), c.size),
+                    Some(c) => (c.name.to_string(), c.size),
                     None => (
                         self.summary
                             .entries
                             .last()
-                            .map(|e| e.name.clone())
+                            .map(|e| e.name.to_string())
                             .unwrap_or_default(),
                         0,
                     ),
@@ -1234,14 +1232,14 @@ mod tests {
         assert_eq!(
             summary
                 .checksums
-                .get("./redis-server/dump.rdb")
+                .get(&EntryName::from("./redis-server/dump.rdb"))
                 .map(String::as_str),
             Some("ba3589985f5f4869fe62d155faee8e59c328b42875cb7e3fbb18c7b8152a92d2")
         );
         assert_eq!(
             summary
                 .checksums
-                .get("./redis-server/appendonly.aof")
+                .get(&EntryName::from("./redis-server/appendonly.aof"))
                 .map(String::as_str),
             Some("be1b7e4e577b7cbcd556ec75f2f4b2e2d3afca1e40f8ce5a2b748b462cf4bd53")
         );
@@ -1249,7 +1247,7 @@ mod tests {
         let names: Vec<_> = summary
             .entries
             .iter()
-            .map(|e| (e.name.as_str(), e.kind))
+            .map(|e| (e.name.to_str().expect("UTF-8 name"), e.kind))
             .collect();
         assert_eq!(
             names,
@@ -1290,10 +1288,13 @@ mod tests {
         let path = fixtures().join("director-backup-integration/bosh-0-bosh.tar");
         let summary = hash_tar_file(&path).expect("hash");
         assert_eq!(
-            summary.checksums["./backup"],
+            summary.checksums[&EntryName::from("./backup")],
             "26e17765aa93724bebd8675aeaef0dc27ac7b778003a8094dffdf9b0ffe2deba"
         );
-        assert_eq!(summary.checksums["./backup"], sha(b"this is a backup\n"));
+        assert_eq!(
+            summary.checksums[&EntryName::from("./backup")],
+            sha(b"this is a backup\n")
+        );
         let scanned = scan_tar_file(&path).expect("scan");
         assert_eq!(scanned.entries, summary.entries);
         assert!(scanned.checksums.is_empty());
@@ -1319,12 +1320,18 @@ mod tests {
             .symlink("./link", &target)
             .finish();
         let summary = hash_random_chunks(&data, 7, 700).expect("hash");
-        assert_eq!(summary.checksums[&long], sha(b"hello"));
-        assert_eq!(summary.checksums["./link"], EMPTY_SHA256);
+        assert_eq!(
+            summary.checksums[&EntryName::from(long.as_str())],
+            sha(b"hello")
+        );
+        assert_eq!(summary.checksums[&EntryName::from("./link")], EMPTY_SHA256);
         assert_eq!(summary.checksums.len(), 2);
         let link = &summary.entries[2];
         assert_eq!(link.kind, EntryKind::Symlink);
-        assert_eq!(link.link_name.as_deref(), Some(target.as_str()));
+        assert_eq!(
+            link.link_name.as_ref().and_then(|l| l.to_str()),
+            Some(target.as_str())
+        );
         assert_eq!(summary.entries.len(), 3);
         // A symlink is not a regular file after extraction.
         assert_eq!(summary.file_names(), vec![long.clone()]);
@@ -1348,11 +1355,17 @@ mod tests {
             .symlink("./sl", "short")
             .finish();
         let summary = hash_in_chunks(&data, 100).expect("hash");
-        assert_eq!(summary.checksums[&long], sha(b"abc"));
+        assert_eq!(
+            summary.checksums[&EntryName::from(long.as_str())],
+            sha(b"abc")
+        );
         assert_eq!(summary.entries.len(), 2);
         assert_eq!(summary.entries[0].size, 3);
         assert_eq!(
-            summary.entries[1].link_name.as_deref(),
+            summary.entries[1]
+                .link_name
+                .as_ref()
+                .and_then(|l| l.to_str()),
             Some("./pax/target")
         );
     }
@@ -1371,7 +1384,10 @@ mod tests {
         b.append(&h, &b"hi"[..]).expect("entry");
         let data = b.into_inner().expect("tar");
         let summary = hash_in_chunks(&data, 333).expect("hash");
-        assert_eq!(summary.checksums[&long], sha(b"hi"));
+        assert_eq!(
+            summary.checksums[&EntryName::from(long.as_str())],
+            sha(b"hi")
+        );
     }
 
     #[test]
@@ -1385,7 +1401,10 @@ mod tests {
         block[0] = b'x';
         let data = RawTar::new().raw(&h).raw(&block).finish();
         let summary = hash_in_chunks(&data, 512).expect("hash");
-        assert_eq!(summary.checksums["./a/b/c/file"], sha(b"x"));
+        assert_eq!(
+            summary.checksums[&EntryName::from("./a/b/c/file")],
+            sha(b"x")
+        );
     }
 
     #[test]
@@ -1398,7 +1417,7 @@ mod tests {
             .raw(&padded)
             .finish();
         let summary = hash_random_chunks(&data, 3, 300).expect("hash");
-        assert_eq!(summary.checksums["./b256"], sha(&content));
+        assert_eq!(summary.checksums[&EntryName::from("./b256")], sha(&content));
         assert_eq!(summary.entries[0].size, 600);
 
         // > 8 GiB, as GNU tar writes it: the stream is cut short, the error names the
@@ -1573,13 +1592,13 @@ mod tests {
             .finish();
         let summary = hash_in_chunks(&data, 1000).expect("hash");
         // Go bbr: hardlink and fifo hashed as empty content.
-        assert_eq!(summary.checksums["./hard"], EMPTY_SHA256);
-        assert_eq!(summary.checksums["./fifo"], EMPTY_SHA256);
-        assert_eq!(summary.checksums["./orig"], sha(b"abc"));
+        assert_eq!(summary.checksums[&EntryName::from("./hard")], EMPTY_SHA256);
+        assert_eq!(summary.checksums[&EntryName::from("./fifo")], EMPTY_SHA256);
+        assert_eq!(summary.checksums[&EntryName::from("./orig")], sha(b"abc"));
         // After extraction: two regular files with the same content.
         let files = summary.file_checksums();
         assert_eq!(files.len(), 2);
-        assert_eq!(files["./hard"], sha(b"abc"));
+        assert_eq!(files[&EntryName::from("./hard")], sha(b"abc"));
         assert_eq!(
             summary.file_names(),
             vec!["./hard".to_string(), "./orig".to_string()]
@@ -1622,11 +1641,20 @@ mod tests {
         files.push(("./sub/top-hard".into(), b"top level\n".to_vec()));
         let file_sums = summary.file_checksums();
         for (name, content) in &files {
-            assert!(summary.checksums.contains_key(name), "{name}");
-            assert_eq!(file_sums.get(name), Some(&sha(content)), "{name}");
+            assert!(
+                summary
+                    .checksums
+                    .contains_key(&EntryName::from(name.as_str())),
+                "{name}"
+            );
+            assert_eq!(
+                file_sums.get(&EntryName::from(name.as_str())),
+                Some(&sha(content)),
+                "{name}"
+            );
         }
         assert_eq!(file_sums.len(), files.len());
-        assert_eq!(summary.checksums["./link"], EMPTY_SHA256);
+        assert_eq!(summary.checksums[&EntryName::from("./link")], EMPTY_SHA256);
         assert!(
             summary
                 .entries
@@ -1670,7 +1698,10 @@ mod tests {
         let stream_time = started.elapsed();
 
         for (name, expected) in names.iter().zip(&direct) {
-            assert_eq!(&summary.checksums[name], expected);
+            assert_eq!(
+                &summary.checksums[&EntryName::from(name.as_str())],
+                expected
+            );
         }
         let mib = data.len() as f64 / (1024.0 * 1024.0);
         println!(

@@ -8,6 +8,14 @@
 //! double-quote escapes, `? ` complex keys longer than 128 bytes, `{}` / `[]` for empty
 //! collections). Map keys are sorted here, as yaml.v2 sorts Go map keys; struct-like
 //! mappings keep the order they are given in.
+//!
+//! Map keys are byte strings (tar entry names). One that is not valid UTF-8 is written as
+//! yaml.v2's `stringv` writes any such Go string: tagged `!!binary`, holding its base64 cut
+//! into lines of 70 characters (`encodeBase64`), each line followed by a line break when
+//! there is more than one. A single line (a name of at most 51 bytes) is a plain scalar and
+//! a simple key: `!!binary <base64>: <value>`. Several lines are a literal scalar, which
+//! libyaml writes as a complex key: `? !!binary |`, the lines one indent deeper, then
+//! `: <value>` at the mapping's indent.
 
 /// A YAML node to emit.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,8 +24,9 @@ pub(crate) enum Node<'a> {
     Str(&'a str),
     /// A mapping emitted in the given key order (a Go struct).
     Struct(Vec<(&'a str, Node<'a>)>),
-    /// A mapping whose keys are sorted the yaml.v2 way (a Go `map[string]string`).
-    Map(Vec<(&'a str, Node<'a>)>),
+    /// A mapping whose keys are sorted the yaml.v2 way (a Go `map[string]string`);
+    /// keys are any bytes (see the module docs).
+    Map(Vec<(&'a [u8], Node<'a>)>),
     /// A sequence.
     Seq(Vec<Node<'a>>),
 }
@@ -124,34 +133,37 @@ impl Emitter {
         self.mapping_context = mapping;
         self.simple_key_context = simple_key;
         match node {
-            Node::Str(s) => self.emit_scalar(s),
+            Node::Str(s) => self.emit_scalar(s, false),
             Node::Struct(entries) => {
-                let refs: Vec<&(&str, Node<'_>)> = entries.iter().collect();
+                let refs: Vec<(&[u8], &Node<'_>)> =
+                    entries.iter().map(|(k, v)| (k.as_bytes(), v)).collect();
                 self.emit_mapping(&refs);
             }
             Node::Map(entries) => {
-                let mut refs: Vec<&(&str, Node<'_>)> = entries.iter().collect();
-                merge_sort_by(&mut refs, |a, b| key_less(a.0, b.0));
+                let mut refs: Vec<(&[u8], &Node<'_>)> =
+                    entries.iter().map(|(k, v)| (*k, v)).collect();
+                merge_sort_by(&mut refs, |a, b| key_less_bytes(a.0, b.0));
                 self.emit_mapping(&refs);
             }
             Node::Seq(items) => self.emit_sequence(items),
         }
     }
 
-    fn emit_mapping(&mut self, entries: &[&(&str, Node<'_>)]) {
+    fn emit_mapping(&mut self, entries: &[(&[u8], &Node<'_>)]) {
         if self.flow_level > 0 || entries.is_empty() {
             // Only empty mappings are emitted in flow style by yaml.v2's block emitter.
             self.write_indicator("{", true, true, false);
             self.increase_indent(true, false);
             self.flow_level += 1;
-            for (i, (k, v)) in entries.iter().map(|e| (&e.0, &e.1)).enumerate() {
+            for (i, (k, v)) in entries.iter().enumerate() {
                 if i > 0 {
                     self.write_indicator(",", false, false, false);
                 }
                 if self.column > BEST_WIDTH {
                     self.write_indent();
                 }
-                self.emit_node(&Node::Str(k), true, true);
+                // Only empty mappings reach here (see above): no key is ever written.
+                self.emit_node(&Node::Str(&String::from_utf8_lossy(k)), true, true);
                 self.write_indicator(":", false, false, false);
                 self.emit_node(v, true, false);
             }
@@ -161,16 +173,26 @@ impl Emitter {
             return;
         }
         self.increase_indent(false, false);
-        for entry in entries {
-            let (key, value) = (entry.0, &entry.1);
+        for &(key, value) in entries {
             self.write_indent();
-            let analysis = analyze(key);
-            if !analysis.multiline && key.len() <= 128 {
-                self.emit_node(&Node::Str(key), true, true);
+            // yaml_emitter_check_simple_key: single-line and at most 128 bytes, the tag
+            // (`!!` + `binary`) included.
+            let binary = std::str::from_utf8(key).err().map(|_| go_base64(key));
+            let (text, tag_len) = match &binary {
+                Some(b64) => (b64.as_str(), BINARY_TAG_LEN),
+                None => (std::str::from_utf8(key).unwrap_or_default(), 0),
+            };
+            let analysis = analyze(text);
+            let simple = !analysis.multiline && text.len() + tag_len <= 128;
+            if !simple {
+                self.write_indicator("?", true, false, true);
+            }
+            self.mapping_context = true;
+            self.simple_key_context = simple;
+            self.emit_scalar(text, binary.is_some());
+            if simple {
                 self.write_indicator(":", false, false, false);
             } else {
-                self.write_indicator("?", true, false, true);
-                self.emit_node(&Node::Str(key), true, false);
                 self.write_indent();
                 self.write_indicator(":", true, false, true);
             }
@@ -208,12 +230,14 @@ impl Emitter {
         self.pop_indent();
     }
 
-    fn emit_scalar(&mut self, value: &str) {
+    /// Emits a string scalar; `binary` when `value` is the base64 of a non-UTF-8 string,
+    /// tagged `!!binary` (encode.go `stringv` then never asks for quotes).
+    fn emit_scalar(&mut self, value: &str, binary: bool) {
         let analysis = analyze(value);
         // encode.go stringv: the requested style.
         let mut style = if value.contains('\n') {
             Style::Literal
-        } else if !resolves_to_non_string(value) && !is_base60_float(value) {
+        } else if binary || (!resolves_to_non_string(value) && !is_base60_float(value)) {
             Style::Plain
         } else {
             Style::DoubleQuoted
@@ -241,6 +265,18 @@ impl Emitter {
             style = Style::DoubleQuoted;
         }
 
+        if binary {
+            // yaml_emitter_process_tag: handle `!!` and suffix `binary`, after a space
+            // unless one was just written.
+            if !self.whitespace {
+                self.put(' ');
+            }
+            for c in "!!binary".chars() {
+                self.put(c);
+            }
+            self.whitespace = false;
+            self.indention = false;
+        }
         self.increase_indent(true, false);
         let allow_breaks = !self.simple_key_context;
         match style {
@@ -889,11 +925,67 @@ pub(crate) fn is_base60_float(s: &str) -> bool {
     i == b.len()
 }
 
+/// Length of the `!!binary` tag as libyaml counts it for the simple-key limit (handle
+/// `!!` plus suffix `binary`).
+const BINARY_TAG_LEN: usize = 8;
+
+/// yaml.v2 `encodeBase64`: standard base64 with padding, cut into lines of 70 characters,
+/// every line followed by `\n` when there is more than one.
+pub(crate) fn go_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    const LINE: usize = 70;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines = encoded.len() / LINE + 1;
+    if lines == 1 {
+        return encoded;
+    }
+    let mut out = String::with_capacity(encoded.len() + lines);
+    for chunk in encoded.as_bytes().chunks(LINE) {
+        // Base64 is ASCII, so every chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+/// Go's `[]rune(string)`: the characters of `bytes`, each byte that does not start a
+/// valid UTF-8 sequence becoming one U+FFFD.
+fn go_runes(bytes: &[u8]) -> Vec<char> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.extend(s.chars());
+                return out;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.extend(std::str::from_utf8(good).unwrap_or_default().chars());
+                out.push(char::REPLACEMENT_CHARACTER);
+                rest = &bad[1..];
+            }
+        }
+    }
+}
+
+/// [`key_less`] for byte-string keys, as yaml.v2 compares Go strings (through `[]rune`).
+pub(crate) fn key_less_bytes(a: &[u8], b: &[u8]) -> bool {
+    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
+        (Ok(a), Ok(b)) => key_less(a, b),
+        _ => runes_less(&go_runes(a), &go_runes(b)),
+    }
+}
+
 /// yaml.v2 `keyList.Less` for two string keys: a "natural" order in which runs of
 /// digits compare numerically and letters sort before other characters.
 pub(crate) fn key_less(a: &str, b: &str) -> bool {
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    runes_less(&ar, &br)
+}
+
+fn runes_less(ar: &[char], br: &[char]) -> bool {
     let digit = |c: char| c.is_ascii_digit();
     let mut i = 0;
     while i < ar.len() && i < br.len() {
@@ -1098,17 +1190,17 @@ mod tests {
         let doc = Node::Struct(vec![("k", Node::Str(" a\n"))]);
         assert_eq!(emit(&doc), "k: |2\n   a\n");
         // A multiline key is not a simple key: `? ` with a literal scalar.
-        let doc = Node::Map(vec![("a\nb", Node::Str("v"))]);
+        let doc = Node::Map(vec![(b"a\nb", Node::Str("v"))]);
         assert_eq!(emit(&doc), "? |-\n  a\n  b\n: v\n");
     }
 
     #[test]
     fn long_keys_become_complex_keys() {
         let key = format!("./{}", "k".repeat(127));
-        let doc = Node::Map(vec![(key.as_str(), Node::Str("v"))]);
+        let doc = Node::Map(vec![(key.as_bytes(), Node::Str("v"))]);
         assert_eq!(emit(&doc), format!("? {key}\n: v\n"));
         let key = format!("./{}", "k".repeat(126));
-        let doc = Node::Map(vec![(key.as_str(), Node::Str("v"))]);
+        let doc = Node::Map(vec![(key.as_bytes(), Node::Str("v"))]);
         assert_eq!(emit(&doc), format!("{key}: v\n"));
     }
 
@@ -1152,7 +1244,7 @@ mod tests {
                         ("name", Node::Str("redis-server")),
                         (
                             "checksums",
-                            Node::Map(vec![("./b", Node::Str("x")), ("./a", Node::Str("y"))]),
+                            Node::Map(vec![(b"./b", Node::Str("x")), (b"./a", Node::Str("y"))]),
                         ),
                     ])]),
                 ),

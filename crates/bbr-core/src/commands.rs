@@ -7,6 +7,7 @@
 //! that a missing password-less sudo rule fails at once instead of hanging on a prompt.
 
 use crate::ARTIFACT_DIRECTORY;
+use bbr_artifact::EntryName;
 
 /// Quotes `s` for a POSIX shell (single quotes, `'` escaped).
 pub fn shell_quote(s: &str) -> String {
@@ -183,13 +184,16 @@ pub fn kill_script(pid_file: &str) -> RootCommand {
 }
 
 /// Parses the output of [`list_files`] into `(./path, size)` pairs.
-pub fn parse_file_list(out: &[u8]) -> Vec<(String, u64)> {
+pub fn parse_file_list(out: &[u8]) -> Vec<(EntryName, u64)> {
     out.split(|b| *b == 0)
         .filter(|r| !r.is_empty())
         .filter_map(|r| {
-            let text = String::from_utf8_lossy(r);
-            let (size, name) = text.split_once(' ')?;
-            Some((format!("./{name}"), size.parse().ok()?))
+            // Names are bytes (any but NUL), compared with the tar's byte for byte.
+            let space = r.iter().position(|b| *b == b' ')?;
+            let size = std::str::from_utf8(&r[..space]).ok()?.parse().ok()?;
+            let mut name = b"./".to_vec();
+            name.extend_from_slice(&r[space + 1..]);
+            Some((EntryName::from(name), size))
         })
         .collect()
 }
@@ -255,7 +259,19 @@ mod tests {
         let out = b"5 a/b\x0012 c d\x00";
         assert_eq!(
             parse_file_list(out),
-            vec![("./a/b".to_string(), 5), ("./c d".to_string(), 12)]
+            vec![("./a/b".into(), 5), ("./c d".into(), 12)]
+        );
+    }
+
+    #[test]
+    fn file_list_keeps_non_utf8_names_byte_for_byte() {
+        let out = b"3 caf\xe9\x001 d/\xff x\x00";
+        assert_eq!(
+            parse_file_list(out),
+            vec![
+                (EntryName::from(b"./caf\xe9".to_vec()), 3),
+                (EntryName::from(b"./d/\xff x".to_vec()), 1),
+            ]
         );
     }
 }

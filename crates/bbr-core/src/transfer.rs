@@ -22,6 +22,7 @@ use crate::model::{Instance, Job};
 use crate::remote::RemoteError;
 use crate::report::{Reporter, ReporterExt, TransferProgress};
 use crate::stop::StopSignal;
+use bbr_artifact::EntryName;
 use bbr_artifact::metadata::Checksums;
 use bbr_artifact::safety::check_entry_kind;
 use bbr_artifact::tarstream::{
@@ -62,50 +63,41 @@ fn first_ten(names: &[String]) -> String {
 
 /// Compares the regular files of a transferred tar with a remote listing; returns the names
 /// that differ (missing, extra, or of another size).
-pub fn listing_mismatches(summary: &TarSummary, listing: &[(String, u64)]) -> Vec<String> {
+/// Names are compared as bytes; the returned names are shown the [`EntryName`] way.
+pub fn listing_mismatches(summary: &TarSummary, listing: &[(EntryName, u64)]) -> Vec<String> {
     // Regular files carry their size; hard links (size 0 in the tar) are matched by name.
-    let sizes: BTreeMap<&str, u64> = summary
+    let sizes: BTreeMap<&EntryName, u64> = summary
         .entries
         .iter()
         .filter(|e| e.kind == EntryKind::File)
-        .map(|e| (e.name.as_str(), e.size))
+        .map(|e| (&e.name, e.size))
         .collect();
-    let sent: std::collections::BTreeSet<String> = summary.file_names().into_iter().collect();
-    let remote: BTreeMap<&str, u64> = listing.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    let mut names: Vec<String> = sent
+    let sent: std::collections::BTreeSet<EntryName> = summary.file_names().into_iter().collect();
+    let remote: BTreeMap<&EntryName, u64> = listing.iter().map(|(n, s)| (n, *s)).collect();
+    let mut names: Vec<&EntryName> = sent
         .iter()
-        .filter(|n| match (remote.get(n.as_str()), sizes.get(n.as_str())) {
+        .filter(|n| match (remote.get(n), sizes.get(n)) {
             (None, _) => true,
             (Some(r), Some(s)) => r != s,
             (Some(_), None) => false,
         })
-        .cloned()
         .collect();
-    names.extend(
-        remote
-            .keys()
-            .filter(|n| !sent.contains(**n))
-            .map(|n| n.to_string()),
-    );
+    names.extend(remote.keys().copied().filter(|n| !sent.contains(*n)));
     names.sort();
-    names
+    names.iter().map(|n| n.to_string()).collect()
 }
 
-/// Compares computed checksums with recorded ones; returns the entries that differ.
+/// Compares computed checksums with recorded ones; returns the entries that differ
+/// (compared as bytes, shown the [`EntryName`] way).
 pub fn checksum_mismatches(actual: &Checksums, expected: &Checksums) -> Vec<String> {
-    let mut names: Vec<String> = actual
+    let mut names: Vec<&EntryName> = actual
         .iter()
         .filter(|(k, v)| expected.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k)
         .collect();
-    names.extend(
-        expected
-            .keys()
-            .filter(|k| !actual.contains_key(*k))
-            .cloned(),
-    );
+    names.extend(expected.keys().filter(|k| !actual.contains_key(*k)));
     names.sort();
-    names
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 async fn until_stopped<T>(
@@ -747,17 +739,22 @@ mod tests {
 
     #[test]
     fn checksum_comparison_names_entries() {
-        let a: Checksums = [
-            ("./a".to_string(), "1".to_string()),
-            ("./b".into(), "2".into()),
-        ]
-        .into();
-        let e: Checksums = [
-            ("./a".to_string(), "1".to_string()),
-            ("./c".into(), "3".into()),
-        ]
-        .into();
+        let a: Checksums = [("./a".into(), "1".to_string()), ("./b".into(), "2".into())].into();
+        let e: Checksums = [("./a".into(), "1".to_string()), ("./c".into(), "3".into())].into();
         assert_eq!(checksum_mismatches(&a, &e), vec!["./b", "./c"]);
+        assert!(checksum_mismatches(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn non_utf8_names_are_compared_as_bytes_and_shown_escaped() {
+        let latin1 = EntryName::from(b"./caf\xe9".to_vec());
+        let a: Checksums = [(latin1.clone(), "1".to_string())].into();
+        let e: Checksums = [(EntryName::from("./caf\u{e9}"), "1".to_string())].into();
+        // The UTF-8 spelling of the same text is another name.
+        assert_eq!(
+            checksum_mismatches(&a, &e),
+            vec!["./caf\\xe9", "./caf\u{e9}"]
+        );
         assert!(checksum_mismatches(&a, &a).is_empty());
     }
 }

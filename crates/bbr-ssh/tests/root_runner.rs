@@ -92,8 +92,7 @@ async fn output_bytes_and_statuses_are_exact() {
         .await
         .unwrap();
     assert!(
-        bbr_core::commands::parse_file_list(&listed.stdout)
-            .contains(&("./blob".to_string(), 3_000_000))
+        bbr_core::commands::parse_file_list(&listed.stdout).contains(&("./blob".into(), 3_000_000))
     );
     let missing = conn
         .run_as_root(&bbr_core::commands::stat_artifact_directory())
