@@ -2,7 +2,7 @@
 //! (`publish = false`).
 //!
 //! [`DirectorSim`] serves the part of the director API bbr uses
-//! (reference: `bbr.md` §5.2) over HTTPS on `127.0.0.1:<free port>`, with a
+//! (documented in `docs/director-api.md`) over HTTPS on `127.0.0.1:<free port>`, with a
 //! CA and server certificate generated per simulator, and backs every
 //! instance of every deployment with a real [`bbr_testkit::Vm`] (an OpenSSH
 //! sshd on its own `127.A.B.C` with a private `/var/vcap`). SSH setup really

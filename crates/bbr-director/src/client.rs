@@ -1,4 +1,4 @@
-//! The BOSH director API as bbr uses it (bbr.md §5.1-5.2): `GET /info`, basic auth or UAA
+//! The BOSH director API as bbr uses it (docs/director-api.md): `GET /info`, basic auth or UAA
 //! client credentials (token refreshed on expiry and once on a 401), the task flow (a `302`
 //! to `/tasks/<id>`, polling with event output, then the result output), VMs, manifests,
 //! deployments and temporary SSH users. Passwords, client secrets and tokens never appear in

@@ -1,5 +1,5 @@
-//! Service alerts (§6): on a failed run the daemon emails the configured CF space through the
-//! CF Notifications service, like the vendored Go `service-alerts-client`.
+//! Service alerts (docs/service-backup.md#alerts): on a failed run the daemon emails the configured
+//! CF space through the CF Notifications service, like the vendored Go `service-alerts-client`.
 //!
 //! Sequence: `GET {cc}/v2/info` (UAA URL, cached) → password grant for the CF user → org guid →
 //! space guid → client-credentials grant for the notifications client → `POST

@@ -1,14 +1,14 @@
 //! The two programs: [`run_daemon`] (`service-backup CONFIG`) and [`run_manual`]
 //! (`manual-backup CONFIG`). The binaries only build a runtime and a stdout sink and exit with
-//! the returned code (§7).
+//! the returned code (docs/service-backup.md#exit-codes-and-signals).
 //!
-//! Startup (§2), shared by both: parse the config (`error reading config file` /
-//! `error unmarshalling config file`, then `failed to parse config`), report ignored keys,
-//! check `source_folder`, validate and build the destinations (`error parsing destinations`
-//! and/or `failed to initialize uploader`), prepare the state directory when something needs
-//! it. Every failure there exits with [`EXIT_FAILURE`] (2). The daemon then parses the schedule
-//! (`Error scheduling job`, 2), builds the alerts client and runs forever; manual-backup runs
-//! once.
+//! Startup (docs/service-backup.md#exit-codes-and-signals), shared by both: parse the config
+//! (`error reading config file` / `error unmarshalling config file`, then `failed to parse
+//! config`), report ignored keys, check `source_folder`, validate and build the destinations
+//! (`error parsing destinations` and/or `failed to initialize uploader`), prepare the state
+//! directory when something needs it. Every failure there exits with [`EXIT_FAILURE`] (2). The
+//! daemon then parses the schedule (`Error scheduling job`, 2), builds the alerts client and runs
+//! forever; manual-backup runs once.
 //!
 //! Shutdown: the daemon on SIGTERM, manual-backup on SIGTERM or SIGINT: stop scheduling,
 //! cancel uploads, SIGTERM every child's process group (SIGKILL after the grace period), wait

@@ -1,4 +1,5 @@
-//! The YAML configuration file (`backup.yml`), as the BOSH job renders it (§1 of the spec).
+//! The YAML configuration file (`backup.yml`), as the BOSH job renders it
+//! (docs/service-backup.md#configuration).
 //!
 //! Parsing is lenient like the Go daemon's `yaml.v2`: unknown keys are ignored, but reported
 //! (see [`Config::warnings`]); the keys the release still renders but the daemon never used
@@ -6,10 +7,11 @@
 //! silently. Types are strict where Go was: `destinations` must be a list and
 //! `exit_if_in_progress` a YAML boolean (a quoted `"true"` is an error).
 //!
-//! Unlike the original, the file is validated before anything runs: [`Config::validate_source`]
-//! (a `source_folder` is required when there are destinations) and
-//! [`Config::destinations`] (known `type`, a `config` map and the per-type required keys of the
-//! BOSH template, §1.5) return clear errors instead of failing (or panicking) at backup time.
+//! Unlike the original, the file is validated before anything runs: [`Config::validate_source`] (a
+//! `source_folder` is required when there are destinations) and [`Config::destinations`] (known
+//! `type`, a `config` map and the per-type required keys of the BOSH template,
+//! docs/service-backup.md#configuration) return clear errors instead of failing (or panicking) at
+//! backup time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

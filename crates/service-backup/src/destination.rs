@@ -1,8 +1,9 @@
 //! The destination adapters: each configured destination becomes an [`Uploader`] backed by
 //! `bbr-storage` ([`ObjectDestination`] for S3, Azure and GCS; [`ScpDestination`] for SCP),
-//! narrating with the original's per-destination log lines (§5.3).
+//! narrating with the original's per-destination log lines (docs/service-backup.md#log-lines).
 //!
-//! Remote layout (§3.3, date in the VM's local zone, computed once per destination upload):
+//! Remote layout (docs/service-backup.md#remote-layout; date in the VM's local zone, computed once
+//! per destination upload):
 //!
 //! - S3: bucket `bucket_name`, key `bucket_path/[deployment/]YYYY/MM/DD/<rel>`;
 //! - Azure: container `container`, blob `path/[deployment/]YYYY/MM/DD/<rel>`;

@@ -1,5 +1,6 @@
-//! One backup run (§3.1): backup_guid → identifier → in-progress gate → prepare → upload to
-//! every destination → size/duration line → cleanup (only after a fully successful upload).
+//! One backup run (docs/service-backup.md#a-run): backup_guid → identifier → in-progress gate →
+//! prepare → upload to every destination → size/duration line → cleanup (only after a fully
+//! successful upload).
 //!
 //! Differences from the original, by design: the in-progress gate is the cross-process lock of
 //! [`crate::state`]; prepare and cleanup output is logged (bounded, secrets redacted by the
@@ -81,7 +82,7 @@ pub struct Executor {
 }
 
 /// What a scheduled or manual trigger runs: a real backup, or the "disabled" stand-in used
-/// when there are no destinations (§3.9).
+/// when there are no destinations (docs/service-backup.md#configuration, `destinations`).
 #[derive(Debug, Clone)]
 pub enum Job {
     /// No destinations: logs `Backups Disabled`.

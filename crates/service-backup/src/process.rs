@@ -1,5 +1,6 @@
-//! Child processes (prepare, cleanup): started in their own process group, combined output
-//! captured without blocking, and terminated as a group on shutdown (§3.2, §3.10).
+//! Child processes (prepare, cleanup): started in their own process group, combined output captured
+//! without blocking, and terminated as a group on shutdown
+//! (docs/service-backup.md#exit-codes-and-signals).
 //!
 //! Unlike the Go original, [`ProcessManager::terminate`] signals the whole **process group** of
 //! each child (so a shell script's own children stop too), and is bounded: after the grace

@@ -1,6 +1,7 @@
-//! Remote locations (§3.3): `[base/][deployment/]YYYY/MM/DD[/relative path]`, in the VM's
-//! local date, with slashes normalised (Go `filepath.Join` semantics: doubled and trailing
-//! slashes removed, `.` and `..` resolved).
+//! Remote locations (docs/service-backup.md#remote-layout):
+//! `[base/][deployment/]YYYY/MM/DD[/relative path]`, in the VM's local date, with slashes
+//! normalised (Go `filepath.Join` semantics: doubled and trailing slashes removed, `.` and `..`
+//! resolved).
 
 use chrono::{Datelike, NaiveDate};
 

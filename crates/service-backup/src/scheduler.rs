@@ -1,6 +1,7 @@
-//! The daemon's cron loop (§4): sleeps until the next activation of the schedule, starts the
-//! job in its own task (runs may overlap, as with robfig's default chain; `exit_if_in_progress`
-//! is the only overlap control), and sends an alert when a run fails.
+//! The daemon's cron loop (docs/service-backup.md#configuration, `cron_schedule`): sleeps until the
+//! next activation of the schedule, starts the job in its own task (runs may overlap, as with
+//! robfig's default chain; `exit_if_in_progress` is the only overlap control), and sends an alert
+//! when a run fails.
 //!
 //! [`Scheduler::stop`] stops new activations at once; runs already started are tracked so the
 //! shutdown sequence can wait for them (bounded).

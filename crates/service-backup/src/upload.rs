@@ -1,5 +1,5 @@
-//! The upload step: the [`Uploader`] interface each destination implements, the
-//! [`MultiUploader`] that runs them in config order (§3.8), and the walk of `source_folder`.
+//! The upload step: the [`Uploader`] interface each destination implements, the [`MultiUploader`]
+//! that runs them in config order (docs/service-backup.md#a-run), and the walk of `source_folder`.
 //!
 //! Unlike the original, the walk is strict: a missing `source_folder` or an unreadable
 //! subdirectory or file is an error naming the path (the Go daemon panicked or silently

@@ -1,11 +1,13 @@
-//! Scenarios from the test inventory of the original service-backup (spec §8) and its edge
-//! cases (§7) that the other suites do not cover with the same strength. Each runs the built
-//! `service-backup` / `manual-backup` binaries against real stores (SeaweedFS, Azurite,
-//! fake-gcs-server, an OpenSSH sshd "VM") and checks what arrived with the test kit's
-//! independent clients; the CF alert endpoints are local HTTP stand-ins, as in `alerts.rs`.
+//! Scenarios from the original service-backup's test suite and its edge cases
+//! (docs/service-backup.md#exit-codes-and-signals) that the other suites do not cover with the same
+//! strength. Each runs the built `service-backup` / `manual-backup` binaries against real stores
+//! (SeaweedFS, Azurite, fake-gcs-server, an OpenSSH sshd "VM") and checks what arrived with the
+//! test kit's independent clients; the CF alert endpoints are local HTTP stand-ins, as in
+//! `alerts.rs`.
 //!
 //! Where README.md documents a deliberate difference from the original, the test asserts our
-//! documented behaviour and says so; everywhere else it asserts the spec.
+//! documented behaviour and says so; everywhere else it asserts the original's behaviour
+//! (docs/service-backup.md).
 
 mod common;
 
@@ -30,7 +32,8 @@ const IN_PROGRESS: &str = "Backup currently in progress, exiting. Another backup
 /// failed test, or on purpose by the SIGINT test, does not outlive it for long.
 const WAIT_LOOP: &str = "i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done";
 
-/// The executor's own actions (§5.3, plus our documented `... output` lines), in run order.
+/// The executor's own actions (docs/service-backup.md#log-lines, plus our documented `... output`
+/// lines), in run order.
 const RUN_ACTIONS: &[&str] = &[
     "Service identifier command not found",
     "Service identifier command returned error",
@@ -367,10 +370,11 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
 }
 
 // =============================================================================================
-// §2 / §7: configuration and signals
+// Configuration and signals (docs/service-backup.md#exit-codes-and-signals)
 
-/// config/parse_test "invalid YAML is an error" and §7 "config unreadable", end to end: exactly
-/// the two original lines (§2 step 4), both at error level, then exit 2, for both binaries.
+/// config/parse_test "invalid YAML is an error" and an unreadable config, end to end: exactly the
+/// two original lines (docs/service-backup.md#log-lines), both at error level, then exit 2, for
+/// both binaries.
 #[test]
 fn invalid_yaml_or_an_unreadable_config_exits_2_with_the_two_lines() {
     let s = Scratch::new();
@@ -434,8 +438,8 @@ fn rendered_config_without_destinations_keeps_logging_backups_disabled() {
     assert!(!out.contains("WARNING"), "inert keys are known:\n{out}");
 }
 
-/// §2 step 1 / §7: the daemon traps SIGTERM only. SIGINT and SIGHUP kill it by the signal,
-/// without the shutdown line, and its children are not signalled.
+/// docs/service-backup.md#exit-codes-and-signals: the daemon traps SIGTERM only. SIGINT and SIGHUP
+/// kill it by the signal, without the shutdown line, and its children are not signalled.
 #[test]
 fn daemon_is_killed_by_sigint_and_sighup_and_children_are_not_signalled() {
     for sig in [Signal::SIGINT, Signal::SIGHUP] {
@@ -496,9 +500,9 @@ fn daemon_is_killed_by_sigint_and_sighup_and_children_are_not_signalled() {
     }
 }
 
-/// §7 "s3 destination but no CA bundle at the 4 paths": `failed to initialize uploader` with
-/// `could not locate a known ca cert` (and no line of its own before it), exit 2, for both
-/// binaries. The bundle is hidden in a private mount namespace.
+/// The original's case "s3 destination but no CA bundle at the 4 paths": `failed to initialize
+/// uploader` with `could not locate a known ca cert` (and no line of its own before it), exit 2,
+/// for both binaries. The bundle is hidden in a private mount namespace.
 #[test]
 fn s3_without_a_ca_bundle_fails_initialisation() {
     let s = Scratch::new();
@@ -548,7 +552,7 @@ fn s3_without_a_ca_bundle_fails_initialisation() {
 }
 
 // =============================================================================================
-// §3.1: the run sequence, end to end on S3
+// The run sequence (docs/service-backup.md#a-run), end to end on S3
 
 /// s3integration "backup creation command fails": `Perform backup completed with error`
 /// (error `exit status 2`), no upload, no cleanup, nothing created; manual-backup exits 2.
@@ -650,9 +654,10 @@ fn empty_prepare_still_uploads_and_cleanup_removes_the_source() {
     assert!(!out.contains("WARNING"), "{out}");
 }
 
-/// s3integration "failing cleanup gives `Cleanup completed with error`", §3.1 step 6 and §6:
-/// a cleanup failure is logged (error level, `exit status 2`) but the run succeeds:
-/// manual-backup exits 0, and the daemon sends no alert (nor logs `Alerts not configured.`).
+/// s3integration "failing cleanup gives `Cleanup completed with error`",
+/// docs/service-backup.md#a-run and #alerts: a cleanup failure is logged (error level, `exit status
+/// 2`) but the run succeeds: manual-backup exits 0, and the daemon sends no alert (nor logs `Alerts
+/// not configured.`).
 #[test]
 fn failing_cleanup_is_logged_but_the_run_succeeds_without_an_alert() {
     let s = Scratch::new();
@@ -707,9 +712,9 @@ fn failing_cleanup_is_logged_but_the_run_succeeds_without_an_alert() {
     assert!(servers.notifications.requests().is_empty());
 }
 
-/// executor_test "the identifier is run exactly once with the exact argv" (split on single
-/// spaces, so a double space is an empty argument; output trimmed) and "failing or missing
-/// identifier is logged, gives no error, and no `identifier` key appears"; §3.1 step 2: the
+/// executor_test "the identifier is run exactly once with the exact argv" (split on single spaces,
+/// so a double space is an empty argument; output trimmed) and "failing or missing identifier is
+/// logged, gives no error, and no `identifier` key appears"; docs/service-backup.md#a-run: the
 /// first token must be a path (no PATH lookup).
 #[test]
 fn identifier_runs_once_with_its_exact_argv_and_problems_do_not_fail_the_run() {
@@ -802,13 +807,14 @@ fn identifier_runs_once_with_its_exact_argv_and_problems_do_not_fail_the_run() {
     }
 }
 
-/// s3integration "bucket auto-creation (default region)" and §3.4 steps 2–5: with an empty
-/// region and a custom endpoint the original logs, in order, `about to upload`, the region
-/// warning, then checks and creates the bucket (the original's `using a custom endpoint is
-/// deprecated with the aws sdk` line is deliberately not logged: custom endpoints are fully
-/// supported here, README); `s3 completed` closes the destination; without a cleanup command the run ends
-/// with `Cleanup command not provided`. (The endpoint is an IP address, so we address it
-/// path-style: README. That changes the addressing, not the lines.)
+/// s3integration "bucket auto-creation (default region)" and the S3 lines of
+/// docs/service-backup.md#log-lines: with an empty region and a custom endpoint the original logs,
+/// in order, `about to upload`, the region warning, then checks and creates the bucket (the
+/// original's `using a custom endpoint is deprecated with the aws sdk` line is deliberately not
+/// logged: custom endpoints are fully supported here, README); `s3 completed` closes the
+/// destination; without a cleanup command the run ends with `Cleanup command not provided`. (The
+/// endpoint is an IP address, so we address it path-style: README. That changes the addressing, not
+/// the lines.)
 #[test]
 fn empty_region_with_a_custom_endpoint_logs_the_original_client_lines() {
     let s = Scratch::new();
@@ -878,9 +884,9 @@ fn bucket_is_created_in_a_named_region() {
 }
 
 /// s3integration "invalid creds": the daemon logs `Service-backup Started`, then
-/// `ServiceBackup.Upload backup completed with error` with `api error Forbidden`, keeps
-/// running, creates nothing, and (§6) alerts on the failed destination; "manual backup with
-/// a bad key exits non-zero within 3 s".
+/// `ServiceBackup.Upload backup completed with error` with `api error Forbidden`, keeps running,
+/// creates nothing, and (docs/service-backup.md#alerts) alerts on the failed destination; "manual
+/// backup with a bad key exits non-zero within 3 s".
 #[test]
 fn invalid_credentials_fail_the_run_alert_and_create_nothing() {
     let s = Scratch::new();
@@ -952,9 +958,10 @@ fn invalid_credentials_fail_the_run_alert_and_create_nothing() {
 }
 
 /// s3integration "invalid endpoint `http://0.0.0.0:1234/`": the run fails gracefully (error
-/// `bucketExists: error listing objects, …`, `s3 completed` still logged, §3.4) and the daemon
-/// keeps running. The original's `no such host` came from virtual-hosted addressing; README:
-/// an IP endpoint is addressed path-style, so we see a refused connection instead.
+/// `bucketExists: error listing objects, …`, `s3 completed` still logged,
+/// docs/service-backup.md#log-lines) and the daemon keeps running. The original's `no such host`
+/// came from virtual-hosted addressing; README: an IP endpoint is addressed path-style, so we see a
+/// refused connection instead.
 #[test]
 fn invalid_endpoint_fails_the_run_gracefully() {
     let s = Scratch::new();
@@ -996,8 +1003,8 @@ fn invalid_endpoint_fails_the_run_gracefully() {
     );
 }
 
-/// §7 "Empty source_folder: success with 0 bytes; buckets, containers and remote dirs are
-/// still created", on all four destination types.
+/// The original's edge case "Empty source_folder: success with 0 bytes; buckets, containers and
+/// remote dirs are still created", on all four destination types.
 #[test]
 fn empty_source_folder_succeeds_with_zero_bytes_and_creates_every_destination() {
     let s = Scratch::new();
@@ -1048,10 +1055,10 @@ fn empty_source_folder_succeeds_with_zero_bytes_and_creates_every_destination() 
     assert!(out.contains("ServiceBackup.scp completed"), "{out}");
 }
 
-/// §7 "`source_folder` does not exist": the original's S3 and Azure walks panicked and took
-/// the daemon down; README (validated instead of crashing) and the `upload` module docs: every
-/// destination fails the run naming the folder, and the daemon keeps running. (GCS and SCP
-/// failed the run in the original too.)
+/// The original's edge case "`source_folder` does not exist": the original's S3 and Azure walks
+/// panicked and took the daemon down; README (validated instead of crashing) and the `upload`
+/// module docs: every destination fails the run naming the folder, and the daemon keeps running.
+/// (GCS and SCP failed the run in the original too.)
 #[test]
 fn nonexistent_source_folder_fails_every_destination_and_the_daemon_keeps_running() {
     let s = Scratch::new();
@@ -1090,7 +1097,7 @@ fn nonexistent_source_folder_fails_every_destination_and_the_daemon_keeps_runnin
 }
 
 // =============================================================================================
-// §3.5 / §3.6: Azure and GCS
+// Azure and GCS (docs/service-backup.md#remote-layout)
 
 /// azureintegration "upload to an existing container, a large file (block path), the
 /// deployment name in the path" and gcs_integration "files land at Y/M/D with an existing
@@ -1230,9 +1237,9 @@ fn azure_with_a_wrong_endpoint_domain_fails_to_connect() {
     assert!(!out.contains("uploadFile:"), "{out}");
 }
 
-/// §1.2 gcs: the service account comes from the file named by `GCP_SERVICE_ACCOUNT_FILE` (the
-/// BOSH ctl and manual-backup scripts export it); gcs_integration "a bad service account gives
-/// `error creating Google Cloud Storage client`".
+/// docs/service-backup.md#configuration (gcs): the service account comes from the file named by
+/// `GCP_SERVICE_ACCOUNT_FILE` (the BOSH ctl and manual-backup scripts export it); gcs_integration
+/// "a bad service account gives `error creating Google Cloud Storage client`".
 #[test]
 fn gcs_service_account_from_the_environment_and_bad_credentials() {
     let s = Scratch::new();
@@ -1295,10 +1302,10 @@ fn gcs_service_account_from_the_environment_and_bad_credentials() {
 }
 
 // =============================================================================================
-// §3.7: SCP
+// SCP (docs/service-backup.md#remote-layout)
 
-/// scpintegration "invalid fingerprint `host ssh-rsa totally-invalid`": `Host key
-/// verification failed` in the `ssh` error line (§3.7 step 3, `error checking if remote path
+/// scpintegration "invalid fingerprint `host ssh-rsa totally-invalid`": `Host key verification
+/// failed` in the `ssh` error line (the original's SCP upload, `error checking if remote path
 /// exists: …`), no `scp completed`, no key scan, nothing written; manual-backup exits 2.
 #[test]
 fn scp_with_an_invalid_fingerprint_is_refused() {
@@ -1459,10 +1466,11 @@ fn sigterm_during_an_scp_upload_leaves_nothing_behind() {
     assert!(!dated.join("big.bin").exists());
 }
 
-/// process_manager_integration "propagates a TERM signal to child backup commands", with
-/// alerts configured: the original stops cron, TERMs the children, waits for them, logs `All
-/// backup processes terminated` and calls `os.Exit(1)` (§3.10), so it "exits within 2 s" and
-/// the run it stopped never gets to send an alert (that takes six HTTP round trips).
+/// process_manager_integration "propagates a TERM signal to child backup commands", with alerts
+/// configured: the original stops cron, TERMs the children, waits for them, logs `All backup
+/// processes terminated` and calls `os.Exit(1)` (docs/service-backup.md#exit-codes-and-signals), so
+/// it "exits within 2 s" and the run it stopped never gets to send an alert (that takes six HTTP
+/// round trips).
 #[test]
 fn sigterm_with_alerts_configured_exits_promptly_without_alerting() {
     let rt = tokio_runtime();
@@ -1511,7 +1519,7 @@ fn sigterm_with_alerts_configured_exits_promptly_without_alerting() {
 }
 
 // =============================================================================================
-// §3.8: several destinations, scheduled
+// Several destinations, scheduled (docs/service-backup.md#a-run)
 
 /// multiintegration (scp + s3, two scp with different keys, two s3 one with an empty region)
 /// and release_tests "automatic" backups, all through the daemon's schedule with the
@@ -1605,7 +1613,7 @@ fn scheduled_run_uploads_to_every_destination_in_config_order() {
 }
 
 // =============================================================================================
-// §6: the in-progress alert
+// The in-progress alert (docs/service-backup.md#alerts)
 
 /// s3integration "exit_if_in_progress … alerts are configured", without and with a service
 /// identifier: the second run is rejected with the exact message, one alert is sent (CC 3
@@ -1693,7 +1701,8 @@ fn rejected_overlapping_run_sends_exactly_one_alert() {
         assert_eq!(cc[1].header("authorization"), "Bearer cf-token");
         assert_eq!(cc[2].path, "/v2/organizations/org_guid/spaces");
         assert_eq!(uaa.len(), 2, "{tag}");
-        // §6 steps 2 and 5 (these credentials need no form encoding either way).
+        // The two UAA grants of docs/service-backup.md#alerts (these credentials need no form
+        // encoding either way).
         assert_eq!(uaa[0].path, "/oauth/token");
         assert_eq!(uaa[0].header("authorization"), "Basic Y2Y6"); // "cf:"
         assert_eq!(

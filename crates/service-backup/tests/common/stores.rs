@@ -27,7 +27,8 @@ pub fn unique(tag: &str) -> String {
     format!("{tag}-{}", std::process::id())
 }
 
-/// Today's `YYYY/MM/DD` in the local zone, as the remote layout uses (service-backup.md §3.3).
+/// Today's `YYYY/MM/DD` in the local zone, as the remote layout uses
+/// (docs/service-backup.md#remote-layout).
 pub fn today() -> String {
     chrono::Local::now().format("%Y/%m/%d").to_string()
 }
