@@ -214,7 +214,7 @@ mod tests {
     fn in_child_running(tz: &str, test: &str) -> Vec<String> {
         let exe = std::env::current_exe().expect("current exe");
         let output = Command::new(exe)
-            .args([test, "--exact", "--nocapture"])
+            .args([test, "--exact", "--ignored", "--nocapture"])
             .arg("--test-threads=1")
             .env(CHILD_ENV, "1")
             .env("TZ", tz)
@@ -230,11 +230,15 @@ mod tests {
             .collect()
     }
 
+    /// Not a test of its own: the body of the child process of [`in_child_running`], run with
+    /// `--ignored` and the zone under test in `TZ`.
     #[test]
+    #[ignore = "run in a child process by the tests that set TZ"]
     fn child_prints_times() {
-        if std::env::var_os(CHILD_ENV).is_none() {
-            return;
-        }
+        assert!(
+            std::env::var_os(CHILD_ENV).is_some(),
+            "run only as the child of in_child_running"
+        );
         for secs in [WINTER, SUMMER] {
             println!(
                 "<TIME>{}</TIME>",
@@ -243,11 +247,15 @@ mod tests {
         }
     }
 
+    /// Not a test of its own: the body of the child process of [`in_child_running`], run with
+    /// `--ignored` and the zone under test in `TZ`.
     #[test]
+    #[ignore = "run in a child process by the tests that set TZ"]
     fn child_prints_go_times() {
-        if std::env::var_os(CHILD_ENV).is_none() {
-            return;
-        }
+        assert!(
+            std::env::var_os(CHILD_ENV).is_some(),
+            "run only as the child of in_child_running"
+        );
         let winter = UNIX_EPOCH + Duration::from_nanos(WINTER * 1_000_000_000 + 520_000_000);
         println!(
             "<TIME>{}</TIME>",
