@@ -106,8 +106,13 @@ impl Metadata {
                     .collect()
             }));
         }
+        // serde-saphyr still reads the keys of what it ignores, so it must not decode the
+        // `!!binary` ones (they need not be UTF-8); the checksums come from the event pass.
+        let mut options = yaml_limits::options_for(text.len());
+        options.ignore_binary_tag_for_string = true;
         let raw: Option<RawMetadata<SpannedChecksums>> =
-            yaml_limits::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+            serde_saphyr::from_str_with_options(text, options)
+                .map_err(|e| parse_error(e.to_string()))?;
         let mut by_position = tagged_checksums(text).map_err(parse_error)?;
         Ok(Self::from_raw(raw.unwrap_or_default(), |c| {
             let at = (c.referenced.line(), c.referenced.column());
@@ -375,9 +380,10 @@ fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String
                     };
                     match key.take() {
                         None => {
-                            let binary = tag
-                                .as_ref()
-                                .is_some_and(|t| t.is_yaml_core_schema() && t.suffix() == "binary");
+                            let binary = tag.as_ref().is_some_and(|t| {
+                                t.suffix_in_namespace("tag:yaml.org,2002:").as_deref()
+                                    == Some("binary")
+                            });
                             *key = Some(if binary {
                                 EntryName::from(decode_binary(value).map_err(|e| {
                                     format!("checksums key at line {line}, column {column}: {e}")
@@ -793,5 +799,69 @@ backup_activity:
             )
         );
         assert_eq!(Metadata::parse(&yaml).expect("reparse"), meta);
+    }
+
+    /// A name of 51 bytes at most has a single-line base64: a plain `!!binary` key.
+    #[test]
+    fn short_non_utf8_key_is_a_plain_binary_key() {
+        let mut sums = Checksums::new();
+        sums.insert(EntryName::from(b"./\xff".to_vec()), "aa".into());
+        sums.insert(EntryName::from(b"./caf\xe9".to_vec()), "bb".into());
+        sums.insert("./z".into(), "cc".into());
+        let mut meta = Metadata::default();
+        meta.add_custom_artifact(ArtifactMetadata::new("c", sums));
+        let yaml = meta.to_yaml();
+        // yaml.v2 sorts by runes, an invalid byte being U+FFFD, which is not a letter and
+        // so sorts before `c` and `z`.
+        assert_eq!(
+            yaml,
+            "custom_artifacts:\n- name: c\n  checksums:\n    !!binary Li//: aa\n    !!binary Li9jYWbp: bb\n    ./z: cc\n"
+        );
+        assert_eq!(Metadata::parse(&yaml).expect("reparse"), meta);
+    }
+
+    /// 52 bytes and more: base64 lines of 70 characters, each ending in a line break, as
+    /// a literal scalar, which libyaml writes as a complex key.
+    #[test]
+    fn long_non_utf8_key_is_a_complex_binary_key() {
+        let mut name = b"./".to_vec();
+        name.extend(std::iter::repeat_n(0xe9u8, 58));
+        let mut sums = Checksums::new();
+        sums.insert(EntryName::from(name), "aa".into());
+        let mut meta = Metadata::default();
+        meta.add_instance_artifact("redis", "0", ArtifactMetadata::new("job", sums));
+        let yaml = meta.to_yaml();
+        // base64.b64encode(b"./" + b"\xe9" * 58): 80 characters, cut after 70.
+        let line1 = "Li/p6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6e";
+        assert_eq!(line1.len(), 70);
+        assert_eq!(
+            yaml,
+            format!(
+                "instances:\n- name: redis\n  index: \"0\"\n  artifacts:\n  - name: job\n    checksums:\n      ? !!binary |\n        {line1}\n        np6enp6enp\n      : aa\n"
+            )
+        );
+        assert_eq!(Metadata::parse(&yaml).expect("reparse"), meta);
+    }
+
+    /// What Go's yaml.v2 wrote reads back; a `!!binary` key holding UTF-8 is that text, and
+    /// plain keys in the same document keep their meaning (nulls, quoting).
+    #[test]
+    fn binary_keys_read_back_to_their_bytes() {
+        let text = "instances:\n- name: r\n  index: \"0\"\n  artifacts:\n  - name: j\n    checksums:\n      !!binary Li9h: x\n      !!binary Li//: y\n      './q r': z\n      ./n: ~\n      ? !!binary |\n        Li/p\n      : w\ncustom_artifacts:\n- name: c\n  checksums:\n    ./p: v\n";
+        let meta = Metadata::parse(text).expect("parse");
+        let sums = &meta.instances[0].artifacts[0].checksums;
+        assert_eq!(sums[&EntryName::from("./a")], "x");
+        assert_eq!(sums[&EntryName::from(b"./\xff".to_vec())], "y");
+        assert_eq!(sums[&EntryName::from(b"./\xe9".to_vec())], "w");
+        assert_eq!(sums[&EntryName::from("./q r")], "z");
+        assert_eq!(sums[&EntryName::from("./n")], "");
+        assert_eq!(sums.len(), 5);
+        assert_eq!(
+            meta.custom_artifacts[0].checksums[&EntryName::from("./p")],
+            "v"
+        );
+        let bad = "instances:\n- artifacts:\n  - checksums:\n      !!binary '***': x\n";
+        let err = Metadata::parse(bad).expect_err("not base64");
+        assert!(err.to_string().contains("line 4"), "{err}");
     }
 }

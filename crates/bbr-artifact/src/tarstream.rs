@@ -1223,6 +1223,40 @@ mod tests {
         h.finish()
     }
 
+    /// GNU tar archives file names as the bytes they are; we read them the same way
+    /// (they used to be refused as "not valid UTF-8", failing the backup).
+    #[test]
+    fn non_utf8_names_from_gnu_tar_are_kept_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long: Vec<u8> = std::iter::repeat_n(0xe9u8, 120).collect();
+        let names: [&[u8]; 3] = [b"\xff", b"caf\xe9", &long];
+        for (i, n) in names.iter().enumerate() {
+            let path = dir.path().join(std::ffi::OsStr::from_bytes(n));
+            std::fs::write(path, format!("content {i}")).expect("write");
+        }
+        let out = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(dir.path())
+            .args(["-c", "."])
+            .output()
+            .expect("run tar");
+        assert!(out.status.success(), "{out:?}");
+        let summary = hash_in_chunks(&out.stdout, 777).expect("GNU tar's archive is read");
+        crate::safety::check_entries_safe(&summary.entries).expect("safe");
+        for (i, n) in names.iter().enumerate() {
+            let mut key = b"./".to_vec();
+            key.extend_from_slice(n);
+            assert_eq!(
+                summary.checksums.get(key.as_slice()),
+                Some(&sha(format!("content {i}").as_bytes())),
+                "{}",
+                EntryName::from(key.clone())
+            );
+        }
+        assert_eq!(summary.file_names().len(), 3);
+    }
+
     #[test]
     fn fixture_tars_hash_like_go_bbr() {
         let tar = std::fs::read(fixtures().join("redis-backup/redis-0-redis-server.tar"))
