@@ -468,3 +468,58 @@ fn set_uid_file_is_restored_without_the_bit() {
         );
     }
 }
+
+/// Issue 10, item 5: file names that are not UTF-8 (Latin-1 `é`, a lone 0xff, and one long
+/// enough for yaml.v2's multi-line `!!binary` complex key) back up like Go bbr, with
+/// `!!binary` metadata keys, and are restored with exactly those bytes and contents.
+#[test]
+fn non_utf8_file_names_round_trip_byte_for_byte() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = Harness::new();
+    h.script(
+        "db",
+        "backup",
+        "cd \"$BBR_ARTIFACT_DIRECTORY\"\nmkdir -p sub\nprintf one > \"$(printf 'caf\\351')\"\nprintf two > \"sub/$(printf '\\377')\"\nprintf three > \"$(printf 'long-\\351%.0s' $(seq 20))\"\nprintf four > plain",
+    );
+    restore_job(&h, "db");
+    let backup = h.bbr(&["backup"]);
+    assert_eq!(backup.code(), 0, "{}", backup.show());
+    let artifact = h.artifact_in(h.work.path());
+    let metadata = std::fs::read_to_string(artifact.join("metadata")).unwrap();
+    // "./caf\xe9" and "./sub/\xff" as plain keys; the long name as a `? !!binary |` key.
+    assert!(metadata.contains("!!binary Li9jYWbp: "), "{metadata}");
+    assert!(metadata.contains("!!binary Li9zdWIv/w==: "), "{metadata}");
+    assert!(metadata.contains("? !!binary |\n"), "{metadata}");
+    assert!(metadata.contains("./plain: "), "{metadata}");
+
+    let restore = h.bbr(&["restore", "--artifact-path", &arg(&artifact)]);
+    assert_eq!(restore.code(), 0, "{}", restore.show());
+    let restored = h.vm.vcap_path("store/restored/db");
+    let long: Vec<u8> = (0..20).flat_map(|_| b"long-\xe9".to_vec()).collect();
+    let expected: [(&[u8], &[u8]); 4] = [
+        (b"caf\xe9", b"one"),
+        (b"sub/\xff", b"two"),
+        (&long, b"three"),
+        (b"plain", b"four"),
+    ];
+    for (name, content) in expected {
+        let path = restored.join(std::ffi::OsStr::from_bytes(name));
+        assert_eq!(
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            content
+        );
+    }
+    let mut top: Vec<Vec<u8>> = std::fs::read_dir(&restored)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    top.sort();
+    let mut want = vec![
+        b"caf\xe9".to_vec(),
+        long.clone(),
+        b"plain".to_vec(),
+        b"sub".to_vec(),
+    ];
+    want.sort();
+    assert_eq!(top, want, "exactly these names, byte for byte");
+}
