@@ -129,12 +129,8 @@ impl Live {
     }
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    bbr_testkit::wait::until(what, DEADLINE, done);
 }
 
 /// Issue 10 item 6: an instance group reported as `../../evil` once made bbr write

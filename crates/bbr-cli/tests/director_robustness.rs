@@ -231,9 +231,11 @@ fn sigterm_kills_the_running_script_unlocks_and_cleans_up() {
         }
     }
     // wait until the script itself is running, then terminate bbr
-    while !h.vm.exists("sys/backup-started") {
-        std::thread::yield_now();
-    }
+    bbr_testkit::wait::until(
+        "the backup script to start",
+        std::time::Duration::from_secs(60),
+        || h.vm.exists("sys/backup-started"),
+    );
     nix_kill(child.id(), libc::SIGTERM);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
@@ -268,9 +270,11 @@ fn sigint_run(answer: &str) -> (Harness, std::process::Output) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    while !h.vm.exists("sys/backup-started") {
-        std::thread::yield_now();
-    }
+    bbr_testkit::wait::until(
+        "the backup script to start",
+        std::time::Duration::from_secs(60),
+        || h.vm.exists("sys/backup-started"),
+    );
     nix_kill(child.id(), libc::SIGINT);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(answer.as_bytes()).unwrap();

@@ -33,6 +33,7 @@
 //! - [`users`]: machine-wide login users (`vcap`, `nosudo`);
 //! - [`registry`]: cross-process address/port allocation and leftover sweeping;
 //! - [`procs`]: PID-based process helpers;
+//! - [`wait`]: waiting for a condition, always with a deadline;
 //! - [`stores`]: real object-store servers (SeaweedFS S3, Azurite, fake-gcs-server) with
 //!   independent verifier clients, for `bbr-storage` tests.
 
@@ -44,6 +45,7 @@ pub mod registry;
 pub mod stores;
 pub mod users;
 pub mod vm;
+pub mod wait;
 
 pub use keys::{ClientKey, KeyType};
 pub use vm::{DEFAULT_USER, NOSUDO_USER, Vm, VmOptions};

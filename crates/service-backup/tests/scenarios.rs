@@ -266,13 +266,7 @@ fn manual_with_env(config: &Path, env: &[(&str, &Path)]) -> (ExitStatus, String)
     )
 }
 
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use bbr_testkit::wait::until as wait_until;
 
 /// Waits until `needle` occurs `n` times in the daemon's stdout.
 fn wait_count(daemon: &Running, needle: &str, n: usize, limit: Duration) {
