@@ -146,11 +146,9 @@ mod tests {
 
     #[test]
     fn the_go_fixture_manifest_parses() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/gobbr/redis-backup/manifest.yml"),
-        )
-        .unwrap();
+        let text =
+            std::fs::read_to_string(bbr_testkit::gobbr::fixture("redis-backup/manifest.yml"))
+                .unwrap();
         ManifestInfo::parse(&text).unwrap();
     }
 }

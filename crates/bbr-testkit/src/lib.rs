@@ -29,6 +29,7 @@
 //!
 //! Modules:
 //! - [`vm`]: [`Vm`], [`VmOptions`];
+//! - [`gobbr`]: the artifacts written by Go bbr, read from the shared folder;
 //! - [`keys`]: [`KeyType`], [`ClientKey`];
 //! - [`users`]: machine-wide login users (`vcap`, `nosudo`);
 //! - [`registry`]: cross-process address/port allocation and leftover sweeping;
@@ -39,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod gobbr;
 pub mod keys;
 pub mod procs;
 pub mod registry;

@@ -137,10 +137,9 @@ impl Run {
     }
 }
 
+/// A Go bbr artifact (see `bbr_testkit::gobbr`).
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/gobbr")
-        .join(name)
+    bbr_testkit::gobbr::fixture(name)
 }
 
 /// Copies a directory tree (fixtures are read-only inputs; tests that alter them copy first).
