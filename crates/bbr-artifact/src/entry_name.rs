@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn order_is_byte_order() {
-        let mut names = vec![
+        let mut names = [
             EntryName::from(b"./\xff".to_vec()),
             EntryName::from("./b"),
             EntryName::from("./é"),
