@@ -416,7 +416,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gobbr")
+        bbr_testkit::gobbr::dir()
     }
 
     fn sha(data: &[u8]) -> String {

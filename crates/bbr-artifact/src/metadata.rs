@@ -459,7 +459,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gobbr")
+        bbr_testkit::gobbr::dir()
     }
 
     fn fixture_metadata() -> Vec<(String, String)> {

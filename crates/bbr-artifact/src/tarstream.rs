@@ -1191,7 +1191,7 @@ mod tests {
     use std::time::Instant;
 
     fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gobbr")
+        bbr_testkit::gobbr::dir()
     }
 
     fn sha(data: &[u8]) -> String {

@@ -978,7 +978,8 @@ pub(crate) fn key_less_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// yaml.v2 `keyList.Less` for two string keys: a "natural" order in which runs of
-/// digits compare numerically and letters sort before other characters.
+/// digits compare numerically, two letters compare by code point, and where a letter meets
+/// any other character the other character sorts first (so `./\u{fffd}` before `./a`).
 pub(crate) fn key_less(a: &str, b: &str) -> bool {
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
