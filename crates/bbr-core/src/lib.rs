@@ -18,6 +18,8 @@ pub mod report;
 pub mod script;
 pub mod source;
 pub mod stop;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transfer;
 pub mod workflow;
 

@@ -1,0 +1,756 @@
+//! In-memory doubles of a deployment for fast workflow tests (the `testing` feature): a
+//! [`ScriptedRemote`] that answers the core's command vocabulary from a small simulated VM
+//! (scripts, files under the artifact directory) and from a table of matchers, and records
+//! every command in one [`Journal`] shared by all VMs; and a [`FakeSource`] with instances
+//! and a log of what it released. No root, sshd or network is involved.
+//!
+//! Unmatched commands get the answers a healthy VM gives: `find` lists the scripts added
+//! with [`ScriptedRemote::script`], `stat` of the artifact directory fails unless
+//! [`ScriptedRemote::with_artifact_directory`] was called, a `backup` script "writes" the
+//! files given with [`ScriptedRemote::backup_files`] into its `BBR_ARTIFACT_DIRECTORY`,
+//! `mkdir`, `du`, `find -printf`, `tar -c`, `tar -x` and `rm -rf` act on the simulated
+//! files, every other script exits 0 (a `metadata` script prints what it was given).
+
+use crate::ARTIFACT_DIRECTORY;
+use crate::commands::{self, RootCommand};
+use crate::discovery::{self, FoundScripts};
+use crate::error::BbrError;
+use crate::model::{Instance, ScriptKind};
+use crate::remote::{Output, Remote, RemoteError, StdoutSink};
+use crate::report::Reporter;
+use crate::source::{DeploymentSource, FoundDeployment, FoundInstance};
+use crate::stop::StopSignal;
+use async_trait::async_trait;
+use futures::channel::oneshot;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+/// One command a [`ScriptedRemote`] received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// A release-author script launched through [`commands::run_script`].
+    Script {
+        /// The VM's address.
+        host: String,
+        /// The script's path.
+        path: String,
+        /// The variables it was given.
+        env: Vec<(String, String)>,
+    },
+    /// Any other root command (its shell text).
+    Root {
+        /// The VM's address.
+        host: String,
+        /// The shell text.
+        shell: String,
+    },
+    /// A command run through [`Remote::run`], [`Remote::run_streaming_stdout`] or
+    /// [`Remote::run_with_stdin`] (with `sudo -n`).
+    Plain {
+        /// The VM's address.
+        host: String,
+        /// The command line.
+        command: String,
+    },
+}
+
+/// Every command sent to any VM of a test, in the order they arrived.
+#[derive(Default, Clone)]
+pub struct Journal {
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Journal {
+    fn push(&self, call: Call) {
+        self.calls.lock().expect("journal lock").push(call);
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("journal lock").clone()
+    }
+
+    /// The lifecycle scripts run so far (metadata scripts left out), each as
+    /// `<host> <job> <script>`, with `true`/`false` appended for `post-backup-unlock`
+    /// (its `BBR_AFTER_BACKUP_SCRIPTS_SUCCESSFUL`), like the VM tests' event logs.
+    pub fn events(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Script { host, path, env } => {
+                    let (job, kind) = discovery::classify_script_path(&path)?;
+                    if kind == ScriptKind::Metadata {
+                        return None;
+                    }
+                    let mut line = format!("{host} {job} {}", kind.file_name());
+                    if let Some((_, v)) = env
+                        .iter()
+                        .find(|(k, _)| k == "BBR_AFTER_BACKUP_SCRIPTS_SUCCESSFUL")
+                    {
+                        line.push(' ');
+                        line.push_str(v);
+                    }
+                    Some(line)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The shell text of the root commands (not scripts) run on `host` so far.
+    pub fn root_commands(&self, host: &str) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Root { host: h, shell } if h == host => Some(shell),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Which commands a rule applies to.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// The script at this path.
+    Script(String),
+    /// A root command whose shell text is exactly this (scripts excluded).
+    Shell(String),
+    /// A root command whose shell text starts with this (scripts excluded).
+    ShellPrefix(String),
+    /// A plain command line containing this.
+    PlainContains(String),
+}
+
+impl Matcher {
+    /// The script of `job` of this kind: `/var/vcap/jobs/<job>/bin/bbr/<kind>`.
+    pub fn script(job: &str, kind: ScriptKind) -> Self {
+        Matcher::Script(script_path(job, kind))
+    }
+}
+
+/// The path of a job's script on a VM.
+pub fn script_path(job: &str, kind: ScriptKind) -> String {
+    format!("/var/vcap/jobs/{job}/bin/bbr/{}", kind.file_name())
+}
+
+/// How a matched command answers.
+#[derive(Clone, Default)]
+pub struct Reply {
+    exit_code: u32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    connection_error: Option<String>,
+    raise: Option<StopSignal>,
+    hang: bool,
+}
+
+impl Reply {
+    /// Exit 0 with no output.
+    pub fn ok() -> Self {
+        Self::default()
+    }
+
+    /// Exit with `code`.
+    pub fn exit(code: u32) -> Self {
+        Self {
+            exit_code: code,
+            ..Self::default()
+        }
+    }
+
+    /// The command could not be run at all (a dropped connection).
+    pub fn connection_error(reason: &str) -> Self {
+        Self {
+            connection_error: Some(reason.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// Prints `data` on stdout.
+    pub fn stdout(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdout = data.into();
+        self
+    }
+
+    /// Prints `data` on stderr.
+    pub fn stderr(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stderr = data.into();
+        self
+    }
+
+    /// Raises `stop` as the command starts (a SIGTERM arriving during this step).
+    pub fn raising(mut self, stop: &StopSignal) -> Self {
+        self.raise = Some(stop.clone());
+        self
+    }
+
+    /// Never ends on its own: a script ends (status 143) once [`commands::kill_script`]
+    /// for its pid file arrives; any other command only when the core drops it.
+    pub fn hanging(mut self) -> Self {
+        self.hang = true;
+        self
+    }
+}
+
+/// The simulated state of one VM.
+#[derive(Default)]
+struct Vm {
+    rules: Vec<(Matcher, Reply)>,
+    scripts: Vec<String>,
+    metadata: BTreeMap<String, String>,
+    backup_files: BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    /// Files under the artifact directory, by directory (`<ARTIFACT_DIRECTORY>/<artifact>`).
+    dirs: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    artifact_directory: bool,
+    /// Running hanging scripts, by pid file.
+    hanging: BTreeMap<String, oneshot::Sender<()>>,
+}
+
+/// A VM answering from a table of rules and a simulated file tree; see the module docs.
+pub struct ScriptedRemote {
+    address: String,
+    journal: Journal,
+    vm: Mutex<Vm>,
+}
+
+impl ScriptedRemote {
+    /// A healthy VM at `address` recording into `journal`.
+    pub fn new(address: &str, journal: &Journal) -> Arc<Self> {
+        Arc::new(Self {
+            address: address.to_string(),
+            journal: journal.clone(),
+            vm: Mutex::new(Vm::default()),
+        })
+    }
+
+    fn vm(&self) -> std::sync::MutexGuard<'_, Vm> {
+        self.vm.lock().expect("vm lock")
+    }
+
+    /// Installs the script `kind` of `job` (listed by `find`, exits 0 unless a rule says
+    /// otherwise).
+    pub fn script(&self, job: &str, kind: ScriptKind) -> &Self {
+        self.vm().scripts.push(script_path(job, kind));
+        self
+    }
+
+    /// Installs `job`'s `metadata` script, printing `yaml`.
+    pub fn metadata(&self, job: &str, yaml: &str) -> &Self {
+        self.script(job, ScriptKind::Metadata);
+        self.vm().metadata.insert(job.to_string(), yaml.to_string());
+        self
+    }
+
+    /// What `job`'s `backup` script writes into its artifact directory.
+    pub fn backup_files(&self, job: &str, files: &[(&str, &[u8])]) -> &Self {
+        self.vm().backup_files.insert(
+            job.to_string(),
+            files
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_vec()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Makes `/var/vcap/store/bbr-backup` exist before the run.
+    pub fn with_artifact_directory(&self) -> &Self {
+        self.vm().artifact_directory = true;
+        self
+    }
+
+    /// Adds a rule; the first rule added that matches a command answers it.
+    pub fn on(&self, matcher: Matcher, reply: Reply) -> &Self {
+        self.vm().rules.push((matcher, reply));
+        self
+    }
+
+    /// The files under `dir` (relative names), as the simulated VM holds them now.
+    pub fn files(&self, dir: &str) -> BTreeMap<String, Vec<u8>> {
+        self.vm().dirs.get(dir).cloned().unwrap_or_default()
+    }
+
+    /// True while `/var/vcap/store/bbr-backup` exists on the simulated VM.
+    pub fn has_artifact_directory(&self) -> bool {
+        self.vm().artifact_directory
+    }
+
+    fn rule(
+        &self,
+        launch: Option<&commands::ScriptLaunch>,
+        text: &str,
+        plain: bool,
+    ) -> Option<Reply> {
+        self.vm()
+            .rules
+            .iter()
+            .find(|(m, _)| match (m, launch) {
+                (Matcher::Script(p), Some(l)) => *p == l.path,
+                (Matcher::Shell(p), None) => !plain && text == p.as_str(),
+                (Matcher::ShellPrefix(p), None) => !plain && text.starts_with(p.as_str()),
+                (Matcher::PlainContains(p), None) => plain && text.contains(p.as_str()),
+                _ => false,
+            })
+            .map(|(_, r)| r.clone())
+    }
+
+    fn error(&self, reason: &str) -> RemoteError {
+        RemoteError::Connection {
+            host: self.address.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Answers a rule: raises, hangs, fails or returns its output.
+    async fn answer(&self, reply: Reply, pid_file: Option<&str>) -> Result<Output, RemoteError> {
+        if let Some(stop) = &reply.raise {
+            stop.raise();
+        }
+        if let Some(reason) = &reply.connection_error {
+            return Err(self.error(reason));
+        }
+        if reply.hang {
+            match pid_file {
+                Some(pid) => {
+                    let (tx, rx) = oneshot::channel();
+                    self.vm().hanging.insert(pid.to_string(), tx);
+                    let _ = rx.await;
+                    return Ok(Output {
+                        exit_code: 143,
+                        stdout: reply.stdout,
+                        stderr: reply.stderr,
+                    });
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        }
+        Ok(Output {
+            exit_code: reply.exit_code,
+            stdout: reply.stdout,
+            stderr: reply.stderr,
+        })
+    }
+
+    /// What a healthy VM does with a script.
+    fn default_script(&self, launch: &commands::ScriptLaunch) -> Output {
+        let mut vm = self.vm();
+        let Some((job, kind)) = discovery::classify_script_path(&launch.path) else {
+            return Output::default();
+        };
+        match kind {
+            ScriptKind::Metadata => Output {
+                stdout: vm
+                    .metadata
+                    .get(&job)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_bytes(),
+                ..Output::default()
+            },
+            ScriptKind::Backup => {
+                let dir = launch
+                    .env
+                    .iter()
+                    .find(|(k, _)| k == "BBR_ARTIFACT_DIRECTORY")
+                    .map(|(_, v)| v.trim_end_matches('/').to_string())
+                    .unwrap_or_default();
+                let files = vm.backup_files.get(&job).cloned().unwrap_or_default();
+                let d = vm.dirs.entry(dir).or_default();
+                d.extend(files);
+                Output::default()
+            }
+            _ => Output::default(),
+        }
+    }
+
+    /// What a healthy VM does with a root command of the vocabulary.
+    fn default_root(&self, shell: &str) -> Output {
+        let mut vm = self.vm();
+        let ok = |stdout: Vec<u8>| Output {
+            stdout,
+            ..Output::default()
+        };
+        let dir_of = |prefix: &str| -> Option<String> {
+            let rest = shell.strip_prefix(prefix)?;
+            Some(unquote(rest.split(' ').next().unwrap_or_default()))
+        };
+        if shell == commands::find_scripts().shell() {
+            if vm.scripts.is_empty() {
+                return Output {
+                    exit_code: 1,
+                    stderr: b"find: '/var/vcap/jobs/*/bin/bbr/*': No such file or directory"
+                        .to_vec(),
+                    ..Output::default()
+                };
+            }
+            return ok(vm.scripts.join("\n").into_bytes());
+        }
+        if shell == commands::stat_artifact_directory().shell() {
+            if vm.artifact_directory {
+                return ok(Vec::new());
+            }
+            return Output {
+                exit_code: 1,
+                stderr: format!(
+                    "stat: cannot stat '{ARTIFACT_DIRECTORY}': No such file or directory"
+                )
+                .into_bytes(),
+                ..Output::default()
+            };
+        }
+        if shell.starts_with("p=$(cat ") {
+            let killed: Vec<String> = vm
+                .hanging
+                .keys()
+                .filter(|pid| commands::kill_script(pid).shell() == shell)
+                .cloned()
+                .collect();
+            for pid in killed {
+                if let Some(tx) = vm.hanging.remove(&pid) {
+                    let _ = tx.send(());
+                }
+            }
+            return ok(Vec::new());
+        }
+        if let Some(dir) = dir_of("mkdir -p ") {
+            vm.artifact_directory |= dir.starts_with(ARTIFACT_DIRECTORY);
+            vm.dirs.entry(dir).or_default();
+            return ok(Vec::new());
+        }
+        if let Some(dir) = dir_of("du -sh ") {
+            return ok(format!("4.0K\t{dir}\n").into_bytes());
+        }
+        if let Some(dir) = dir_of("find ") {
+            let mut out = Vec::new();
+            for (name, data) in vm.dirs.get(&dir).into_iter().flatten() {
+                out.extend_from_slice(format!("{} {name}\0", data.len()).as_bytes());
+            }
+            return ok(out);
+        }
+        if let Some(dir) = dir_of("tar -C ") {
+            return ok(tar_of(vm.dirs.get(&dir).cloned().unwrap_or_default()));
+        }
+        if let Some(dir) = dir_of("rm -rf ") {
+            if dir == ARTIFACT_DIRECTORY {
+                vm.dirs.clear();
+                vm.artifact_directory = false;
+            } else {
+                vm.dirs.remove(&dir);
+            }
+            return ok(Vec::new());
+        }
+        ok(Vec::new())
+    }
+}
+
+/// Undoes [`commands::shell_quote`] for the simple quoting the vocabulary uses.
+fn unquote(s: &str) -> String {
+    match s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+        Some(inner) => inner.replace(r"'\''", "'"),
+        None => s.to_string(),
+    }
+}
+
+/// An uncompressed tar of `files` with the entries `tar -C <dir> -c .` writes (`./`,
+/// `./<name>`).
+pub fn tar_of(files: BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    // Names are written raw: the `tar` crate's path setters drop the leading `./`.
+    fn header(name: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_ustar();
+        let field = &mut header.as_old_mut().name;
+        assert!(name.len() < field.len(), "test file name too long: {name}");
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(size);
+        header.set_mtime(0);
+        header.set_cksum();
+        header
+    }
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append(
+            &header("./", tar::EntryType::Directory, 0o755, 0),
+            std::io::empty(),
+        )
+        .expect("tar of a directory");
+    for (name, data) in files {
+        let h = header(
+            &format!("./{name}"),
+            tar::EntryType::Regular,
+            0o644,
+            data.len() as u64,
+        );
+        builder.append(&h, data.as_slice()).expect("tar of a file");
+    }
+    builder.into_inner().expect("tar in memory")
+}
+
+/// The regular files of a tar, by relative name (`./` stripped).
+fn untar(bytes: &[u8]) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(bytes);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        files.insert(name, data);
+    }
+    Ok(files)
+}
+
+#[async_trait]
+impl Remote for ScriptedRemote {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn run(&self, command: &str) -> Result<Output, RemoteError> {
+        self.journal.push(Call::Plain {
+            host: self.address.clone(),
+            command: command.to_string(),
+        });
+        match self.rule(None, command, true) {
+            Some(reply) => self.answer(reply, None).await,
+            None => Ok(Output::default()),
+        }
+    }
+
+    async fn run_as_root(&self, command: &RootCommand) -> Result<Output, RemoteError> {
+        let launch = command.launch();
+        self.journal.push(match launch {
+            Some(l) => Call::Script {
+                host: self.address.clone(),
+                path: l.path.clone(),
+                env: l.env.clone(),
+            },
+            None => Call::Root {
+                host: self.address.clone(),
+                shell: command.shell().to_string(),
+            },
+        });
+        if let Some(reply) = self.rule(launch, command.shell(), false) {
+            return self
+                .answer(reply, launch.map(|l| l.pid_file.as_str()))
+                .await;
+        }
+        Ok(match launch {
+            Some(l) => self.default_script(l),
+            None => self.default_root(command.shell()),
+        })
+    }
+
+    async fn run_streaming_stdout(
+        &self,
+        command: &str,
+        sink: &mut StdoutSink<'_>,
+    ) -> Result<Output, RemoteError> {
+        self.journal.push(Call::Plain {
+            host: self.address.clone(),
+            command: command.to_string(),
+        });
+        let mut output = match self.rule(None, command, true) {
+            Some(reply) => self.answer(reply, None).await?,
+            None => {
+                let shell = command
+                    .strip_prefix("sudo -n ")
+                    .unwrap_or(command)
+                    .to_string();
+                self.default_root(&shell)
+            }
+        };
+        let stdout = std::mem::take(&mut output.stdout);
+        sink(&stdout).map_err(|source| RemoteError::Sink {
+            host: self.address.clone(),
+            source,
+        })?;
+        Ok(output)
+    }
+
+    async fn run_with_stdin(
+        &self,
+        command: &str,
+        mut source: Box<dyn std::io::Read + Send>,
+    ) -> Result<Output, RemoteError> {
+        self.journal.push(Call::Plain {
+            host: self.address.clone(),
+            command: command.to_string(),
+        });
+        let mut bytes = Vec::new();
+        source
+            .read_to_end(&mut bytes)
+            .map_err(|source| RemoteError::Source {
+                host: self.address.clone(),
+                source,
+            })?;
+        if let Some(reply) = self.rule(None, command, true) {
+            return self.answer(reply, None).await;
+        }
+        // `sudo -n sh -c 'tar -C <dir> -x'`
+        let dir = command
+            .split("tar -C ")
+            .nth(1)
+            .map(|rest| rest.trim_end_matches(" -x'").replace(r"'\''", "'"))
+            .map(|d| d.trim_matches('\'').to_string())
+            .unwrap_or_default();
+        match untar(&bytes) {
+            Ok(files) => {
+                self.vm().dirs.entry(dir).or_default().extend(files);
+                Ok(Output::default())
+            }
+            Err(e) => Ok(Output {
+                exit_code: 2,
+                stderr: format!("tar: {e}").into_bytes(),
+                ..Output::default()
+            }),
+        }
+    }
+}
+
+/// One instance of a [`FakeSource`].
+pub struct FakeInstance {
+    /// Instance group.
+    pub group: String,
+    /// BOSH index.
+    pub index: String,
+    /// Instance id.
+    pub id: String,
+    /// Its VM.
+    pub remote: Arc<ScriptedRemote>,
+    /// Release per job name.
+    pub releases: BTreeMap<String, String>,
+    /// Jobs with `bbr.backup_one_restore_all`.
+    pub backup_one_restore_all: BTreeSet<String>,
+    /// The group's bootstrap instance.
+    pub bootstrap: bool,
+}
+
+/// A deployment of [`ScriptedRemote`]s: finds scripts with the core's own `find`, and logs
+/// every instance it releases.
+pub struct FakeSource {
+    name: String,
+    omit_releases: bool,
+    journal: Journal,
+    instances: Vec<FakeInstance>,
+    manifest: Option<String>,
+    released: Mutex<Vec<String>>,
+    release_failures: BTreeMap<String, String>,
+}
+
+impl FakeSource {
+    /// A deployment called `name` with no instances; director-mode ordering when
+    /// `omit_releases`.
+    pub fn new(name: &str, omit_releases: bool) -> Self {
+        Self {
+            name: name.to_string(),
+            omit_releases,
+            journal: Journal::default(),
+            instances: Vec::new(),
+            manifest: None,
+            released: Mutex::new(Vec::new()),
+            release_failures: BTreeMap::new(),
+        }
+    }
+
+    /// The journal every VM of this source records into.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Adds the instance `<group>/<index>` (id `<group>-<index>-id`, address
+    /// `<group>/<index>`) and returns its VM.
+    pub fn instance(&mut self, group: &str, index: usize) -> Arc<ScriptedRemote> {
+        let remote = ScriptedRemote::new(&format!("{group}/{index}"), &self.journal);
+        self.instances.push(FakeInstance {
+            group: group.to_string(),
+            index: index.to_string(),
+            id: format!("{group}-{index}-id"),
+            remote: remote.clone(),
+            releases: BTreeMap::new(),
+            backup_one_restore_all: BTreeSet::new(),
+            bootstrap: index == 0,
+        });
+        remote
+    }
+
+    /// The instances added so far (to set releases or flags).
+    pub fn instances_mut(&mut self) -> &mut [FakeInstance] {
+        &mut self.instances
+    }
+
+    /// Sets the manifest returned for `--with-manifest`.
+    pub fn set_manifest(&mut self, manifest: &str) {
+        self.manifest = Some(manifest.to_string());
+    }
+
+    /// Makes releasing the instance `<group>/<id>` fail with `reason`.
+    pub fn fail_release(&mut self, identifier: &str, reason: &str) {
+        self.release_failures
+            .insert(identifier.to_string(), reason.to_string());
+    }
+
+    /// The identifiers (`<group>/<id>`) of the instances released so far, in order.
+    pub fn released(&self) -> Vec<String> {
+        self.released.lock().expect("released lock").clone()
+    }
+}
+
+#[async_trait]
+impl DeploymentSource for FakeSource {
+    fn deployment_name(&self) -> &str {
+        &self.name
+    }
+
+    fn omits_releases(&self) -> bool {
+        self.omit_releases
+    }
+
+    async fn find(&self, reporter: &dyn Reporter) -> Result<FoundDeployment, BbrError> {
+        let mut instances = Vec::new();
+        for i in &self.instances {
+            let identifier = format!("{}/{}", i.group, i.id);
+            let scripts: FoundScripts =
+                discovery::find_scripts(i.remote.as_ref(), &identifier, reporter).await?;
+            instances.push(FoundInstance {
+                group: i.group.clone(),
+                index: i.index.clone(),
+                id: i.id.clone(),
+                remote: i.remote.clone(),
+                scripts,
+                releases: i.releases.clone(),
+                backup_one_restore_all: i.backup_one_restore_all.clone(),
+                bootstrap: i.bootstrap,
+            });
+        }
+        Ok(FoundDeployment {
+            name: self.name.clone(),
+            instances,
+        })
+    }
+
+    async fn manifest(&self) -> Result<Option<String>, String> {
+        Ok(self.manifest.clone())
+    }
+
+    async fn release_instance(&self, instance: &Instance) -> Result<(), String> {
+        let id = instance.identifier();
+        self.released
+            .lock()
+            .expect("released lock")
+            .push(id.clone());
+        match self.release_failures.get(&id) {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(()),
+        }
+    }
+}
