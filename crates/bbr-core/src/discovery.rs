@@ -5,7 +5,7 @@ use crate::commands;
 use crate::error::BbrError;
 use crate::lock_order;
 use crate::model::{Job, JobMetadata, ScriptKind};
-use crate::remote::Remote;
+use crate::remote::{Remote, RootCommandError, run_as_root_checked};
 use crate::report::{Reporter, ReporterExt};
 use crate::script::{Capture, Script, ScriptLimits, run_script};
 use std::collections::BTreeMap;
@@ -40,24 +40,23 @@ pub async fn find_scripts(
     reporter: &dyn Reporter,
 ) -> Result<FoundScripts, BbrError> {
     reporter.debug(format!("Attempting to find scripts on {instance}"));
-    let out = remote
-        .run_as_root(&commands::find_scripts())
-        .await
-        .map_err(|e| BbrError::general(format!("finding scripts failed on {instance}: {e}")))?;
     let mut found = FoundScripts::new();
-    if !out.success() {
-        let stderr = out.stderr_text();
-        if stderr.contains("No such file or directory") {
+    let out = match run_as_root_checked(remote, &commands::find_scripts()).await {
+        Ok(out) => out,
+        Err(RootCommandError::Exit(e)) if e.stderr.contains("No such file or directory") => {
             reporter.debug("No files found for pattern '/var/vcap/jobs/*/bin/bbr/*'");
             return Ok(found);
         }
-        return Err(BbrError::general(format!(
-            "finding scripts failed on {instance}: {} - exit code {}{}",
-            stderr,
-            out.exit_code,
-            sudo_hint(&stderr)
-        )));
-    }
+        Err(e) => {
+            let hint = match &e {
+                RootCommandError::Exit(exit) => sudo_hint(&exit.stderr),
+                RootCommandError::Remote(_) => "",
+            };
+            return Err(BbrError::general(format!(
+                "finding scripts failed on {instance}: {e}{hint}"
+            )));
+        }
+    };
     for line in out.stdout_text().lines() {
         let Some((job, kind)) = classify_script_path(line.trim()) else {
             continue;

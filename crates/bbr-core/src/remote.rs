@@ -152,6 +152,50 @@ impl Output {
     }
 }
 
+impl Output {
+    /// `Ok(self)` when the command exited 0, otherwise its [`ExitFailure`].
+    pub(crate) fn checked(self) -> Result<Output, ExitFailure> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(ExitFailure {
+                stderr: self.stderr_text(),
+                exit_code: self.exit_code,
+            })
+        }
+    }
+}
+
+/// A command that ran but exited non-zero, shown as Go bbr shows it: `<stderr> - exit code N`.
+#[derive(Debug, thiserror::Error)]
+#[error("{stderr} - exit code {exit_code}")]
+pub(crate) struct ExitFailure {
+    /// The command's stderr, trimmed.
+    pub(crate) stderr: String,
+    /// Its exit status.
+    pub(crate) exit_code: u32,
+}
+
+/// Why a checked root command failed: it could not be run, or it exited non-zero.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RootCommandError {
+    /// The command could not be run at all.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The command exited non-zero.
+    #[error(transparent)]
+    Exit(#[from] ExitFailure),
+}
+
+/// Runs `command` as root on `remote` and checks its exit status: the one place where a root
+/// command's failure is rendered, either the transport's error or `<stderr> - exit code N`.
+pub(crate) async fn run_as_root_checked(
+    remote: &dyn Remote,
+    command: &RootCommand,
+) -> Result<Output, RootCommandError> {
+    Ok(remote.run_as_root(command).await?.checked()?)
+}
+
 /// A failure to run a remote command at all (as opposed to a command exiting non-zero).
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -271,5 +315,38 @@ mod tests {
         );
         assert!(tail.would_drop(b"x") && !Tail::new(4).would_drop(b"abcd"));
         assert!(Tail::new(4).is_empty() && !tail.is_empty());
+    }
+
+    /// The rendering Go bbr uses for a failed root command, which several errors embed.
+    #[test]
+    fn a_failed_command_renders_as_stderr_dash_exit_code() {
+        let failed = Output {
+            exit_code: 2,
+            stdout: b"ignored".to_vec(),
+            stderr: b"  mkdir: cannot create directory\n".to_vec(),
+        };
+        let e = failed.checked().expect_err("exit 2 is a failure");
+        assert_eq!(
+            e.to_string(),
+            "mkdir: cannot create directory - exit code 2"
+        );
+        let wrapped = RootCommandError::from(e);
+        assert_eq!(
+            wrapped.to_string(),
+            "mkdir: cannot create directory - exit code 2"
+        );
+        let ok = Output {
+            exit_code: 0,
+            stdout: b"out".to_vec(),
+            stderr: b"warning".to_vec(),
+        };
+        assert_eq!(ok.checked().expect("exit 0 passes").stdout, b"out");
+        let unreachable = RootCommandError::from(RemoteError::NoExitStatus {
+            host: "10.0.0.1".into(),
+        });
+        assert_eq!(
+            unreachable.to_string(),
+            "ssh session ended before returning an exit code (host 10.0.0.1)"
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::ARTIFACT_DIRECTORY;
 use crate::commands;
 use crate::error::{BbrError, ErrorKind};
 use crate::model::{Instance, Job};
-use crate::remote::RemoteError;
+use crate::remote::{RemoteError, run_as_root_checked};
 use crate::report::{Reporter, ReporterExt, TransferProgress};
 use crate::stop::StopSignal;
 use bbr_artifact::EntryName;
@@ -259,13 +259,11 @@ async fn drain_into(
         }
         Some(Ok(o)) => o,
     };
-    if !output.success() {
-        return Err(fail(format!(
-            "Error streaming backup from remote instance. Error: {} - exit code {}",
-            output.stderr_text(),
-            output.exit_code
-        )));
-    }
+    output.checked().map_err(|e| {
+        fail(format!(
+            "Error streaming backup from remote instance. Error: {e}"
+        ))
+    })?;
     reporter.info(format!(
         "Finished copying backup -- for job {} on {id}...",
         job.name
@@ -481,21 +479,13 @@ pub async fn upload(
         job.name
     ));
     instance.mark_artifact_dir_created();
-    let mk = remote
-        .run_as_root(&commands::make_directory(&dir))
+    run_as_root_checked(remote, &commands::make_directory(&dir))
         .await
         .map_err(|e| {
             fail(format!(
                 "Creating backup directory on the remote failed: {e}"
             ))
         })?;
-    if !mk.success() {
-        return Err(fail(format!(
-            "Creating backup directory on the remote failed: {} - exit code {}",
-            mk.stderr_text(),
-            mk.exit_code
-        )));
-    }
     for p in &patches {
         reporter.warn(format!(
             "Restoring {} of {file_name} on {id} without its set-uid/set-gid bits (mode {:04o} becomes {:04o})",
@@ -548,13 +538,9 @@ pub async fn upload(
             differ.len()
         )));
     }
-    if !output.success() {
-        return Err(fail(format!(
-            "extracting {file_name} on {id} failed: {} - exit code {}",
-            output.stderr_text(),
-            output.exit_code
-        )));
-    }
+    output
+        .checked()
+        .map_err(|e| fail(format!("extracting {file_name} on {id} failed: {e}")))?;
     let listing = remote
         .run_as_root(&commands::list_files(&dir))
         .await

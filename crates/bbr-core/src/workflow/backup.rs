@@ -3,12 +3,13 @@
 //! driver that walks [`BackupStep`](super::BackupStep).
 
 use super::session::{Session, bounded, one};
-use super::steps::{BackupStep, StepResult, step_outcome, stopped_error};
+use super::steps::{BackupStep, StepResult, drive, step_outcome};
 use super::{BackupOutcome, BackupRequest, RunOptions};
 use crate::commands;
 use crate::error::{BbrError, ErrorKind, ErrorList};
 use crate::lock_order::Phase;
 use crate::model::{Job, ScriptKind};
+use crate::remote::run_as_root_checked;
 use crate::report::{Reporter, ReporterExt};
 use crate::script::{Capture, Script, run_script};
 use crate::source::DeploymentSource;
@@ -90,13 +91,8 @@ impl Session<'_> {
                 reporter.debug(format!("> {path}"));
             }
             reporter.info(format!("Backing up {} on {id}...", job.name));
-            let mk = instance.remote.run_as_root(&commands::make_directory(dir.trim_end_matches('/'))).await;
-            let mk_err = match mk {
-                Ok(o) if o.success() => None,
-                Ok(o) => Some(format!("{} - exit code {}", o.stderr_text(), o.exit_code)),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(e) = mk_err {
+            let mk = run_as_root_checked(instance.remote.as_ref(), &commands::make_directory(dir.trim_end_matches('/'))).await;
+            if let Err(e) = mk {
                 reporter.error(format!("Error backing up {} on {id}.", job.name));
                 return Err(BbrError::new(
                     ErrorKind::Backup,
@@ -220,23 +216,14 @@ pub async fn backup(
     request: &BackupRequest,
     reporter: &dyn Reporter,
 ) -> BackupOutcome {
+    let stop = options.stop.clone();
     let mut s = Session::new(source, options, reporter);
-    let mut errors = ErrorList::default();
     let mut artifact: Option<ArtifactDir> = None;
     let metadata = Mutex::new(Metadata::default());
-    let mut step = Some(BackupStep::FindDeployment);
-    let mut stop_reported = false;
-    while let Some(current) = step {
-        let stopped = s.options.stop.is_raised();
-        if stopped && !current.runs_despite_stop() {
-            if !stop_reported {
-                errors.push(stopped_error(&format!("{current:?}")));
-                stop_reported = true;
-            }
-            step = current.next(false, true);
-            continue;
-        }
-        let result = match current {
+    let errors = drive(
+        BackupStep::FindDeployment,
+        &stop,
+        async |current| match current {
             BackupStep::FindDeployment => s.find(true).await,
             BackupStep::Backupable => s.backupable().await,
             BackupStep::CreateArtifact => {
@@ -292,15 +279,9 @@ pub async fn backup(
                 }
                 None => Ok(()),
             },
-        };
-        let ok = step_outcome(&mut errors, result);
-        let stopped_now = s.options.stop.is_raised();
-        if stopped_now && !stop_reported && !current.runs_despite_stop() {
-            errors.push(stopped_error(&format!("{current:?}")));
-            stop_reported = true;
-        }
-        step = current.next(ok, stopped_now && !current.runs_despite_stop());
-    }
+        },
+    )
+    .await;
     BackupOutcome {
         errors,
         artifact: artifact.map(|a| a.path().to_path_buf()),

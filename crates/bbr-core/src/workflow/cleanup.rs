@@ -7,6 +7,7 @@ use super::session::{Session, bounded, one};
 use super::steps::{StepResult, step_outcome};
 use crate::error::{BbrError, ErrorKind, ErrorList};
 use crate::lock_order::Phase;
+use crate::remote::run_as_root_checked;
 use crate::report::{Reporter, ReporterExt};
 use crate::source::DeploymentSource;
 use crate::{ARTIFACT_DIRECTORY, commands};
@@ -33,16 +34,10 @@ impl Session<'_> {
             };
             if remove {
                 reporter.info("Cleaning up...");
-                let out = i
-                    .remote
-                    .run_as_root(&commands::remove(ARTIFACT_DIRECTORY))
-                    .await;
-                let err = match out {
-                    Ok(o) if o.success() => None,
-                    Ok(o) => Some(format!("{} - exit code {}", o.stderr_text(), o.exit_code)),
-                    Err(e) => Some(e.to_string()),
-                };
-                if let Some(e) = err {
+                let removed =
+                    run_as_root_checked(i.remote.as_ref(), &commands::remove(ARTIFACT_DIRECTORY))
+                        .await;
+                if let Err(e) = removed {
                     reporter.error("Backup artifact clean up failed");
                     errs.push(format!(
                         "Unable to clean up backup artifact on {}: {e}",

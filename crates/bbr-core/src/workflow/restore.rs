@@ -4,7 +4,7 @@
 
 use super::RunOptions;
 use super::session::{Session, bounded, one, run_job_script};
-use super::steps::{RestoreStep, StepResult, step_outcome, stopped_error};
+use super::steps::{RestoreStep, StepResult, drive};
 use crate::error::{BbrError, ErrorKind, ErrorList};
 use crate::lock_order::Phase;
 use crate::model::{Instance, Job, ScriptKind};
@@ -39,25 +39,16 @@ pub async fn restore(
     artifact_path: &std::path::Path,
     reporter: &dyn Reporter,
 ) -> ErrorList {
+    let stop = options.stop.clone();
     let mut s = Session::new(source, options, reporter);
-    let mut errors = ErrorList::default();
     let mut artifact: Option<ArtifactDir> = None;
     let mut metadata = Metadata::default();
     // Per tar file: the set-uid/set-gid entries the structure check found (sent stripped).
     let mut setid = std::collections::HashMap::new();
-    let mut step = Some(RestoreStep::ValidateArtifact);
-    let mut stop_reported = false;
-    while let Some(current) = step {
-        let stopped = s.options.stop.is_raised();
-        if stopped && !current.runs_despite_stop() {
-            if !stop_reported {
-                errors.push(stopped_error(&format!("{current:?}")));
-                stop_reported = true;
-            }
-            step = current.next(false, true);
-            continue;
-        }
-        let result = match current {
+    let errors = drive(
+        RestoreStep::ValidateArtifact,
+        &stop,
+        async |current| match current {
             RestoreStep::ValidateArtifact => {
                 reporter.info(format!("Starting restore of {}...", s.name()));
                 match ArtifactDir::open(artifact_path) {
@@ -93,15 +84,9 @@ pub async fn restore(
             RestoreStep::Restore => s.run_restore_scripts().await,
             RestoreStep::PostRestoreUnlock => s.post_restore_unlock().await,
             RestoreStep::Cleanup => s.cleanup(false).await,
-        };
-        let ok = step_outcome(&mut errors, result);
-        let stopped_now = s.options.stop.is_raised();
-        if stopped_now && !stop_reported && !current.runs_despite_stop() {
-            errors.push(stopped_error(&format!("{current:?}")));
-            stop_reported = true;
-        }
-        step = current.next(ok, stopped_now && !current.runs_despite_stop());
-    }
+        },
+    )
+    .await;
     errors
 }
 

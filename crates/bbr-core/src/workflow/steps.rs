@@ -3,6 +3,7 @@
 //! how a step's outcome is recorded.
 
 use crate::error::{BbrError, ErrorList};
+use crate::stop::StopSignal;
 
 pub(super) fn stopped_error(step: &str) -> BbrError {
     BbrError::general(format!(
@@ -139,6 +140,67 @@ impl RestoreStep {
     pub(super) fn runs_despite_stop(self) -> bool {
         matches!(self, RestoreStep::PostRestoreUnlock | RestoreStep::Cleanup)
     }
+}
+
+/// A step of a workflow graph, as [`drive`] walks it.
+pub(super) trait Step: Copy + std::fmt::Debug {
+    /// The successor after this step succeeded (`ok`) or failed, or was preceded by a stop.
+    fn next(self, ok: bool, stopped: bool) -> Option<Self>;
+    /// Whether this step runs to completion even when a stop was requested.
+    fn runs_despite_stop(self) -> bool;
+}
+
+impl Step for BackupStep {
+    fn next(self, ok: bool, stopped: bool) -> Option<Self> {
+        BackupStep::next(self, ok, stopped)
+    }
+    fn runs_despite_stop(self) -> bool {
+        BackupStep::runs_despite_stop(self)
+    }
+}
+
+impl Step for RestoreStep {
+    fn next(self, ok: bool, stopped: bool) -> Option<Self> {
+        RestoreStep::next(self, ok, stopped)
+    }
+    fn runs_despite_stop(self) -> bool {
+        RestoreStep::runs_despite_stop(self)
+    }
+}
+
+/// The one step driver of backup and restore: walks the graph from `first`, running each
+/// step with `run`, collecting its errors and following its success or failure edge. Once
+/// `stop` is raised, a step that does not run despite a stop is skipped along its stop edge;
+/// the first step stopped (before it ran or while it ran) adds the one "asked to terminate"
+/// error.
+pub(super) async fn drive<S: Step>(
+    first: S,
+    stop: &StopSignal,
+    mut run: impl AsyncFnMut(S) -> StepResult,
+) -> ErrorList {
+    let mut errors = ErrorList::default();
+    let mut step = Some(first);
+    let mut stop_reported = false;
+    while let Some(current) = step {
+        let stopped = stop.is_raised();
+        if stopped && !current.runs_despite_stop() {
+            if !stop_reported {
+                errors.push(stopped_error(&format!("{current:?}")));
+                stop_reported = true;
+            }
+            step = current.next(false, true);
+            continue;
+        }
+        let result = run(current).await;
+        let ok = step_outcome(&mut errors, result);
+        let stopped_now = stop.is_raised();
+        if stopped_now && !stop_reported && !current.runs_despite_stop() {
+            errors.push(stopped_error(&format!("{current:?}")));
+            stop_reported = true;
+        }
+        step = current.next(ok, stopped_now && !current.runs_despite_stop());
+    }
+    errors
 }
 
 pub(super) type StepResult = Result<(), ErrorList>;
