@@ -7,7 +7,7 @@
 use crate::args::Subcommand;
 use crate::output::Logger;
 use crate::{BACKUP_CLEANUP_ALL_ADVICE, write_error_log};
-use bbr_core::error::ErrorList;
+use bbr_core::error::{ErrorList, exit_code};
 use bbr_core::workflow::{self, BackupRequest, RunOptions};
 use bbr_director::DirectorClient;
 use bbr_director::source::DirectorDeployment;
@@ -71,7 +71,7 @@ pub async fn run(connection: Connection, settings: Settings) -> i32 {
         let errors = ErrorList(vec![bbr_core::BbrError::general(message)]);
         write_error_log(&errors, settings.sub.name());
         eprint!("{}", errors.render());
-        1
+        exit_code::GENERAL
     };
     let client = match (connection.connect)().await {
         Ok(c) => c,
@@ -138,7 +138,7 @@ pub async fn run(connection: Connection, settings: Settings) -> i32 {
     }
     write_error_log(&all, settings.sub.name());
     eprint!("{message}");
-    1
+    exit_code::GENERAL
 }
 
 async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> ErrorList {

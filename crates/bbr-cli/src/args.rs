@@ -260,50 +260,20 @@ pub fn parse_flags(specs: &[FlagSpec], args: &[String]) -> Result<ParsedLevel, S
     })
 }
 
-/// Parses a Go-style duration (`90s`, `5m`, `1h30m`, `250ms`) or plain seconds.
+/// Parses a positive duration: Go's `time.ParseDuration` syntax (`90s`, `5m`, `1h30m`,
+/// `250ms`, `1.5h`, `500us`) by [`bbr_gocompat::parse_go_duration`], or plain seconds (`90`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        let factor = match unit.as_str() {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("invalid duration {text:?}: unknown unit {unit:?}")),
-        };
-        total += value * factor;
-        number.clear();
-        any = true;
-    }
-    if !number.is_empty() || !any || total <= 0.0 {
-        return Err(format!(
+    match bbr_gocompat::parse_go_duration(text) {
+        Ok(nanos) if nanos > 0 => Ok(Duration::from_nanos(nanos.unsigned_abs())),
+        Ok(_) => Err(format!(
             "invalid duration {text:?}: use e.g. 90s, 15m or 1h30m"
-        ));
+        )),
+        Err(e) => Err(format!("{e}: use e.g. 90s, 15m or 1h30m")),
     }
-    Ok(Duration::from_secs_f64(total))
 }
 
 /// Parses `--script-timeout`: one duration for every script (`30m`), or comma-separated
@@ -344,27 +314,16 @@ pub fn parse_script_timeouts(text: &str) -> Result<bbr_core::workflow::ScriptTim
 pub fn parse_host(host: &str) -> Result<(String, String, u16), String> {
     let without_scheme = host.split_once("://").map(|(_, r)| r).unwrap_or(host);
     let without_path = without_scheme.split('/').next().unwrap_or("");
-    let (name, port) = if let Some(rest) = without_path.strip_prefix('[') {
-        let (h, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("invalid host {host:?}"))?;
-        let port = after.strip_prefix(':').unwrap_or("");
-        (h.to_string(), port)
-    } else {
-        match without_path.split_once(':') {
-            Some((h, p)) => (h.to_string(), p),
-            None => (without_path.to_string(), ""),
-        }
-    };
+    let (name, port) =
+        bbr_gocompat::hostport::host_and_port(without_path, 22).map_err(|e| match e {
+            bbr_gocompat::HostPortError::Port { port, .. } => {
+                format!("invalid host {host:?}: bad port {port:?}")
+            }
+            other => format!("invalid host {host:?}: {other}"),
+        })?;
     if name.is_empty() {
         return Err(format!("invalid host {host:?}: no host name"));
     }
-    let port = if port.is_empty() {
-        22
-    } else {
-        port.parse()
-            .map_err(|_| format!("invalid host {host:?}: bad port {port:?}"))?
-    };
     Ok((name.clone(), name, port))
 }
 
@@ -432,6 +391,16 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("0s").is_err());
+        // Go's syntax throughout; the former local parser refused `us`/`ns` and had its
+        // own messages.
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500us").unwrap(), Duration::from_micros(500));
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("1h30").is_err());
+        assert_eq!(
+            parse_duration("1d").unwrap_err(),
+            r#"time: unknown unit "d" in duration "1d": use e.g. 90s, 15m or 1h30m"#
+        );
     }
 
     #[test]
@@ -471,6 +440,10 @@ mod tests {
         );
         assert!(parse_host(":22").is_err());
         assert!(parse_host("h:port").is_err());
+        // Split at the first colon before, so a bare IPv6 address was refused.
+        assert_eq!(parse_host("::1").unwrap(), ("::1".into(), "::1".into(), 22));
+        // `::1:22` is itself an IPv6 address; a port needs brackets.
+        assert_eq!(parse_host("::1:22").unwrap().2, 22);
     }
 
     #[test]

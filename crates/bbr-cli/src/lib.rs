@@ -13,7 +13,7 @@ use args::{
     Subcommand, parse_flags,
 };
 use bbr_core::StopSignal;
-use bbr_core::error::ErrorList;
+use bbr_core::error::{ErrorList, exit_code};
 use bbr_core::report::ReporterExt;
 use bbr_core::workflow::{self, BackupRequest, RunOptions};
 use output::Logger;
@@ -58,7 +58,7 @@ pub fn run(args: Vec<String>) -> i32 {
         other => {
             println!("Error command '{other}' not found\n");
             print!("{}", help::app_help(VERSION));
-            1
+            exit_code::GENERAL
         }
     }
 }
@@ -109,13 +109,13 @@ fn parse_command(
 fn usage_error(message: &str, help_text: &str) -> i32 {
     println!("Incorrect Usage: {message}\n");
     print!("{help_text}");
-    1
+    exit_code::GENERAL
 }
 
 fn required(flag: &str, help_text: &str) -> i32 {
     print!("{help_text}");
     eprintln!("{}", red(&format!("--{flag} flag is required.")));
-    1
+    exit_code::GENERAL
 }
 
 /// `--max-parallel` and `--script-timeout`, shared by both commands.
@@ -191,7 +191,7 @@ fn deployment(args: &[String]) -> i32 {
             "{}",
             red("provide one of '--deployment' or '--all-deployments' flags.")
         );
-        return 1;
+        return exit_code::GENERAL;
     }
     if sub == Subcommand::Restore && sub_level.flags.get("artifact-path").is_none() {
         return required("artifact-path", &help::deployment_subcommand_help(sub));
@@ -203,7 +203,7 @@ fn deployment(args: &[String]) -> i32 {
                 "Cannot use the --unsafe-lock-free flag in conjunction with the --all-deployments flag"
             )
         );
-        return 1;
+        return exit_code::GENERAL;
     }
     if all && matches!(sub, Subcommand::Restore | Subcommand::RestoreCleanup) {
         eprintln!(
@@ -212,7 +212,7 @@ fn deployment(args: &[String]) -> i32 {
                 "--all-deployments is only supported for pre-backup-check, backup and backup-cleanup."
             )
         );
-        return 1;
+        return exit_code::GENERAL;
     }
     let (max_parallel, script_timeouts) = match common_options(&flags) {
         Ok(o) => o,
@@ -222,7 +222,7 @@ fn deployment(args: &[String]) -> i32 {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{}", red(&e));
-            return 1;
+            return exit_code::GENERAL;
         }
     };
     let Some(rt) = runtime() else { return 1 };
@@ -502,7 +502,7 @@ fn director(args: &[String]) -> i32 {
             Some(home) => PathBuf::from(home).join(".ssh").join("known_hosts"),
             None => {
                 eprintln!("{}", red("HOME is not set: give --known-hosts FILE."));
-                return 1;
+                return exit_code::GENERAL;
             }
         },
     };
@@ -524,7 +524,7 @@ fn director(args: &[String]) -> i32 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("could not start the runtime: {e}");
-            return 1;
+            return exit_code::GENERAL;
         }
     };
     runtime.block_on(run_director(invocation))
@@ -567,7 +567,7 @@ async fn execute(
         // jobs unlocked, cleaned up); now Go bbr's footer and exit code.
         Some(wording) if signals.interrupted() => {
             println!("{}", wording.advice());
-            1
+            exit_code::GENERAL
         }
         _ => code,
     }

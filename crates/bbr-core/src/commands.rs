@@ -9,16 +9,8 @@
 use crate::ARTIFACT_DIRECTORY;
 use bbr_artifact::EntryName;
 
-/// Quotes `s` for a POSIX shell (single quotes, `'` escaped).
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+/// POSIX shell quoting; lives in `bbr-gocompat`, re-exported for the transports.
+pub use bbr_gocompat::shell_quote;
 
 /// A command to run as root on a VM.
 #[derive(Debug, Clone, PartialEq, Eq)]

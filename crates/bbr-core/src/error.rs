@@ -79,14 +79,15 @@ impl ErrorList {
         if self.is_empty() { Ok(()) } else { Err(self) }
     }
 
-    /// Go bbr's exit code: bitwise OR of 4 (lock), 8 (unlock), 16 (cleanup), 1 (anything else).
+    /// Go bbr's exit code: bitwise OR of [`exit_code::LOCK`], [`exit_code::UNLOCK`],
+    /// [`exit_code::CLEANUP`] and [`exit_code::GENERAL`] (anything else).
     pub fn exit_code(&self) -> i32 {
         self.0.iter().fold(0, |code, e| {
             code | match e.kind {
-                ErrorKind::Lock => 4,
-                ErrorKind::Unlock => 8,
-                ErrorKind::Cleanup => 16,
-                _ => 1,
+                ErrorKind::Lock => exit_code::LOCK,
+                ErrorKind::Unlock => exit_code::UNLOCK,
+                ErrorKind::Cleanup => exit_code::CLEANUP,
+                _ => exit_code::GENERAL,
             }
         })
     }
@@ -127,22 +128,24 @@ impl ErrorList {
     }
 }
 
-/// An error with its sources, `: `-separated, for messages: HTTP and TLS libraries
-/// otherwise hide the cause ("error sending request" instead of "connection refused"). A
-/// source whose text the message already contains is not repeated.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
+/// Go bbr's exit-code bits, OR-ed together by [`ErrorList::exit_code`]; usage errors and
+/// other failures outside a workflow exit [`exit_code::GENERAL`].
+pub mod exit_code {
+    /// Any failure that is not one of the bits below (usage, connection, backup, drain...).
+    pub const GENERAL: i32 = 1;
+    /// A lock script failed ([`super::ErrorKind::Lock`]).
+    pub const LOCK: i32 = 4;
+    /// An unlock script failed ([`super::ErrorKind::Unlock`]).
+    pub const UNLOCK: i32 = 8;
+    /// Removing a remote artifact directory or a temporary SSH user failed
+    /// ([`super::ErrorKind::Cleanup`]).
+    pub const CLEANUP: i32 = 16;
 }
+
+/// An error with its sources, `: `-separated, for messages: HTTP and TLS libraries
+/// otherwise hide the cause ("error sending request" instead of "connection refused").
+/// Lives in `bbr-gocompat`; re-exported for the crates built on this one.
+pub use bbr_gocompat::error_chain;
 
 #[cfg(test)]
 mod tests {

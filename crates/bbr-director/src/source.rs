@@ -47,15 +47,11 @@ impl TemporaryUser {
     }
 }
 
-/// Splits an address from an SSH setup result into host and port (22 unless given).
+/// Splits an address from an SSH setup result into host and port (22 unless given), by
+/// [`bbr_gocompat::hostport::host_and_port`]; text that is not an address is kept whole as
+/// the host, so the connection error names it.
 pub fn host_and_port(ip: &str) -> (String, u16) {
-    if let Ok(sock) = ip.parse::<std::net::SocketAddr>() {
-        return (sock.ip().to_string(), sock.port());
-    }
-    (
-        ip.trim_start_matches('[').trim_end_matches(']').to_string(),
-        22,
-    )
+    bbr_gocompat::hostport::host_and_port(ip, 22).unwrap_or_else(|_| (ip.to_string(), 22))
 }
 
 fn parse_host_key(line: &str) -> Result<PublicKey, String> {
@@ -429,6 +425,7 @@ mod tests {
         assert_eq!(host_and_port("10.0.0.5"), ("10.0.0.5".into(), 22));
         assert_eq!(host_and_port("127.1.2.3:2222"), ("127.1.2.3".into(), 2222));
         assert_eq!(host_and_port("[::1]:2200"), ("::1".into(), 2200));
+        assert_eq!(host_and_port("fe80::1"), ("fe80::1".into(), 22));
     }
 
     #[test]

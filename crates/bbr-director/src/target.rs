@@ -22,36 +22,23 @@ impl Target {
             None => text,
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| invalid("unclosed [ in host"))?;
-            (h.to_string(), after.strip_prefix(':').unwrap_or(""))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p),
-                None => (authority.to_string(), ""),
-            }
-        };
+        let (host, port) =
+            bbr_gocompat::hostport::host_and_port(authority, 25555).map_err(|e| match e {
+                bbr_gocompat::HostPortError::Port { .. } => invalid("the port is not a number"),
+                other => invalid(&other.to_string()),
+            })?;
         if host.is_empty() {
             return Err(invalid("expected a host"));
         }
-        let port = if port.is_empty() {
-            25555
-        } else {
-            port.parse()
-                .map_err(|_| invalid("the port is not a number"))?
-        };
         Ok(Target { host, port })
     }
 
     /// The HTTPS base URL.
     pub fn url(&self) -> String {
-        if self.host.contains(':') {
-            format!("https://[{}]:{}", self.host, self.port)
-        } else {
-            format!("https://{}:{}", self.host, self.port)
-        }
+        format!(
+            "https://{}",
+            bbr_gocompat::join_host_port(&self.host, self.port)
+        )
     }
 }
 
@@ -110,6 +97,16 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid bosh URL")
         );
+        // A bare IPv6 address is a host on the default port (it used to split at its last
+        // colon into host "::" and port 1).
+        assert_eq!(
+            Target::parse("::1").unwrap(),
+            Target {
+                host: "::1".into(),
+                port: 25555
+            }
+        );
+        assert!(Target::parse("https://[::1/").is_err());
     }
 
     #[test]

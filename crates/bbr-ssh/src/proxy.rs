@@ -50,12 +50,9 @@ impl ProxySpec {
             Some((u, h)) => (Some(u.to_string()), h),
             None => (None, authority),
         };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h.trim_start_matches('[').trim_end_matches(']').to_string(),
-                p.parse().map_err(|_| bad("bad port"))?,
-            ),
-            None => return Err(bad("expected host:port")),
+        let (host, port) = match bbr_gocompat::split_host_port(hostport) {
+            Ok((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),
+            Err(e) => return Err(bad(&format!("expected host:port ({e})"))),
         };
         if host.is_empty() {
             return Err(bad("expected a host"));
@@ -306,6 +303,16 @@ mod tests {
 
     #[test]
     fn proxy_values() {
+        // Go's net.SplitHostPort: brackets for IPv6; the former rsplit read `::1:1080` as
+        // host `::1`.
+        assert_eq!(
+            ProxySpec::parse("socks5://[::1]:1080").unwrap(),
+            ProxySpec::Socks5 {
+                host: "::1".into(),
+                port: 1080
+            }
+        );
+        assert!(ProxySpec::parse("socks5://::1:1080").is_err());
         assert_eq!(
             ProxySpec::parse("socks5://10.0.0.1:1080").unwrap(),
             ProxySpec::Socks5 {

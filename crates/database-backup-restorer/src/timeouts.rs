@@ -13,13 +13,14 @@
 
 use std::time::Duration;
 
-/// `host:port`, with brackets around an IPv6 address.
+/// `host:port`, with brackets around an IPv6 address (a host already written `[v6]` is not
+/// bracketed twice).
 pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bbr_gocompat::join_host_port(bare, port)
 }
 
 /// The message for a client that could not connect within `secs`.

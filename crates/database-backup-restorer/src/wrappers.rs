@@ -18,10 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::flags::Action;
 
-/// Single-quotes `s` for sh.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+use bbr_gocompat::shell_quote as sh_quote;
 
 /// The script text for `action`, running `exe`.
 pub fn script(action: Action, exe: &Path) -> String {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::AlertsConfig;
-use bbr_core::error::error_chain;
+use bbr_gocompat::error_chain;
 
 /// The subject suffix of a backup alert.
 pub const SERVICE_BACKUP_FAILED: &str = "Service Backup Failed";

@@ -77,7 +77,7 @@ pub const REDACTED: &str = "[REDACTED]";
 pub struct Sink {
     format: LogFormat,
     out: Mutex<Box<dyn Write + Send>>,
-    secrets: RwLock<Vec<String>>,
+    secrets: RwLock<bbr_gocompat::redact::Secrets>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -128,7 +128,7 @@ impl Sink {
         Arc::new(Sink {
             format,
             out: Mutex::new(out),
-            secrets: RwLock::new(Vec::new()),
+            secrets: RwLock::default(),
         })
     }
 
@@ -143,43 +143,25 @@ impl Sink {
         (Self::new(format, Box::new(log.clone())), log)
     }
 
-    /// Registers values that must never appear in a log line. Values shorter than four
-    /// characters are ignored (they would redact ordinary words); multi-line values also
-    /// register each of their longer lines, so a partial echo of a PEM key is caught too.
+    /// Registers values that must never appear in a log line, under the rules of
+    /// [`bbr_gocompat::redact::Secrets`] (values shorter than four characters ignored, the
+    /// longer lines of a multi-line value registered too).
     pub fn add_secrets<I, S>(&self, values: I)
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
-        for value in values {
-            let value = value.as_ref().trim();
-            if value.len() >= 4 {
-                secrets.push(value.to_owned());
-            }
-            if value.contains('\n') {
-                for line in value.lines() {
-                    let line = line.trim();
-                    if line.len() >= 16 && !line.starts_with("-----") {
-                        secrets.push(line.to_owned());
-                    }
-                }
-            }
-        }
-        // Longest first, so a whole value is replaced before any of its parts.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
+        self.secrets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(values);
     }
 
     fn redact(&self, text: &str) -> String {
-        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
-        let mut out = text.to_owned();
-        for secret in secrets.iter() {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
-        }
-        out
+        self.secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .redact(text, REDACTED)
     }
 
     fn write_line(&self, level: Level, source: &str, message: &str, data: &Data) {

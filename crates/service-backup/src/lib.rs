@@ -31,7 +31,8 @@ pub mod app;
 pub mod config;
 pub mod cron;
 pub mod destination;
-pub mod duration;
+/// Go's `time.ParseDuration`, shared with `bbr` (it lives in `bbr-gocompat`).
+pub use bbr_gocompat::duration;
 pub mod executor;
 pub mod lager;
 pub mod process;

@@ -10,7 +10,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
 
 use crate::StorageError;
-use bbr_core::error::error_chain;
+use bbr_gocompat::error_chain;
 
 /// Normalise an object key like Go's `filepath.Join` does for the original's keys: empty and
 /// `.` segments are dropped (`"/a//b/./c/"` → `"a/b/c"`). `..` segments and control
@@ -167,7 +167,7 @@ pub(crate) fn http_client(opts: &ClientOptions) -> Result<HttpClient, StorageErr
 /// Removes secrets (and the parts of server replies that echo signatures) from error text.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Redactor {
-    secrets: Vec<String>,
+    secrets: bbr_gocompat::redact::Secrets,
 }
 
 /// XML elements in S3 / Azure error bodies that carry signatures or what was signed.
@@ -182,19 +182,13 @@ const SENSITIVE_ELEMENTS: &[&str] = &[
 
 impl Redactor {
     pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
-        // Longest first, so a secret containing another is removed whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor { secrets }
+        Redactor {
+            secrets: bbr_gocompat::redact::Secrets::new(secrets),
+        }
     }
 
     pub(crate) fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "<redacted>");
-            }
-        }
+        let mut out = self.secrets.redact(text, "<redacted>");
         for el in SENSITIVE_ELEMENTS {
             out = strip_element(&out, el);
         }

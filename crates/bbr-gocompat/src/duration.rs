@@ -1,5 +1,6 @@
-//! Go's `time.ParseDuration`, byte for byte: the syntax `@every <duration>` accepts in
-//! robfig/cron (`1h30m`, `1.5h`, `90s`, `300ms`, `-1s`, `0`), with Go's error texts.
+//! Go's `time.ParseDuration`, byte for byte (`1h30m`, `1.5h`, `90s`, `300ms`, `-1s`, `0`),
+//! with Go's error texts: robfig/cron's `@every <duration>`, service-backup's config and
+//! bbr's `--script-timeout` all read this syntax.
 
 use std::fmt;
 
