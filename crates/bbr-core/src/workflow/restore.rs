@@ -45,7 +45,7 @@ pub async fn restore(
     let mut metadata = Metadata::default();
     // Per tar file: the set-uid/set-gid entries the structure check found (sent stripped).
     let mut setid = std::collections::HashMap::new();
-    let errors = drive(
+    drive(
         RestoreStep::ValidateArtifact,
         &stop,
         async |current| match current {
@@ -86,8 +86,7 @@ pub async fn restore(
             RestoreStep::Cleanup => s.cleanup(false).await,
         },
     )
-    .await;
-    errors
+    .await
 }
 
 impl Session<'_> {
