@@ -8,6 +8,10 @@
 //! And [`go_time_string`], Go's default `time.Time` formatting, which Go bbr prints in its
 //! `Backup created of <name> on <time>` line.
 
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
+
 use std::ffi::CStr;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -122,9 +126,10 @@ impl LocalTime {
         let secs = unix_seconds(t);
         // `time_t` is 64-bit on every platform bbr runs on.
         let tt = secs as libc::time_t;
-        // SAFETY: `tm` is a plain C struct for which all-zero is a valid value;
-        // `tzset` and `localtime_r` are thread-safe in glibc and only write into `tm`.
+        // SAFETY: `tm` is a plain C struct for which all-zero is a valid value.
         let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        // SAFETY: `tzset` and `localtime_r` are thread-safe in glibc and only write into
+        // `tm`, which lives for the whole call.
         let result = unsafe {
             tzset();
             libc::localtime_r(&tt, &mut tm)

@@ -1,6 +1,10 @@
 //! What happens when things go wrong underneath bbr: host keys, dropped connections, full
 //! disks, hanging scripts, signals, key types, sudo, secrets.
 
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
+
 mod support;
 
 use bbr_testkit::{KeyType, VmOptions};

@@ -12,6 +12,10 @@
 //! simulator with no deployments: like Go's mock director, it answers `GET /info` and a 404
 //! for the deployment's VMs, and records every request.
 
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
+
 mod support;
 
 use bbr_director_sim::{DirectorSim, SimOptions, SimSpec};

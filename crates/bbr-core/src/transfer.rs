@@ -15,6 +15,10 @@
 //! headers of set-uid/set-gid entries (found by the structure check) are sent rewritten
 //! without those bits, one warning per entry.
 
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
+
 use crate::ARTIFACT_DIRECTORY;
 use crate::commands;
 use crate::error::{BbrError, ErrorKind};

@@ -5,6 +5,10 @@
 //! Everything here works on explicit PIDs that the testkit started itself (or
 //! descendants of them); nothing is ever matched by name.
 
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;

@@ -26,6 +26,10 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

@@ -19,6 +19,10 @@
 //! var-vcap/jobs/  var-vcap/store/      (= /var/vcap inside the VM)
 //! ```
 
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::Ipv4Addr;

@@ -7,6 +7,10 @@
 //!
 //! Environment: `BBR_PG_BINARIES_ROOT` (default `/opt/bbr-pg-binaries`) and
 //! `BBR_PG_EXTRA_MAJOR` (default `17`) locate the extra PostgreSQL major's `bin/`.
+
+// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
+// carries its own SAFETY comment.
+#![allow(unsafe_code)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
