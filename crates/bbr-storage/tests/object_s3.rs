@@ -232,25 +232,7 @@ async fn a_missing_local_file_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifo_is_refused_and_a_cancelled_upload_leaves_no_object() {
     let (b, d) = ready_bucket("s3-cancel-file").await;
-    // A FIFO is not a regular file: refused at once, naming it (opening it for reading
-    // without O_NONBLOCK would wait for a writer forever).
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let err = within(
-        Duration::from_secs(5),
-        d.put_file(&fifo, "cancelled/file", &CancellationToken::new()),
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, StorageError::NotUploadable(_)), "{err:?}");
-    assert!(err.to_string().contains(&*fifo.to_string_lossy()), "{err}");
+    assert_fifo_refused_at_once(&d).await;
     // A stream of 40 MiB that cancels while the upload is mid-way (parts in flight).
     let cancel = CancellationToken::new();
     let reader = CancellingReader::new(40 * MIB, cancel.clone());

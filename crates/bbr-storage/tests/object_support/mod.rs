@@ -98,3 +98,28 @@ pub fn closed_port() -> u16 {
     drop(l);
     p
 }
+
+/// A FIFO is not a regular file: `put_file` refuses it at once, naming it (opening it for
+/// reading without `O_NONBLOCK` would wait for a writer forever).
+pub async fn assert_fifo_refused_at_once(d: &bbr_storage::object::ObjectDestination) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = within(
+        Duration::from_secs(5),
+        d.put_file(&fifo, "cancelled/file", &CancellationToken::new()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, bbr_storage::StorageError::NotUploadable(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&*fifo.to_string_lossy()), "{err}");
+}
