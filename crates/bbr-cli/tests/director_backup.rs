@@ -8,13 +8,7 @@ use support::*;
 const FOOTER: &str = "It is recommended that you run `bbr backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
 
 fn backup_job(h: &Harness) {
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
-        "bosh",
-        "backup",
-        "printf 'this is a backup\\n' > \"$BBR_ARTIFACT_DIRECTORY/backup\"\nmkdir -p \"$ARTIFACT_DIRECTORY/nested/empty\"\nhead -c 300000 /dev/urandom > \"$ARTIFACT_DIRECTORY/nested/big file\"",
-    );
-    h.script("bosh", "post-backup-unlock", "");
+    h.locked_backup_job("bosh", "printf 'this is a backup\\n' > \"$BBR_ARTIFACT_DIRECTORY/backup\"\nmkdir -p \"$ARTIFACT_DIRECTORY/nested/empty\"\nhead -c 300000 /dev/urandom > \"$ARTIFACT_DIRECTORY/nested/big file\"");
 }
 
 #[test]
@@ -101,9 +95,7 @@ fn artifact_path_must_exist() {
 #[test]
 fn backup_script_failure_unlocks_and_exits_1_without_footer() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "");
-    h.script("bosh", "backup", "echo 'ultra-bar' >&2\nexit 1");
-    h.script("bosh", "post-backup-unlock", "");
+    h.locked_backup_job("bosh", "echo 'ultra-bar' >&2\nexit 1");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
@@ -253,9 +245,7 @@ fn metadata_sees_bbr_version_and_orders_locks_by_job_name() {
         "echo 'backup_should_be_locked_before:\n- job_name: third\n  release: whatever'",
     );
     for job in ["first", "second", "third"] {
-        h.script(job, "pre-backup-lock", "");
-        h.script(job, "backup", "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
-        h.script(job, "post-backup-unlock", "");
+        h.locked_backup_job(job, "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
     }
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());

@@ -13,13 +13,7 @@ use std::process::Stdio;
 use support::*;
 
 fn simple_backup(h: &Harness) {
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
-        "bosh",
-        "backup",
-        "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"",
-    );
-    h.script("bosh", "post-backup-unlock", "");
+    h.locked_backup_job("bosh", "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"");
 }
 
 #[test]
@@ -172,13 +166,10 @@ fn the_private_key_never_reaches_output_or_logs() {
 #[test]
 fn a_hanging_script_is_killed_at_the_timeout_and_jobs_are_unlocked() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
+    h.locked_backup_job(
         "bosh",
-        "backup",
         "echo $$ > /var/vcap/sys/backup.pid\nsleep 300 &\nwait",
     );
-    h.script("bosh", "post-backup-unlock", "");
     let started = std::time::Instant::now();
     let run = h.bbr(&["--script-timeout", "2s", "backup"]);
     assert!(
@@ -208,13 +199,7 @@ fn a_hanging_script_is_killed_at_the_timeout_and_jobs_are_unlocked() {
 #[test]
 fn sigterm_kills_the_running_script_unlocks_and_cleans_up() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
-        "bosh",
-        "backup",
-        "touch /var/vcap/sys/backup-started\nsleep 300",
-    );
-    h.script("bosh", "post-backup-unlock", "");
+    h.locked_backup_job("bosh", "touch /var/vcap/sys/backup-started\nsleep 300");
     let mut child = h
         .command(&["backup"])
         .stdout(Stdio::piped())
@@ -376,13 +361,10 @@ fn a_connection_dropped_mid_drain_fails_the_backup_and_cleanup_still_happens() {
 #[test]
 fn a_full_artifact_disk_fails_the_drain_with_a_clear_error() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
+    h.locked_backup_job(
         "bosh",
-        "backup",
         "head -c 8000000 /dev/urandom > \"$BBR_ARTIFACT_DIRECTORY/big\"",
     );
-    h.script("bosh", "post-backup-unlock", "");
     let small = h.work.path().join("small");
     std::fs::create_dir(&small).unwrap();
     let mounted = std::process::Command::new("mount")
@@ -422,9 +404,7 @@ fn a_whole_backup_and_restore_each_use_one_ssh_connection() {
     let h = Harness::new();
     for job in ["one", "two", "three"] {
         h.script(job, "metadata", "echo '---'");
-        h.script(job, "pre-backup-lock", "");
-        h.script(job, "backup", "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
-        h.script(job, "post-backup-unlock", "");
+        h.locked_backup_job(job, "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
         h.script(job, "pre-restore-lock", "");
         h.script(job, "restore", "");
         h.script(job, "post-restore-unlock", "");
@@ -447,13 +427,10 @@ fn a_whole_backup_and_restore_each_use_one_ssh_connection() {
 #[test]
 fn root_commands_use_one_runner_unless_each_command_is_to_get_its_own_sudo() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
+    h.locked_backup_job(
         "bosh",
-        "backup",
         "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"\ncat /proc/$PPID/comm >> /var/vcap/sys/parents",
     );
-    h.script("bosh", "post-backup-unlock", "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     // Elsewhere: both runs may fall in the same second, which names the artifact.
@@ -476,13 +453,10 @@ fn root_commands_use_one_runner_unless_each_command_is_to_get_its_own_sudo() {
 #[test]
 fn a_drained_device_node_fails_the_backup_and_a_set_uid_file_is_kept_with_a_warning() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
+    h.locked_backup_job(
         "bosh",
-        "backup",
         "cd \"$BBR_ARTIFACT_DIRECTORY\"\necho data > d\nmknod mem c 1 1",
     );
-    h.script("bosh", "post-backup-unlock", "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     for word in [

@@ -11,13 +11,7 @@ use support::*;
 #[test]
 fn a_failing_noisy_script_shows_the_tail_of_its_stderr_and_what_was_dropped() {
     let h = Harness::new();
-    h.script("bosh", "pre-backup-lock", "");
-    h.script(
-        "bosh",
-        "backup",
-        "yes 'noise noise noise' | head -c 10000000 >&2\nhead -c 50000000 /dev/zero\necho 'the real reason' >&2\nexit 3",
-    );
-    h.script("bosh", "post-backup-unlock", "");
+    h.locked_backup_job("bosh", "yes 'noise noise noise' | head -c 10000000 >&2\nhead -c 50000000 /dev/zero\necho 'the real reason' >&2\nexit 3");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     let mut stderr: Vec<u8> = b"noise noise noise\n"

@@ -62,6 +62,14 @@ impl Harness {
         Run(self.command(args).output().expect("run bbr"))
     }
 
+    /// A job with do-nothing `pre-backup-lock` and `post-backup-unlock` scripts (each still
+    /// recorded) and a `backup` script running `backup_body`.
+    pub fn locked_backup_job(&self, job: &str, backup_body: &str) {
+        self.script(job, "pre-backup-lock", "");
+        self.script(job, "backup", backup_body);
+        self.script(job, "post-backup-unlock", "");
+    }
+
     /// Installs a script that records its run and then runs `body`.
     pub fn script(&self, job: &str, script: &str, body: &str) {
         let text = format!("{}{}\n", record(job, script), body);
