@@ -2,6 +2,13 @@
 //! small objects, resumable upload in chunks for large ones), authorised with the
 //! service-account credentials of `object_store`'s `GoogleCloudStorage`, which also serves
 //! reads and listings.
+//!
+//! Why uploads do not go through `object_store` as reads do: its GCS multipart upload uses
+//! the XML API (`POST …?uploads`, then parts and a completion document), which
+//! fake-gcs-server, the only GCS this project can test against, does not implement; the
+//! JSON API's resumable upload works on both, streams in bounded chunks the same way, and
+//! has a session that a cancelled upload deletes, so nothing partial is ever visible. A
+//! store that gains XML multipart in its emulator can drop this module's upload half.
 
 use std::sync::Arc;
 use std::time::Duration;
