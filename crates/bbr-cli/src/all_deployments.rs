@@ -179,7 +179,7 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
         connection.dialer.clone(),
     ) {
         Ok(s) => s.with_root_runner(crate::root_runner_wanted()),
-        Err(e) => return one(e),
+        Err(e) => return one(e.to_string()),
     };
     let options = settings.run_options.clone();
     match settings.sub {

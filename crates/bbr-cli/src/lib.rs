@@ -433,7 +433,7 @@ async fn run_deployment(
         connection.dialer.clone(),
     ) {
         Ok(s) => s.with_root_runner(root_runner_wanted()),
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let run_options = RunOptions {
         bbr_version: VERSION.to_string(),

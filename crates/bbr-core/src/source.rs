@@ -46,6 +46,22 @@ pub struct FoundDeployment {
     pub instances: Vec<FoundInstance>,
 }
 
+/// Why a source could not fetch the manifest or release an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The director (or other backend) behind the source failed; its message is shown as it
+    /// is, so `failed to cleanup ssh on <instance>: <message>` reads as it did in Go bbr.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SourceError {
+    /// Wraps a backend error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SourceError::Backend(Box::new(e))
+    }
+}
+
 /// Finds deployments and tears down what it set up for them.
 #[async_trait]
 pub trait DeploymentSource: Send + Sync {
@@ -59,13 +75,13 @@ pub trait DeploymentSource: Send + Sync {
     async fn find(&self, reporter: &dyn Reporter) -> Result<FoundDeployment, BbrError>;
 
     /// The deployment manifest, for `backup --with-manifest` (director mode has none).
-    async fn manifest(&self) -> Result<Option<String>, String> {
+    async fn manifest(&self) -> Result<Option<String>, SourceError> {
         Ok(None)
     }
 
     /// Releases what the source set up for an instance (deployment mode: the temporary
     /// SSH user). Called by every cleanup step, after the remote directory is removed.
-    async fn release_instance(&self, _instance: &Instance) -> Result<(), String> {
+    async fn release_instance(&self, _instance: &Instance) -> Result<(), SourceError> {
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use crate::error::BbrError;
 use crate::model::{Instance, ScriptKind};
 use crate::remote::{Output, Remote, RemoteError, StdoutSink};
 use crate::report::Reporter;
-use crate::source::{DeploymentSource, FoundDeployment, FoundInstance};
+use crate::source::{DeploymentSource, FoundDeployment, FoundInstance, SourceError};
 use crate::stop::StopSignal;
 use async_trait::async_trait;
 use futures::channel::oneshot;
@@ -738,18 +738,18 @@ impl DeploymentSource for FakeSource {
         })
     }
 
-    async fn manifest(&self) -> Result<Option<String>, String> {
+    async fn manifest(&self) -> Result<Option<String>, SourceError> {
         Ok(self.manifest.clone())
     }
 
-    async fn release_instance(&self, instance: &Instance) -> Result<(), String> {
+    async fn release_instance(&self, instance: &Instance) -> Result<(), SourceError> {
         let id = instance.identifier();
         self.released
             .lock()
             .expect("released lock")
             .push(id.clone());
         match self.release_failures.get(&id) {
-            Some(reason) => Err(reason.clone()),
+            Some(reason) => Err(SourceError::Backend(reason.clone().into())),
             None => Ok(()),
         }
     }

@@ -8,7 +8,7 @@
 //! instance of a group has no bbr scripts the rest of the group is assumed identical and
 //! skipped; unlike Go bbr, the temporary user is removed from skipped instances at once.
 
-use crate::client::{DirectorClient, SshHost, VmInfo};
+use crate::client::{DirectorClient, DirectorError, SshHost, VmInfo};
 use crate::manifest::ManifestInfo;
 use async_trait::async_trait;
 use bbr_core::discovery;
@@ -16,10 +16,32 @@ use bbr_core::error::BbrError;
 use bbr_core::model::Instance;
 use bbr_core::remote::Remote;
 use bbr_core::report::{Reporter, ReporterExt};
-use bbr_core::source::{DeploymentSource, FoundDeployment, FoundInstance};
+use bbr_core::source::{DeploymentSource, FoundDeployment, FoundInstance, SourceError};
 use bbr_ssh::{ConnectOptions, Dialer, HostKeyPolicy, SshConnection};
 use russh::keys::{PrivateKey, PublicKey};
 use std::sync::Arc;
+
+/// Why a temporary SSH identity could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TemporaryUserError {
+    /// Generating or encoding the ed25519 key failed.
+    #[error(transparent)]
+    Key(#[from] russh::keys::ssh_key::Error),
+}
+
+/// Why an instance's pinned host key could not be read from the director's SSH setup result.
+#[derive(Debug, thiserror::Error)]
+pub enum HostKeyError {
+    /// The line has no `<type> <base64>` fields.
+    #[error("ssh.NewConnection.ParseAuthorizedKey failed: ssh: no key found in {line:?}")]
+    NoKey {
+        /// The line the director sent.
+        line: String,
+    },
+    /// The base64 key does not decode.
+    #[error("ssh.NewConnection.ParseAuthorizedKey failed: {0}")]
+    Parse(#[source] russh::keys::Error),
+}
 
 /// A temporary SSH identity for one run.
 pub struct TemporaryUser {
@@ -33,12 +55,12 @@ pub struct TemporaryUser {
 
 impl TemporaryUser {
     /// A fresh user name and ed25519 key.
-    pub fn generate() -> Result<TemporaryUser, String> {
+    pub fn generate() -> Result<TemporaryUser, TemporaryUserError> {
         let name = format!("bosh_{}", &hex::encode(rand::random::<[u8; 8]>())[..15]);
         let seed: [u8; 32] = rand::random();
         let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
-        let key = PrivateKey::new(pair.into(), "bbr").map_err(|e| e.to_string())?;
-        let public_key_line = key.public_key().to_openssh().map_err(|e| e.to_string())?;
+        let key = PrivateKey::new(pair.into(), "bbr")?;
+        let public_key_line = key.public_key().to_openssh()?;
         Ok(TemporaryUser {
             name,
             key: Arc::new(key),
@@ -54,15 +76,41 @@ pub fn host_and_port(ip: &str) -> (String, u16) {
     bbr_gocompat::hostport::host_and_port(ip, 22).unwrap_or_else(|_| (ip.to_string(), 22))
 }
 
-fn parse_host_key(line: &str) -> Result<PublicKey, String> {
+fn parse_host_key(line: &str) -> Result<PublicKey, HostKeyError> {
     let mut fields = line.split_whitespace();
     let (Some(_kind), Some(base64)) = (fields.next(), fields.next()) else {
-        return Err(format!(
-            "ssh.NewConnection.ParseAuthorizedKey failed: ssh: no key found in {line:?}"
-        ));
+        return Err(HostKeyError::NoKey {
+            line: line.to_string(),
+        });
     };
-    russh::keys::parse_public_key_base64(base64)
-        .map_err(|e| format!("ssh.NewConnection.ParseAuthorizedKey failed: {e}"))
+    russh::keys::parse_public_key_base64(base64).map_err(HostKeyError::Parse)
+}
+
+/// Why the instances of one group could not be found (the text follows `failed to find
+/// instances for deployment <name>: `).
+#[derive(Debug, thiserror::Error)]
+enum DiscoveryError {
+    /// The pinned host key is unreadable.
+    #[error(transparent)]
+    HostKey(#[from] HostKeyError),
+    /// SSH to the instance failed.
+    #[error("failed to connect using ssh: {0}")]
+    Connect(#[source] bbr_ssh::SshError),
+    /// `echo %OS%` failed.
+    #[error("failed to check os: {0}")]
+    CheckOs(#[source] bbr_core::remote::RemoteError),
+    /// Listing the instance's scripts failed.
+    #[error("couldn't find jobs: {0}")]
+    FindJobs(#[source] BbrError),
+    /// The VM list has no entry for the instance id.
+    #[error("couldn't find instance index: vmInfo does not contain given vmID {0}")]
+    NoVmInfo(String),
+    /// The VM list entry has no index.
+    #[error("couldn't find instance index: vmInfo index is nil, given vmID {0}")]
+    NoIndex(String),
+    /// A backup-one-restore-all job's release name cannot name an artifact.
+    #[error(transparent)]
+    UnsafeReleaseName(#[from] bbr_artifact::naming::UnsafeName),
 }
 
 /// What probing one instance found.
@@ -95,7 +143,7 @@ impl DirectorDeployment {
         max_parallel: usize,
         on_warning: Arc<dyn Fn(String) + Send + Sync>,
         dialer: Dialer,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TemporaryUserError> {
         Ok(Self {
             client,
             deployment,
@@ -119,14 +167,13 @@ impl DirectorDeployment {
         &self.client
     }
 
-    async fn release(&self, group: &str, id: &str) -> Result<(), String> {
+    async fn release(&self, group: &str, id: &str) -> Result<(), DirectorError> {
         self.client
             .ssh_cleanup(&self.deployment, group, id, &self.user.name)
             .await
-            .map_err(|e| e.to_string())
     }
 
-    async fn connect(&self, host: &SshHost) -> Result<Arc<SshConnection>, String> {
+    async fn connect(&self, host: &SshHost) -> Result<Arc<SshConnection>, DiscoveryError> {
         let (addr, port) = host_and_port(&host.ip);
         let pinned = parse_host_key(&host.host_public_key)?;
         let options = ConnectOptions {
@@ -141,7 +188,7 @@ impl DirectorDeployment {
         };
         SshConnection::connect(options)
             .await
-            .map_err(|e| format!("failed to connect using ssh: {e}"))
+            .map_err(DiscoveryError::Connect)
     }
 
     async fn discover_group(
@@ -151,39 +198,42 @@ impl DirectorDeployment {
         vms: &[VmInfo],
         manifest: &ManifestInfo,
         reporter: &dyn Reporter,
-    ) -> Result<Vec<FoundInstance>, String> {
+    ) -> Result<Vec<FoundInstance>, DiscoveryError> {
         use futures::stream::{self, StreamExt};
         for h in &hosts {
             reporter.debug(format!("Attempting to SSH onto {}, {}", h.ip, h.id));
         }
-        let connected: Vec<Result<Arc<SshConnection>, String>> = stream::iter(hosts.clone())
-            .map(|h| async move { self.connect(&h).await })
-            .buffered(self.max_parallel.max(1))
-            .collect()
-            .await;
+        let connected: Vec<Result<Arc<SshConnection>, DiscoveryError>> =
+            stream::iter(hosts.clone())
+                .map(|h| async move { self.connect(&h).await })
+                .buffered(self.max_parallel.max(1))
+                .collect()
+                .await;
         // Probe every connected host at once: its OS, then its scripts.
-        let probes: Vec<Result<Probe, String>> = stream::iter(hosts.iter().cloned().zip(connected))
-            .map(|(host, connection)| async move {
-                let connection = connection?;
-                let identifier = format!("{group}/{}", host.id);
-                let os = connection
-                    .run("echo %OS%")
-                    .await
-                    .map_err(|e| format!("failed to check os: {e}"))?;
-                if os.stdout_text().trim() == "Windows_NT" {
-                    return Ok(Probe::Windows);
-                }
-                let scripts = discovery::find_scripts(connection.as_ref(), &identifier, reporter)
-                    .await
-                    .map_err(|e| format!("couldn't find jobs: {e}"))?;
-                Ok(Probe::Linux {
-                    connection,
-                    scripts,
+        let probes: Vec<Result<Probe, DiscoveryError>> =
+            stream::iter(hosts.iter().cloned().zip(connected))
+                .map(|(host, connection)| async move {
+                    let connection = connection?;
+                    let identifier = format!("{group}/{}", host.id);
+                    let os = connection
+                        .run("echo %OS%")
+                        .await
+                        .map_err(DiscoveryError::CheckOs)?;
+                    if os.stdout_text().trim() == "Windows_NT" {
+                        return Ok(Probe::Windows);
+                    }
+                    let scripts =
+                        discovery::find_scripts(connection.as_ref(), &identifier, reporter)
+                            .await
+                            .map_err(DiscoveryError::FindJobs)?;
+                    Ok(Probe::Linux {
+                        connection,
+                        scripts,
+                    })
                 })
-            })
-            .buffered(self.max_parallel.max(1))
-            .collect()
-            .await;
+                .buffered(self.max_parallel.max(1))
+                .collect()
+                .await;
         let mut found = Vec::new();
         let mut skip_rest = false;
         for (host, probe) in hosts.iter().zip(probes) {
@@ -211,18 +261,13 @@ impl DirectorDeployment {
                     scripts,
                 } => (connection, scripts),
             };
-            let vm = vms.iter().find(|v| v.id == host.id).ok_or_else(|| {
-                format!(
-                    "couldn't find instance index: vmInfo does not contain given vmID {}",
-                    host.id
-                )
-            })?;
-            let index = vm.index.ok_or_else(|| {
-                format!(
-                    "couldn't find instance index: vmInfo index is nil, given vmID {}",
-                    host.id
-                )
-            })?;
+            let vm = vms
+                .iter()
+                .find(|v| v.id == host.id)
+                .ok_or_else(|| DiscoveryError::NoVmInfo(host.id.clone()))?;
+            let index = vm
+                .index
+                .ok_or_else(|| DiscoveryError::NoIndex(host.id.clone()))?;
             let (addr, _) = host_and_port(&host.ip);
             let bootstrap = vm.bootstrap && vm.ips.iter().any(|ip| host_and_port(ip).0 == addr);
             let releases = scripts
@@ -250,8 +295,7 @@ impl DirectorDeployment {
                         "of job {job} in the manifest of deployment {}",
                         self.deployment
                     ),
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
             }
             if scripts.is_empty() {
                 reporter.debug(format!(
@@ -364,7 +408,7 @@ impl DeploymentSource for DirectorDeployment {
             {
                 Ok(found) => instances.extend(found),
                 Err(e) => {
-                    failure = Some(e);
+                    failure = Some(e.to_string());
                     break;
                 }
             }
@@ -391,16 +435,18 @@ impl DeploymentSource for DirectorDeployment {
         })
     }
 
-    async fn manifest(&self) -> Result<Option<String>, String> {
+    async fn manifest(&self) -> Result<Option<String>, SourceError> {
         self.client
             .manifest(&self.deployment)
             .await
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(SourceError::backend)
     }
 
-    async fn release_instance(&self, instance: &Instance) -> Result<(), String> {
-        self.release(&instance.group, &instance.id).await
+    async fn release_instance(&self, instance: &Instance) -> Result<(), SourceError> {
+        self.release(&instance.group, &instance.id)
+            .await
+            .map_err(SourceError::backend)
     }
 }
 
@@ -430,10 +476,18 @@ mod tests {
 
     #[test]
     fn host_keys_parse_from_authorized_keys_lines() {
+        let err = parse_host_key("garbage").unwrap_err();
+        assert!(matches!(err, HostKeyError::NoKey { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            r#"ssh.NewConnection.ParseAuthorizedKey failed: ssh: no key found in "garbage""#
+        );
+        let err = parse_host_key("ssh-ed25519 !!!notbase64").unwrap_err();
+        assert!(matches!(err, HostKeyError::Parse(_)), "{err:?}");
         assert!(
-            parse_host_key("garbage")
-                .unwrap_err()
-                .contains("ParseAuthorizedKey")
+            err.to_string()
+                .starts_with("ssh.NewConnection.ParseAuthorizedKey failed: "),
+            "{err}"
         );
         let u = TemporaryUser::generate().unwrap();
         assert!(parse_host_key(&u.public_key_line).is_ok());
