@@ -266,7 +266,7 @@ fn a_director_task_that_never_finishes_times_out() {
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
         run.stderr()
-            .contains("BBR_DIRECTOR_TASK_TIMEOUT: invalid duration"),
+            .contains("BBR_DIRECTOR_TASK_TIMEOUT: time: invalid duration \"soon\""),
         "{}",
         run.show()
     );
