@@ -35,6 +35,24 @@ pub enum ConfigError {
     Destination(String),
 }
 
+/// What is wrong with one destination entry (reported as `destination <n>[ (<name>)]: ...`
+/// inside [`ConfigError::Destination`]).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum DestinationConfigError {
+    /// No `type`.
+    #[error("Missing type for destination")]
+    MissingType,
+    /// A `type` this program does not know.
+    #[error("unknown destination type: {0}")]
+    UnknownType(String),
+    /// No `config` block for the type.
+    #[error("Missing config for {0}")]
+    MissingConfig(String),
+    /// Missing keys (`Missing values for <type>: a, b`) and invalid values, in that order.
+    #[error("{}", .0.join(", "))]
+    Values(Vec<String>),
+}
+
 /// The `alerts` block (service-alerts-client layout).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -661,7 +679,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn finish(self) -> Result<(), String> {
+    fn finish(self) -> Result<(), DestinationConfigError> {
         let mut problems = Vec::new();
         if !self.missing.is_empty() {
             problems.push(format!(
@@ -674,7 +692,7 @@ impl<'a> Reader<'a> {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join(", "))
+            Err(DestinationConfigError::Values(problems))
         }
     }
 }
@@ -682,15 +700,15 @@ impl<'a> Reader<'a> {
 fn validate_destination(
     raw: &RawDestinationConfig,
     gcp_file: Option<&Path>,
-) -> Result<DestinationConfig, String> {
+) -> Result<DestinationConfig, DestinationConfigError> {
     if raw.kind.is_empty() {
-        return Err("Missing type for destination".to_owned());
+        return Err(DestinationConfigError::MissingType);
     }
     if known_destination_keys(&raw.kind).is_none() {
-        return Err(format!("unknown destination type: {}", raw.kind));
+        return Err(DestinationConfigError::UnknownType(raw.kind.clone()));
     }
     let Some(map) = raw.config.as_ref() else {
-        return Err(format!("Missing config for {}", raw.kind));
+        return Err(DestinationConfigError::MissingConfig(raw.kind.clone()));
     };
     let mut r = Reader {
         kind: &raw.kind,

@@ -40,10 +40,45 @@ use crate::upload::{
 /// The S3 region used when none is configured (as the original).
 pub const DEFAULT_S3_REGION: &str = "us-west-2";
 
-/// Why a destination could not be built.
+/// Why the uploaders could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
+pub enum BuildError {
+    /// An S3 destination is configured and none of [`KNOWN_CA_CERTS`] exists.
+    #[error("could not locate a known ca cert")]
+    NoKnownCaCert,
+    /// One destination is unusable; `which` is `destination <n>[ (<name>)]`.
+    #[error("{which}: {source}")]
+    Destination {
+        /// `destination <n>` and its name, if it has one.
+        which: String,
+        /// What is wrong with it.
+        #[source]
+        source: DestinationError,
+    },
+}
+
+/// Why one destination could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    /// `ca_cert` names a file that cannot be read.
+    #[error("ca_cert file {path}: {source}")]
+    CaCertFile {
+        /// The configured path.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The S3 or Azure client could not be made.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    /// The Google Cloud Storage client could not be made.
+    #[error("error creating Google Cloud Storage client: {0}")]
+    GcsClient(#[source] StorageError),
+    /// SCP without `fingerprint` needs a state directory for trust on first use.
+    #[error("no fingerprint configured and no state directory to record the host key in")]
+    NoStateDir,
+}
 
 /// Builds one uploader per destination, in order. `state` provides the SCP
 /// trust-on-first-use record (required when an SCP destination has no `fingerprint`).
@@ -56,7 +91,7 @@ pub fn build_uploaders(
         .iter()
         .any(|d| matches!(d.settings, DestinationSettings::S3(_)));
     if has_s3 && !KNOWN_CA_CERTS.iter().any(|p| Path::new(p).exists()) {
-        return Err(BuildError("could not locate a known ca cert".to_string()));
+        return Err(BuildError::NoKnownCaCert);
     }
     let mut out: Vec<Box<dyn Uploader>> = Vec::with_capacity(destinations.len());
     for (i, dest) in destinations.iter().enumerate() {
@@ -67,20 +102,36 @@ pub fn build_uploaders(
         };
         let uploader: Box<dyn Uploader> = match &dest.settings {
             DestinationSettings::S3(c) => Box::new(
-                S3Uploader::new(&dest.name, c, deployment_name)
-                    .map_err(|e| BuildError(format!("{which}: {e}")))?,
+                S3Uploader::new(&dest.name, c, deployment_name).map_err(|source| {
+                    BuildError::Destination {
+                        which: which.clone(),
+                        source,
+                    }
+                })?,
             ),
             DestinationSettings::Azure(c) => Box::new(
-                AzureUploader::new(&dest.name, c, deployment_name)
-                    .map_err(|e| BuildError(format!("{which}: {e}")))?,
+                AzureUploader::new(&dest.name, c, deployment_name).map_err(|source| {
+                    BuildError::Destination {
+                        which: which.clone(),
+                        source,
+                    }
+                })?,
             ),
             DestinationSettings::Gcs(c) => Box::new(
-                GcsUploader::new(&dest.name, c, deployment_name)
-                    .map_err(|e| BuildError(format!("{which}: {e}")))?,
+                GcsUploader::new(&dest.name, c, deployment_name).map_err(|source| {
+                    BuildError::Destination {
+                        which: which.clone(),
+                        source,
+                    }
+                })?,
             ),
             DestinationSettings::Scp(c) => Box::new(
-                ScpUploader::new(&dest.name, c, deployment_name, state)
-                    .map_err(|e| BuildError(format!("{which}: {e}")))?,
+                ScpUploader::new(&dest.name, c, deployment_name, state).map_err(|source| {
+                    BuildError::Destination {
+                        which: which.clone(),
+                        source,
+                    }
+                })?,
             ),
         };
         out.push(uploader);
@@ -98,7 +149,7 @@ const KNOWN_CA_CERTS: [&str; 4] = [
 ];
 
 /// `ca_cert`: PEM text as is, anything else is the path of a PEM file.
-fn load_ca_cert(value: &str) -> Result<Option<String>, String> {
+fn load_ca_cert(value: &str) -> Result<Option<String>, DestinationError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
@@ -108,7 +159,10 @@ fn load_ca_cert(value: &str) -> Result<Option<String>, String> {
     }
     std::fs::read_to_string(value)
         .map(Some)
-        .map_err(|e| format!("ca_cert file {value}: {e}"))
+        .map_err(|source| DestinationError::CaCertFile {
+            path: value.to_owned(),
+            source,
+        })
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -184,7 +238,7 @@ pub struct S3Uploader {
 }
 
 impl S3Uploader {
-    fn new(name: &str, c: &S3Config, deployment: &str) -> Result<Self, String> {
+    fn new(name: &str, c: &S3Config, deployment: &str) -> Result<Self, DestinationError> {
         let settings = S3Settings {
             bucket: c.bucket_name.clone(),
             region: non_empty(&c.region),
@@ -194,8 +248,7 @@ impl S3Uploader {
             force_path_style: c.force_path_style,
             ca_cert_pem: load_ca_cert(&c.ca_cert)?,
         };
-        let store =
-            ObjectDestination::new(StoreSettings::S3(settings)).map_err(|e| e.to_string())?;
+        let store = ObjectDestination::new(StoreSettings::S3(settings))?;
         Ok(S3Uploader {
             name: name.to_owned(),
             bucket_name: c.bucket_name.clone(),
@@ -320,15 +373,14 @@ pub fn azure_endpoint(value: &str) -> AzureEndpoint {
 }
 
 impl AzureUploader {
-    fn new(name: &str, c: &AzureConfig, deployment: &str) -> Result<Self, String> {
+    fn new(name: &str, c: &AzureConfig, deployment: &str) -> Result<Self, DestinationError> {
         let settings = AzureSettings {
             account: c.storage_account.clone(),
             access_key: c.storage_access_key.clone(),
             container: c.container.clone(),
             endpoint: azure_endpoint(&c.endpoint),
         };
-        let store =
-            ObjectDestination::new(StoreSettings::Azure(settings)).map_err(|e| e.to_string())?;
+        let store = ObjectDestination::new(StoreSettings::Azure(settings))?;
         Ok(AzureUploader {
             name: name.to_owned(),
             container: c.container.clone(),
@@ -421,7 +473,7 @@ pub struct GcsUploader {
 }
 
 impl GcsUploader {
-    fn new(name: &str, c: &GcsConfig, deployment: &str) -> Result<Self, String> {
+    fn new(name: &str, c: &GcsConfig, deployment: &str) -> Result<Self, DestinationError> {
         let settings = GcsSettings {
             bucket: c.bucket_name.clone(),
             project_id: c.project_id.clone(),
@@ -429,7 +481,7 @@ impl GcsUploader {
             endpoint: non_empty(&c.endpoint),
         };
         let store = ObjectDestination::new(StoreSettings::Gcs(settings))
-            .map_err(|e| format!("error creating Google Cloud Storage client: {}", e))?;
+            .map_err(DestinationError::GcsClient)?;
         Ok(GcsUploader {
             name: name.to_owned(),
             bucket: c.bucket_name.clone(),
@@ -514,12 +566,9 @@ impl ScpUploader {
         c: &ScpConfig,
         deployment: &str,
         state: Option<&StateDir>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, DestinationError> {
         let (host_keys, record_file) = if c.fingerprint.trim().is_empty() {
-            let state = state.ok_or_else(|| {
-                "no fingerprint configured and no state directory to record the host key in"
-                    .to_owned()
-            })?;
+            let state = state.ok_or(DestinationError::NoStateDir)?;
             let record = state.scp_known_hosts();
             (
                 ScpHostKeys::TrustOnFirstUse {
@@ -665,7 +714,15 @@ mod tests {
             Some(pem)
         );
         let err = load_ca_cert("/no/such/ca.pem").expect_err("missing");
-        assert!(err.contains("/no/such/ca.pem"), "{err}");
+        assert!(
+            matches!(&err, DestinationError::CaCertFile { path, .. } if path == "/no/such/ca.pem"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("ca_cert file /no/such/ca.pem: "),
+            "{err}"
+        );
     }
 
     #[test]
@@ -678,7 +735,10 @@ mod tests {
         let err = build_uploaders(&dests, "", None)
             .err()
             .expect("needs state");
-        assert!(err.to_string().contains("state directory"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "destination 1: no fingerprint configured and no state directory to record the host key in"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let state = StateDir::prepare(Some(dir.path()), "").expect("state");
         let ups = build_uploaders(&dests, "", Some(&state)).expect("built");
