@@ -287,7 +287,7 @@ fn prepare(conn: &Conn<'_>, search: &ClientSearch) -> Result<Prepared, Failure> 
     let v = version::parse_semver(&text).map_err(|e| Failure::Fatal(e.to_string()))?;
     golog::log(&format!("MYSQL server version {v}"));
     let server = version::mysql_impl_of(&text);
-    let target = version::supported_mysql(server, &v).map_err(Failure::Fatal)?;
+    let target = version::supported_mysql(server, &v).map_err(|e| Failure::Fatal(e.to_string()))?;
     let tools = search
         .mysql_tools(target)
         .map_err(|e| Failure::Fatal(e.to_string()))?;

@@ -427,7 +427,7 @@ fn prepare<'a>(
     let psql = search.psql().map_err(|e| Failure::Fatal(e.to_string()))?;
     let conn = Conn::new(cfg, tls.as_ref(), psql);
     let v = conn.detect_version()?;
-    let major = version::supported_postgres_major(&v).map_err(Failure::Fatal)?;
+    let major = version::supported_postgres_major(&v).map_err(|e| Failure::Fatal(e.to_string()))?;
     let bin = search
         .pg_tool(tool, major)
         .map_err(|e| Failure::Fatal(e.to_string()))?;

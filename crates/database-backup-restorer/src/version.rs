@@ -49,6 +49,18 @@ pub enum VersionError {
     Postgres(String),
 }
 
+/// A server version outside the supported matrix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unsupported version of {product}: {major}.{minor}")]
+pub struct UnsupportedVersion {
+    /// `postgresql`, `mysql` or `mariadb`.
+    pub product: &'static str,
+    /// The server's major version.
+    pub major: String,
+    /// The server's minor version.
+    pub minor: String,
+}
+
 fn digits_at(b: &[u8], i: usize) -> usize {
     b[i..].iter().take_while(|c| c.is_ascii_digit()).count()
 }
@@ -141,15 +153,16 @@ pub fn mysql_impl_of(version_text: &str) -> MysqlImpl {
 pub const POSTGRES_MAJORS: std::ops::RangeInclusive<u32> = 13..=18;
 
 /// Checks a PostgreSQL server version against [`POSTGRES_MAJORS`]; returns the major.
-pub fn supported_postgres_major(v: &SemVer) -> Result<u32, String> {
+pub fn supported_postgres_major(v: &SemVer) -> Result<u32, UnsupportedVersion> {
     let m = v.major_num();
     if POSTGRES_MAJORS.contains(&m) {
         Ok(m)
     } else {
-        Err(format!(
-            "unsupported version of postgresql: {}.{}",
-            v.major, v.minor
-        ))
+        Err(UnsupportedVersion {
+            product: "postgresql",
+            major: v.major.clone(),
+            minor: v.minor.clone(),
+        })
     }
 }
 
@@ -175,19 +188,21 @@ impl fmt::Display for MysqlTarget {
 }
 
 /// Checks a MySQL/MariaDB server version against the supported matrix.
-pub fn supported_mysql(implementation: MysqlImpl, v: &SemVer) -> Result<MysqlTarget, String> {
+pub fn supported_mysql(
+    implementation: MysqlImpl,
+    v: &SemVer,
+) -> Result<MysqlTarget, UnsupportedVersion> {
     let (maj, min) = (v.major_num(), v.minor_num());
     let ok = match implementation {
         MysqlImpl::Mariadb => matches!(maj, 10 | 11),
         MysqlImpl::Mysql => maj == 8 && matches!(min, 0 | 4),
     };
     if !ok {
-        return Err(format!(
-            "unsupported version of {}: {}.{}",
-            implementation.as_str(),
-            v.major,
-            v.minor
-        ));
+        return Err(UnsupportedVersion {
+            product: implementation.as_str(),
+            major: v.major.clone(),
+            minor: v.minor.clone(),
+        });
     }
     Ok(MysqlTarget {
         implementation,
@@ -282,23 +297,23 @@ mod tests {
     fn matrix() {
         assert_eq!(supported_postgres_major(&sv("17", "2", "0")), Ok(17));
         assert_eq!(
-            supported_postgres_major(&sv("12", "9", "0")),
+            supported_postgres_major(&sv("12", "9", "0")).map_err(|e| e.to_string()),
             Err("unsupported version of postgresql: 12.9".into())
         );
         assert_eq!(
-            supported_postgres_major(&sv("9", "6", "0")),
+            supported_postgres_major(&sv("9", "6", "0")).map_err(|e| e.to_string()),
             Err("unsupported version of postgresql: 9.6".into())
         );
         assert!(supported_mysql(MysqlImpl::Mariadb, &sv("10", "11", "19-MariaDB")).is_ok());
         assert_eq!(
-            supported_mysql(MysqlImpl::Mariadb, &sv("5", "5", "0")),
+            supported_mysql(MysqlImpl::Mariadb, &sv("5", "5", "0")).map_err(|e| e.to_string()),
             Err("unsupported version of mariadb: 5.5".into())
         );
         assert!(supported_mysql(MysqlImpl::Mysql, &sv("8", "0", "666")).is_ok());
         assert!(supported_mysql(MysqlImpl::Mysql, &sv("8", "4", "666")).is_ok());
         for (a, b) in [("5", "7"), ("8", "1"), ("9", "0"), ("4", "7")] {
             assert_eq!(
-                supported_mysql(MysqlImpl::Mysql, &sv(a, b, "20")),
+                supported_mysql(MysqlImpl::Mysql, &sv(a, b, "20")).map_err(|e| e.to_string()),
                 Err(format!("unsupported version of mysql: {a}.{b}"))
             );
         }
