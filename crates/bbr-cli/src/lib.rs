@@ -316,11 +316,13 @@ async fn director_connector(
 ) -> Result<all_deployments::Connection, String> {
     let dialer = proxy_dialer(logger, default_known_hosts()).await?;
     let proxy_url = dialer.http_proxy_url().await?;
-    let target = bbr_director::Target::parse(flags.get("target").unwrap_or_default())?;
+    let target = bbr_director::Target::parse(flags.get("target").unwrap_or_default())
+        .map_err(|e| e.to_string())?;
     let ca = flags
         .get("ca-cert")
         .map(bbr_director::CaCert::load)
-        .transpose()?;
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let username = flags.get("username").unwrap_or_default().to_string();
     let password = bbr_director::client::Secret::new(flags.get("password").unwrap_or_default());
     let debug_logger = logger.clone();

@@ -13,4 +13,4 @@ pub mod source;
 pub mod target;
 
 pub use client::{DirectorClient, DirectorError, SshHost, VmInfo};
-pub use target::{CaCert, Target};
+pub use target::{CaCert, CaCertError, Target, TargetError};

@@ -51,14 +51,21 @@ fn bora(props: &Option<serde_json::Value>) -> bool {
         .unwrap_or(false)
 }
 
+/// Why a deployment manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not YAML of the expected shape, or over the parser's limits.
+    #[error(transparent)]
+    Yaml(#[from] serde_saphyr::Error),
+}
+
 impl ManifestInfo {
     /// Parses a manifest; errors name what is wrong.
-    pub fn parse(text: &str) -> Result<ManifestInfo, String> {
+    pub fn parse(text: &str) -> Result<ManifestInfo, ManifestError> {
         // The same limits as for the artifact's metadata: scaled from the text's size, so a
         // large manifest (which `--with-manifest` stores verbatim) is never refused for its
         // size, while alias bombs and deep nesting still are.
-        let raw: RawManifest =
-            bbr_artifact::yaml_limits::from_str(text).map_err(|e| e.to_string())?;
+        let raw: RawManifest = bbr_artifact::yaml_limits::from_str(text)?;
         let mut groups = BTreeMap::new();
         let v2 = !raw.instance_groups.is_empty();
         for g in if v2 { raw.instance_groups } else { raw.jobs } {
@@ -141,7 +148,7 @@ mod tests {
         }
         text.push_str("instance_groups: []\n");
         let err = ManifestInfo::parse(&text).expect_err("bomb");
-        assert!(err.contains("budget breached"), "{err}");
+        assert!(err.to_string().contains("budget breached"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,55 @@
 
 use std::path::Path;
 
+/// Why a `--target` value is not a director address (bosh-cli's `invalid bosh URL` texts).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The port is not a number from 0 to 65535.
+    #[error("invalid bosh URL - {text:?}: the port is not a number")]
+    Port {
+        /// The value as given.
+        text: String,
+    },
+    /// The address's shape is wrong (stray brackets, too many colons).
+    #[error("invalid bosh URL - {text:?}: {source}")]
+    Address {
+        /// The value as given.
+        text: String,
+        /// Why the host and port could not be split.
+        #[source]
+        source: bbr_gocompat::HostPortError,
+    },
+    /// No host.
+    #[error("invalid bosh URL - {text:?}: expected a host")]
+    NoHost {
+        /// The value as given.
+        text: String,
+    },
+}
+
+/// Why `--ca-cert` could not be used (bosh-cli's texts).
+#[derive(Debug, thiserror::Error)]
+pub enum CaCertError {
+    /// The file does not exist.
+    #[error("open {path}: no such file or directory")]
+    NotFound {
+        /// The path as given.
+        path: String,
+    },
+    /// The file could not be read.
+    #[error("open {path}: {source}")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither the text nor the file holds a certificate.
+    #[error("Missing PEM block")]
+    MissingPemBlock,
+}
+
 /// A director address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -15,8 +64,7 @@ pub struct Target {
 
 impl Target {
     /// Parses a `--target` value; errors carry bosh-cli's `invalid bosh URL` prefix.
-    pub fn parse(text: &str) -> Result<Target, String> {
-        let invalid = |why: &str| format!("invalid bosh URL - {text:?}: {why}");
+    pub fn parse(text: &str) -> Result<Target, TargetError> {
         let rest = match text.split_once("://") {
             Some((_, r)) => r,
             None => text,
@@ -24,11 +72,18 @@ impl Target {
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let (host, port) =
             bbr_gocompat::hostport::host_and_port(authority, 25555).map_err(|e| match e {
-                bbr_gocompat::HostPortError::Port { .. } => invalid("the port is not a number"),
-                other => invalid(&other.to_string()),
+                bbr_gocompat::HostPortError::Port { .. } => TargetError::Port {
+                    text: text.to_string(),
+                },
+                source => TargetError::Address {
+                    text: text.to_string(),
+                    source,
+                },
             })?;
         if host.is_empty() {
-            return Err(invalid("expected a host"));
+            return Err(TargetError::NoHost {
+                text: text.to_string(),
+            });
         }
         Ok(Target { host, port })
     }
@@ -49,20 +104,25 @@ pub struct CaCert(pub String);
 impl CaCert {
     /// Reads the value of `--ca-cert` / `CA_CERT` / `BOSH_CA_CERT`: PEM text is used as is,
     /// anything else is a file to read. Errors are bosh-cli's texts.
-    pub fn load(value: &str) -> Result<CaCert, String> {
+    pub fn load(value: &str) -> Result<CaCert, CaCertError> {
         let pem = if value.trim_start().starts_with("-----BEGIN") {
             value.to_string()
         } else {
             std::fs::read_to_string(Path::new(value)).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("open {value}: no such file or directory")
+                    CaCertError::NotFound {
+                        path: value.to_string(),
+                    }
                 } else {
-                    format!("open {value}: {e}")
+                    CaCertError::Read {
+                        path: value.to_string(),
+                        source: e,
+                    }
                 }
             })?
         };
         if !pem.contains("-----BEGIN CERTIFICATE-----") {
-            return Err("Missing PEM block".to_string());
+            return Err(CaCertError::MissingPemBlock);
         }
         Ok(CaCert(pem))
     }
@@ -87,15 +147,13 @@ mod tests {
             Target::parse("[::1]:25555").unwrap().url(),
             "https://[::1]:25555"
         );
-        assert!(
-            Target::parse("https://:25555")
-                .unwrap_err()
-                .starts_with("invalid bosh URL")
+        assert_eq!(
+            Target::parse("https://:25555").unwrap_err().to_string(),
+            r#"invalid bosh URL - "https://:25555": expected a host"#
         );
-        assert!(
-            Target::parse("h:port")
-                .unwrap_err()
-                .contains("invalid bosh URL")
+        assert_eq!(
+            Target::parse("h:port").unwrap_err().to_string(),
+            r#"invalid bosh URL - "h:port": the port is not a number"#
         );
         // A bare IPv6 address is a host on the default port (it used to split at its last
         // colon into host "::" and port 1).
@@ -106,7 +164,13 @@ mod tests {
                 port: 25555
             }
         );
-        assert!(Target::parse("https://[::1/").is_err());
+        let err = Target::parse("https://[::1/").unwrap_err();
+        assert!(matches!(err, TargetError::Address { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with(r#"invalid bosh URL - "https://[::1/": address "#),
+            "{err}"
+        );
     }
 
     #[test]
@@ -114,13 +178,15 @@ mod tests {
         let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         assert_eq!(CaCert::load(pem).unwrap().0, pem);
         assert_eq!(
-            CaCert::load("/tmp/whatever-not-here").unwrap_err(),
+            CaCert::load("/tmp/whatever-not-here")
+                .unwrap_err()
+                .to_string(),
             "open /tmp/whatever-not-here: no such file or directory"
         );
         let dir = std::env::temp_dir().join(format!("bbr-ca-{}", std::process::id()));
         std::fs::write(&dir, "not a cert").unwrap();
         assert_eq!(
-            CaCert::load(dir.to_str().unwrap()).unwrap_err(),
+            CaCert::load(dir.to_str().unwrap()).unwrap_err().to_string(),
             "Missing PEM block"
         );
         let _ = std::fs::remove_file(dir);
