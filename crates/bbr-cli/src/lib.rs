@@ -259,7 +259,7 @@ async fn proxy_dialer(logger: &Logger, known_hosts: PathBuf) -> Result<bbr_ssh::
     else {
         return Ok(bbr_ssh::Dialer::Direct);
     };
-    let spec = bbr_ssh::ProxySpec::parse(&value)?;
+    let spec = bbr_ssh::ProxySpec::parse(&value).map_err(|e| e.to_string())?;
     let warn_logger = logger.clone();
     bbr_ssh::Dialer::for_proxy(&spec, known_hosts, Arc::new(move |m| warn_logger.warn(m)))
         .await

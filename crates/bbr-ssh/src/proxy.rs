@@ -14,6 +14,58 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Why a `BOSH_ALL_PROXY` value is unusable; every text starts `BOSH_ALL_PROXY "<value>": `.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No `<scheme>://`.
+    #[error("BOSH_ALL_PROXY {value:?}: expected socks5:// or ssh+socks5://")]
+    NoScheme {
+        /// The value as given.
+        value: String,
+    },
+    /// The port is not a number from 0 to 65535.
+    #[error("BOSH_ALL_PROXY {value:?}: bad port")]
+    BadPort {
+        /// The value as given.
+        value: String,
+    },
+    /// The authority is not `host:port`.
+    #[error("BOSH_ALL_PROXY {value:?}: expected host:port ({source})")]
+    HostPort {
+        /// The value as given.
+        value: String,
+        /// Why it could not be split.
+        #[source]
+        source: bbr_gocompat::HostPortError,
+    },
+    /// An empty host.
+    #[error("BOSH_ALL_PROXY {value:?}: expected a host")]
+    NoHost {
+        /// The value as given.
+        value: String,
+    },
+    /// `ssh+socks5://` without a user.
+    #[error("BOSH_ALL_PROXY {value:?}: expected user@host:port")]
+    NoUser {
+        /// The value as given.
+        value: String,
+    },
+    /// `ssh+socks5://` without `?private-key=FILE`.
+    #[error("BOSH_ALL_PROXY {value:?}: expected ?private-key=FILE")]
+    NoKey {
+        /// The value as given.
+        value: String,
+    },
+    /// A scheme other than `socks5`, `socks5h` and `ssh+socks5`.
+    #[error("BOSH_ALL_PROXY {value:?}: unsupported scheme {scheme:?}")]
+    Scheme {
+        /// The value as given.
+        value: String,
+        /// The scheme.
+        scheme: String,
+    },
+}
+
 /// A parsed `BOSH_ALL_PROXY` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxySpec {
@@ -39,11 +91,11 @@ pub enum ProxySpec {
 
 impl ProxySpec {
     /// Parses a `BOSH_ALL_PROXY` value; errors name what is wrong.
-    pub fn parse(value: &str) -> Result<ProxySpec, String> {
-        let bad = |why: &str| format!("BOSH_ALL_PROXY {value:?}: {why}");
+    pub fn parse(value: &str) -> Result<ProxySpec, ProxyError> {
+        let owned = || value.to_string();
         let (scheme, rest) = value
             .split_once("://")
-            .ok_or_else(|| bad("expected socks5:// or ssh+socks5://"))?;
+            .ok_or_else(|| ProxyError::NoScheme { value: owned() })?;
         let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
         let authority = authority.trim_end_matches('/');
         let (user, hostport) = match authority.rsplit_once('@') {
@@ -51,23 +103,32 @@ impl ProxySpec {
             None => (None, authority),
         };
         let (host, port) = match bbr_gocompat::split_host_port(hostport) {
-            Ok((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),
-            Err(e) => return Err(bad(&format!("expected host:port ({e})"))),
+            Ok((h, p)) => (
+                h.to_string(),
+                p.parse()
+                    .map_err(|_| ProxyError::BadPort { value: owned() })?,
+            ),
+            Err(source) => {
+                return Err(ProxyError::HostPort {
+                    value: owned(),
+                    source,
+                });
+            }
         };
         if host.is_empty() {
-            return Err(bad("expected a host"));
+            return Err(ProxyError::NoHost { value: owned() });
         }
         match scheme {
             "socks5" | "socks5h" => Ok(ProxySpec::Socks5 { host, port }),
             "ssh+socks5" => {
                 let user = user
                     .filter(|u| !u.is_empty())
-                    .ok_or_else(|| bad("expected user@host:port"))?;
+                    .ok_or_else(|| ProxyError::NoUser { value: owned() })?;
                 let key = query
                     .split('&')
                     .find_map(|kv| kv.strip_prefix("private-key="))
                     .filter(|k| !k.is_empty())
-                    .ok_or_else(|| bad("expected ?private-key=FILE"))?;
+                    .ok_or_else(|| ProxyError::NoKey { value: owned() })?;
                 Ok(ProxySpec::SshTunnel {
                     user,
                     host,
@@ -75,7 +136,10 @@ impl ProxySpec {
                     key: PathBuf::from(key),
                 })
             }
-            other => Err(bad(&format!("unsupported scheme {other:?}"))),
+            other => Err(ProxyError::Scheme {
+                value: owned(),
+                scheme: other.to_string(),
+            }),
         }
     }
 }
@@ -329,25 +393,42 @@ mod tests {
                 key: "/tmp/key".into()
             }
         );
-        assert!(
+        assert_eq!(
             ProxySpec::parse("ssh+socks5://10.0.0.2:22?private-key=/k")
                 .unwrap_err()
-                .contains("user@")
+                .to_string(),
+            r#"BOSH_ALL_PROXY "ssh+socks5://10.0.0.2:22?private-key=/k": expected user@host:port"#
         );
-        assert!(
+        assert_eq!(
             ProxySpec::parse("ssh+socks5://u@10.0.0.2:22")
                 .unwrap_err()
-                .contains("private-key")
+                .to_string(),
+            r#"BOSH_ALL_PROXY "ssh+socks5://u@10.0.0.2:22": expected ?private-key=FILE"#
         );
-        assert!(
-            ProxySpec::parse("http://x:1")
-                .unwrap_err()
-                .contains("unsupported scheme")
+        assert_eq!(
+            ProxySpec::parse("http://x:1").unwrap_err().to_string(),
+            r#"BOSH_ALL_PROXY "http://x:1": unsupported scheme "http""#
         );
-        assert!(
-            ProxySpec::parse("socks5://x")
+        assert_eq!(
+            ProxySpec::parse("socks5://10.0.0.1:99999")
                 .unwrap_err()
-                .contains("host:port")
+                .to_string(),
+            r#"BOSH_ALL_PROXY "socks5://10.0.0.1:99999": bad port"#
+        );
+        assert_eq!(
+            ProxySpec::parse("socks5://:1080").unwrap_err().to_string(),
+            r#"BOSH_ALL_PROXY "socks5://:1080": expected a host"#
+        );
+        assert_eq!(
+            ProxySpec::parse("x").unwrap_err().to_string(),
+            r#"BOSH_ALL_PROXY "x": expected socks5:// or ssh+socks5://"#
+        );
+        let err = ProxySpec::parse("socks5://x").unwrap_err();
+        assert!(matches!(err, ProxyError::HostPort { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with(r#"BOSH_ALL_PROXY "socks5://x": expected host:port (address x: "#),
+            "{err}"
         );
     }
 }
