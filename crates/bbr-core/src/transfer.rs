@@ -419,7 +419,19 @@ impl Read for TeeReader {
     }
 }
 
-type HashResult = Result<TarSummary, String>;
+/// Why the hasher thread rejected the streamed tar (the text follows `Backup is corrupted:
+/// <file> `).
+#[derive(Debug, thiserror::Error)]
+enum HashError {
+    /// A block could not be parsed.
+    #[error("is not a valid tar: {0}")]
+    Invalid(#[source] bbr_artifact::ArtifactError),
+    /// The stream ended inside an entry or without its end blocks.
+    #[error("is incomplete: {0}")]
+    Incomplete(#[source] bbr_artifact::ArtifactError),
+}
+
+type HashResult = Result<TarSummary, HashError>;
 
 /// Starts a thread that hashes the tar stream it is sent; its result arrives on the
 /// returned receiver once every sender is dropped.
@@ -433,12 +445,12 @@ fn spawn_hasher() -> (SyncSender<Vec<u8>>, oneshot::Receiver<HashResult>) {
             if error.is_none()
                 && let Err(e) = hasher.feed(&chunk)
             {
-                error = Some(format!("is not a valid tar: {e}"));
+                error = Some(HashError::Invalid(e));
             }
         }
         let result = match error {
             Some(e) => Err(e),
-            None => hasher.finish().map_err(|e| format!("is incomplete: {e}")),
+            None => hasher.finish().map_err(HashError::Incomplete),
         };
         let _ = done_tx.send(result);
     });

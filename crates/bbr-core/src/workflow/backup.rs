@@ -31,7 +31,10 @@ impl Session<'_> {
             ))));
         }
         if let Err(problems) = self.check_artifact_dirs().await {
-            return Err(one(BbrError::new(ErrorKind::ArtifactDir, problems)));
+            return Err(one(BbrError::new(
+                ErrorKind::ArtifactDir,
+                problems.to_string(),
+            )));
         }
         self.validate_order(Phase::Backup).map_err(one)?;
         Ok(())

@@ -15,6 +15,51 @@ use crate::{ARTIFACT_DIRECTORY, commands};
 use futures::stream::{self, StreamExt};
 use std::sync::Arc;
 
+/// Why an instance is not ready for a run: its artifact directory exists already, or could
+/// not be checked.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ArtifactDirProblem {
+    /// The directory is there (a previous run was not cleaned up).
+    #[error(
+        "Directory {} already exists on instance {instance}",
+        ARTIFACT_DIRECTORY
+    )]
+    Exists {
+        /// `<group>/<id>`.
+        instance: String,
+    },
+    /// `sudo` refused the check.
+    #[error(
+        "Error checking {} on instance {instance}: {stderr}{hint}",
+        ARTIFACT_DIRECTORY
+    )]
+    Sudo {
+        /// `<group>/<id>`.
+        instance: String,
+        /// What sudo printed.
+        stderr: String,
+        /// [`discovery::sudo_hint`] for it.
+        hint: &'static str,
+    },
+    /// The check could not be run.
+    #[error(
+        "Error checking {} on instance {instance}: {source}",
+        ARTIFACT_DIRECTORY
+    )]
+    Remote {
+        /// `<group>/<id>`.
+        instance: String,
+        /// Why.
+        #[source]
+        source: crate::remote::RemoteError,
+    },
+}
+
+/// Every instance's [`ArtifactDirProblem`], one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub(super) struct ArtifactDirProblems(pub(super) Vec<ArtifactDirProblem>);
+
 /// Runs `f` over `items` with at most `max` in flight, keeping input order in the results.
 pub(super) async fn bounded<T, F, Fut, R>(items: Vec<T>, max: usize, f: F) -> Vec<R>
 where
@@ -170,7 +215,7 @@ impl<'a> Session<'a> {
         })
     }
 
-    pub(super) async fn check_artifact_dirs(&self) -> Result<(), String> {
+    pub(super) async fn check_artifact_dirs(&self) -> Result<(), ArtifactDirProblems> {
         let instances = self.deployment().instances.clone();
         let results = bounded(instances, self.options.max_parallel, |i| async move {
             let out = i
@@ -178,29 +223,27 @@ impl<'a> Session<'a> {
                 .run_as_root(&commands::stat_artifact_directory())
                 .await;
             match out {
-                Ok(o) if o.success() => Some(format!(
-                    "Directory {ARTIFACT_DIRECTORY} already exists on instance {}",
-                    i.identifier()
-                )),
-                Ok(o) if o.stderr_text().contains("sudo:") => Some(format!(
-                    "Error checking {ARTIFACT_DIRECTORY} on instance {}: {}{}",
-                    i.identifier(),
-                    o.stderr_text(),
-                    discovery::sudo_hint(&o.stderr_text())
-                )),
+                Ok(o) if o.success() => Some(ArtifactDirProblem::Exists {
+                    instance: i.identifier(),
+                }),
+                Ok(o) if o.stderr_text().contains("sudo:") => Some(ArtifactDirProblem::Sudo {
+                    instance: i.identifier(),
+                    hint: discovery::sudo_hint(&o.stderr_text()),
+                    stderr: o.stderr_text().to_string(),
+                }),
                 Ok(_) => None,
-                Err(e) => Some(format!(
-                    "Error checking {ARTIFACT_DIRECTORY} on instance {}: {e}",
-                    i.identifier()
-                )),
+                Err(source) => Some(ArtifactDirProblem::Remote {
+                    instance: i.identifier(),
+                    source,
+                }),
             }
         })
         .await;
-        let problems: Vec<String> = results.into_iter().flatten().collect();
+        let problems: Vec<ArtifactDirProblem> = results.into_iter().flatten().collect();
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("\n"))
+            Err(ArtifactDirProblems(problems))
         }
     }
 
