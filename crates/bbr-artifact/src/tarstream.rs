@@ -1105,32 +1105,64 @@ fn cstr(field: &[u8]) -> &[u8] {
     }
 }
 
+/// Why a numeric header field or the header checksum is unusable: the detail of the
+/// corrupt-entry [`ArtifactError`] that names the entry and the header position.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum HeaderFieldError {
+    /// A base-256 number with the sign bit set.
+    #[error("negative base-256 number")]
+    NegativeBase256,
+    /// A base-256 number wider than 64 bits.
+    #[error("base-256 number overflows 64 bits")]
+    Base256Overflows64,
+    /// A base-256 number over `i64::MAX`.
+    #[error("base-256 number overflows 63 bits")]
+    Base256Overflows63,
+    /// A field with a byte other than octal digits, spaces and NULs (the field, lossily).
+    #[error("{0:?} is not an octal number")]
+    NotOctal(String),
+    /// An octal number over `u64::MAX`.
+    #[error("octal number overflows")]
+    OctalOverflows,
+    /// The checksum field itself is unreadable.
+    #[error("invalid header checksum field: {0}")]
+    ChecksumField(#[source] Box<HeaderFieldError>),
+    /// The checksum does not match the header.
+    #[error("header checksum mismatch (stored {stored}, computed {computed}): corrupted header")]
+    ChecksumMismatch {
+        /// The checksum field's value.
+        stored: u64,
+        /// The unsigned byte sum of the header.
+        computed: u64,
+    },
+}
+
 /// Go `parseNumeric`: base-256 when the high bit of the first byte is set (GNU), octal
 /// otherwise (surrounding spaces and NULs ignored). Negative values are refused.
-fn parse_numeric(field: &[u8]) -> Result<u64, String> {
+fn parse_numeric(field: &[u8]) -> Result<u64, HeaderFieldError> {
     if let Some(&first) = field.first()
         && first & 0x80 != 0
     {
         if first & 0x40 != 0 {
-            return Err("negative base-256 number".into());
+            return Err(HeaderFieldError::NegativeBase256);
         }
         let mut value: u64 = 0;
         for (i, &byte) in field.iter().enumerate() {
             let byte = if i == 0 { byte & 0x7f } else { byte };
             if value >> 56 != 0 {
-                return Err("base-256 number overflows 64 bits".into());
+                return Err(HeaderFieldError::Base256Overflows64);
             }
             value = (value << 8) | u64::from(byte);
         }
         if value >> 63 != 0 {
-            return Err("base-256 number overflows 63 bits".into());
+            return Err(HeaderFieldError::Base256Overflows63);
         }
         return Ok(value);
     }
     parse_octal(field)
 }
 
-fn parse_octal(field: &[u8]) -> Result<u64, String> {
+fn parse_octal(field: &[u8]) -> Result<u64, HeaderFieldError> {
     let trimmed = trim(field);
     if trimmed.is_empty() {
         return Ok(0);
@@ -1138,15 +1170,14 @@ fn parse_octal(field: &[u8]) -> Result<u64, String> {
     let mut value: u64 = 0;
     for &c in trimmed {
         if !(b'0'..=b'7').contains(&c) {
-            return Err(format!(
-                "{:?} is not an octal number",
-                String::from_utf8_lossy(field)
+            return Err(HeaderFieldError::NotOctal(
+                String::from_utf8_lossy(field).into_owned(),
             ));
         }
         value = value
             .checked_mul(8)
             .and_then(|v| v.checked_add(u64::from(c - b'0')))
-            .ok_or_else(|| "octal number overflows".to_string())?;
+            .ok_or(HeaderFieldError::OctalOverflows)?;
     }
     Ok(value)
 }
@@ -1163,9 +1194,9 @@ fn trim(field: &[u8]) -> &[u8] {
 
 /// The header checksum must equal the unsigned (POSIX) or signed (historic) byte sum
 /// of the block with the checksum field taken as spaces.
-fn verify_checksum(block: &[u8; BLOCK]) -> Result<(), String> {
+fn verify_checksum(block: &[u8; BLOCK]) -> Result<(), HeaderFieldError> {
     let stored =
-        parse_octal(&block[148..156]).map_err(|e| format!("invalid header checksum field: {e}"))?;
+        parse_octal(&block[148..156]).map_err(|e| HeaderFieldError::ChecksumField(Box::new(e)))?;
     let mut unsigned: u64 = 0;
     let mut signed: i64 = 0;
     for (i, &b) in block.iter().enumerate() {
@@ -1176,9 +1207,10 @@ fn verify_checksum(block: &[u8; BLOCK]) -> Result<(), String> {
     if stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed) {
         Ok(())
     } else {
-        Err(format!(
-            "header checksum mismatch (stored {stored}, computed {unsigned}): corrupted header"
-        ))
+        Err(HeaderFieldError::ChecksumMismatch {
+            stored,
+            computed: unsigned,
+        })
     }
 }
 
@@ -1504,11 +1536,18 @@ mod tests {
         assert_eq!(parse_numeric(b"00000000017\0"), Ok(15));
         assert_eq!(parse_numeric(b"   17 \0\0\0\0\0\0"), Ok(15));
         assert_eq!(parse_numeric(b"\0\0\0\0\0\0\0\0\0\0\0\0"), Ok(0));
-        assert!(parse_numeric(b"0000000001 9").is_err());
-        assert!(parse_numeric(&[0xff; 12]).is_err());
+        let err = parse_numeric(b"0000000001 9").unwrap_err();
+        assert_eq!(err.to_string(), r#""0000000001 9" is not an octal number"#);
+        assert_eq!(
+            parse_numeric(&[0xff; 12]),
+            Err(HeaderFieldError::NegativeBase256)
+        );
         let mut overflow = [0xffu8; 12];
         overflow[0] = 0x80;
-        assert!(parse_numeric(&overflow).is_err());
+        assert_eq!(
+            parse_numeric(&overflow),
+            Err(HeaderFieldError::Base256Overflows64)
+        );
         let mut max = [0u8; 12];
         max[0] = 0x80;
         max[4] = 0x7f;
