@@ -315,7 +315,7 @@ async fn director_connector(
     task_timeout: std::time::Duration,
 ) -> Result<all_deployments::Connection, String> {
     let dialer = proxy_dialer(logger, default_known_hosts()).await?;
-    let proxy_url = dialer.http_proxy_url().await?;
+    let proxy_url = dialer.http_proxy_url().await.map_err(|e| e.to_string())?;
     let target = bbr_director::Target::parse(flags.get("target").unwrap_or_default())
         .map_err(|e| e.to_string())?;
     let ca = flags

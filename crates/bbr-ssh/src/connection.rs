@@ -188,7 +188,7 @@ async fn establish(options: &ConnectOptions) -> Result<Handle<ClientHandler>, Ss
         Err(reason) => {
             return Err(SshError::Dial {
                 host: address,
-                reason,
+                reason: reason.to_string(),
             });
         }
     };
@@ -417,12 +417,11 @@ impl SshConnection {
         &self,
         host: &str,
         port: u16,
-    ) -> Result<russh::ChannelStream<client::Msg>, String> {
+    ) -> Result<russh::ChannelStream<client::Msg>, russh::Error> {
         let slot = self.handle.lock().await.clone();
         let channel = slot
             .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(channel.into_stream())
     }
 

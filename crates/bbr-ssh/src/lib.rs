@@ -17,4 +17,4 @@ mod root_runner;
 
 pub use connection::{ConnectOptions, SshConnection, SshError};
 pub use hostkey::HostKeyPolicy;
-pub use proxy::{Dialer, ProxyError, ProxySpec};
+pub use proxy::{DialError, Dialer, ProxyError, ProxySpec};

@@ -66,6 +66,76 @@ pub enum ProxyError {
     },
 }
 
+/// Why a stream to a destination could not be opened (Go's `dial tcp` wording for direct
+/// connections).
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The name did not resolve (`reason` in Go's words, e.g. `no such host`).
+    #[error("dial tcp: lookup {host}: {reason}")]
+    Lookup {
+        /// The name.
+        host: String,
+        /// Why, as Go words it.
+        reason: String,
+    },
+    /// The name resolved to no address.
+    #[error("dial tcp: lookup {host}: no such host")]
+    NoAddress {
+        /// The name.
+        host: String,
+    },
+    /// TCP connect failed.
+    #[error("dial tcp {host}:{port}: {source}")]
+    Connect {
+        /// The destination host.
+        host: String,
+        /// The destination port.
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SOCKS5 proxy could not be reached.
+    #[error("connecting to the SOCKS5 proxy {proxy}:{proxy_port}: {source}")]
+    ProxyConnect {
+        /// The proxy host.
+        proxy: String,
+        /// The proxy port.
+        proxy_port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SOCKS5 proxy refused or failed the connection.
+    #[error("SOCKS5 proxy {proxy}:{proxy_port} to {host}:{port}: {source}")]
+    Socks5 {
+        /// The proxy host.
+        proxy: String,
+        /// The proxy port.
+        proxy_port: u16,
+        /// The destination host.
+        host: String,
+        /// The destination port.
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The jump host refused or failed the `direct-tcpip` channel.
+    #[error("tunnelling to {host}:{port} through {jump}: {source}")]
+    Tunnel {
+        /// The destination host.
+        host: String,
+        /// The destination port.
+        port: u16,
+        /// The jump host's host:port.
+        jump: String,
+        /// Why.
+        #[source]
+        source: russh::Error,
+    },
+}
+
 /// A parsed `BOSH_ALL_PROXY` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxySpec {
@@ -193,33 +263,50 @@ impl Dialer {
     }
 
     /// Opens a stream to `host:port`.
-    pub async fn dial(&self, host: &str, port: u16) -> Result<Box<dyn ProxyStream>, String> {
+    pub async fn dial(&self, host: &str, port: u16) -> Result<Box<dyn ProxyStream>, DialError> {
         match self {
             Dialer::Direct => {
                 // Resolve first, so that a name that does not resolve reads as Go's
                 // `lookup <host>: no such host`, which Go's tests look for.
                 let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
                     .await
-                    .map_err(|e| format!("dial tcp: lookup {host}: {}", lookup_failure(&e)))?
+                    .map_err(|e| DialError::Lookup {
+                        host: host.to_string(),
+                        reason: lookup_failure(&e),
+                    })?
                     .collect();
                 if addresses.is_empty() {
-                    return Err(format!("dial tcp: lookup {host}: no such host"));
+                    return Err(DialError::NoAddress {
+                        host: host.to_string(),
+                    });
                 }
                 let s = TcpStream::connect(addresses.as_slice())
                     .await
-                    .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
+                    .map_err(|source| DialError::Connect {
+                        host: host.to_string(),
+                        port,
+                        source,
+                    })?;
                 let _ = s.set_nodelay(true);
                 Ok(Box::new(s))
             }
             Dialer::Socks5(proxy, proxy_port) => {
                 let mut s = TcpStream::connect((proxy.as_str(), *proxy_port))
                     .await
-                    .map_err(|e| {
-                        format!("connecting to the SOCKS5 proxy {proxy}:{proxy_port}: {e}")
+                    .map_err(|source| DialError::ProxyConnect {
+                        proxy: proxy.clone(),
+                        proxy_port: *proxy_port,
+                        source,
                     })?;
-                socks5_connect(&mut s, host, port).await.map_err(|e| {
-                    format!("SOCKS5 proxy {proxy}:{proxy_port} to {host}:{port}: {e}")
-                })?;
+                socks5_connect(&mut s, host, port)
+                    .await
+                    .map_err(|source| DialError::Socks5 {
+                        proxy: proxy.clone(),
+                        proxy_port: *proxy_port,
+                        host: host.to_string(),
+                        port,
+                        source,
+                    })?;
                 let _ = s.set_nodelay(true);
                 Ok(Box::new(s))
             }
@@ -227,26 +314,24 @@ impl Dialer {
                 .open_tunnel(host, port)
                 .await
                 .map(|c| Box::new(c) as Box<dyn ProxyStream>)
-                .map_err(|e| {
-                    format!(
-                        "tunnelling to {host}:{port} through {}: {e}",
-                        jump.address_text()
-                    )
+                .map_err(|source| DialError::Tunnel {
+                    host: host.to_string(),
+                    port,
+                    jump: jump.address_text().to_string(),
+                    source,
                 }),
         }
     }
 
     /// The proxy URL an HTTP client should use, starting a local SOCKS5 listener for a
     /// tunnel. `None` for direct connections.
-    pub async fn http_proxy_url(&self) -> Result<Option<String>, String> {
+    pub async fn http_proxy_url(&self) -> std::io::Result<Option<String>> {
         match self {
             Dialer::Direct => Ok(None),
             Dialer::Socks5(h, p) => Ok(Some(format!("socks5h://{h}:{p}"))),
             Dialer::Tunnel(jump) => {
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
                 let jump = jump.clone();
                 tokio::spawn(async move {
                     while let Ok((client, _)) = listener.accept().await {
