@@ -17,13 +17,18 @@ pub enum Phase {
 /// The error for a cyclic ordering.
 pub const CYCLIC: &str = "job locking dependency graph is cyclic";
 
+/// The ordering lists of the jobs form a cycle: no job can be locked first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", CYCLIC)]
+pub struct CyclicOrder;
+
 /// One (instance, job) to be ordered.
 pub type InstanceJob = (Arc<Instance>, Job);
 
 /// Orders `jobs` into levels. Every entry `{job_name, release}` in a job's ordering list adds
 /// an edge to every job (on any instance) with that name and release; entries naming absent
 /// jobs are ignored. Within a level, the input order is kept.
-pub fn order(jobs: &[InstanceJob], phase: Phase) -> Result<Vec<Vec<InstanceJob>>, String> {
+pub fn order(jobs: &[InstanceJob], phase: Phase) -> Result<Vec<Vec<InstanceJob>>, CyclicOrder> {
     let n = jobs.len();
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut incoming = vec![0usize; n];
@@ -50,7 +55,7 @@ pub fn order(jobs: &[InstanceJob], phase: Phase) -> Result<Vec<Vec<InstanceJob>>
     while remaining > 0 {
         let level: Vec<usize> = (0..n).filter(|&i| !done[i] && incoming[i] == 0).collect();
         if level.is_empty() {
-            return Err(CYCLIC.to_string());
+            return Err(CyclicOrder);
         }
         for &i in &level {
             done[i] = true;
@@ -204,7 +209,9 @@ mod tests {
             "a",
             vec![job("x", "r", &[("y", "r")]), job("y", "r", &[("x", "r")])],
         );
-        assert_eq!(order(&jobs, Phase::Backup).unwrap_err(), CYCLIC);
+        let err = order(&jobs, Phase::Backup).unwrap_err();
+        assert_eq!(err, CyclicOrder);
+        assert_eq!(err.to_string(), CYCLIC);
         // restore ordering is independent of backup ordering
         assert_eq!(order(&jobs, Phase::Restore).unwrap().len(), 1);
     }

@@ -248,7 +248,8 @@ impl<'a> Session<'a> {
     }
 
     pub(super) fn validate_order(&self, phase: Phase) -> Result<Vec<Vec<InstanceJob>>, BbrError> {
-        lock_order::order(&self.deployment().jobs(), phase).map_err(BbrError::general)
+        lock_order::order(&self.deployment().jobs(), phase)
+            .map_err(|e| BbrError::general(e.to_string()))
     }
 
     /// Runs `kind` on every job that has it, level by level (parallel within a level), and
