@@ -113,7 +113,7 @@ impl Metadata {
         let raw: Option<RawMetadata<SpannedChecksums>> =
             serde_saphyr::from_str_with_options(text, options)
                 .map_err(|e| parse_error(e.to_string()))?;
-        let mut by_position = tagged_checksums(text).map_err(parse_error)?;
+        let mut by_position = tagged_checksums(text).map_err(|e| parse_error(e.to_string()))?;
         Ok(Self::from_raw(raw.unwrap_or_default(), |c| {
             let at = (c.referenced.line(), c.referenced.column());
             by_position.remove(&at).unwrap_or_default()
@@ -318,12 +318,49 @@ struct RawArtifact<C> {
     checksums: Option<C>,
 }
 
+/// Why the event pass over a metadata document could not read its `checksums` mappings.
+#[derive(Debug, thiserror::Error)]
+enum ChecksumsScanError {
+    /// The YAML does not scan.
+    #[error(transparent)]
+    Yaml(#[from] granit_parser::ScanError),
+    /// A key or value of a `checksums` mapping is not a scalar.
+    #[error("checksums at line {at_line}: entry at line {line}, column {column} is not a string")]
+    NotAString {
+        /// Where the mapping starts.
+        at_line: u64,
+        /// Where the entry starts.
+        line: u64,
+        /// Its column (1-based).
+        column: u64,
+    },
+    /// A `!!binary` key is not base64.
+    #[error("checksums key at line {line}, column {column}: !!binary is not base64: {source}")]
+    KeyNotBase64 {
+        /// Where the key starts.
+        line: u64,
+        /// Its column (1-based).
+        column: u64,
+        /// The decoder's reason.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// A `checksums` value that is an alias.
+    #[error("checksums at line {line}, column {column}: aliases are not supported here")]
+    Alias {
+        /// Where the alias is.
+        line: u64,
+        /// Its column (1-based).
+        column: u64,
+    },
+}
+
 /// Every mapping that is the value of a `checksums` key, by the position (line, 1-based
 /// column, as serde-saphyr reports them) of its start, with keys read as bytes: a
 /// `!!binary` key base64-decoded, any other key as its text. Values read like the
 /// serde path reads `Option<String>`: a null is `""`. Aliases are refused as a
 /// `checksums` mapping or inside one (neither Go bbr nor we write any).
-fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String> {
+fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, ChecksumsScanError> {
     use granit_parser::{Event, Parser, ScalarStyle};
 
     /// Where the walker is.
@@ -346,7 +383,7 @@ fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String
     let mut stack: Vec<Frame> = Vec::new();
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|e| e.to_string())?;
+        let (event, span) = next?;
         let line = span.start.line() as u64;
         let column = span.start.col() as u64 + 1;
         // Whether this node is the value of a `checksums` key (and moves its mapping on).
@@ -373,10 +410,11 @@ fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String
                 }
                 Some(Frame::Checksums { at, key }) => {
                     let Event::Scalar(value, style, _, tag) = &event else {
-                        return Err(format!(
-                            "checksums at line {}: entry at line {line}, column {column} is not a string",
-                            at.0
-                        ));
+                        return Err(ChecksumsScanError::NotAString {
+                            at_line: at.0,
+                            line,
+                            column,
+                        });
                     };
                     match key.take() {
                         None => {
@@ -385,8 +423,12 @@ fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String
                                     == Some("binary")
                             });
                             *key = Some(if binary {
-                                EntryName::from(decode_binary(value).map_err(|e| {
-                                    format!("checksums key at line {line}, column {column}: {e}")
+                                EntryName::from(decode_binary(value).map_err(|source| {
+                                    ChecksumsScanError::KeyNotBase64 {
+                                        line,
+                                        column,
+                                        source,
+                                    }
                                 })?)
                             } else {
                                 EntryName::from(value.as_ref())
@@ -418,9 +460,7 @@ fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String
                 });
             }
             Event::Alias(..) if checksums_value => {
-                return Err(format!(
-                    "checksums at line {line}, column {column}: aliases are not supported here"
-                ));
+                return Err(ChecksumsScanError::Alias { line, column });
             }
             Event::MappingStart(..) => stack.push(Frame::Map {
                 key: None,
@@ -437,12 +477,10 @@ fn tagged_checksums(text: &str) -> Result<HashMap<(u64, u64), Checksums>, String
 }
 
 /// The bytes of a `!!binary` scalar: base64, line breaks and blanks ignored.
-fn decode_binary(value: &str) -> Result<Vec<u8>, String> {
+fn decode_binary(value: &str) -> Result<Vec<u8>, base64::DecodeError> {
     use base64::Engine as _;
     let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|e| format!("!!binary is not base64: {e}"))
+    base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
 }
 
 #[derive(Deserialize)]
@@ -863,5 +901,39 @@ backup_activity:
         let bad = "instances:\n- artifacts:\n  - checksums:\n      !!binary '***': x\n";
         let err = Metadata::parse(bad).expect_err("not base64");
         assert!(err.to_string().contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn checksums_scan_errors_name_the_position() {
+        let bad = "instances:\n- artifacts:\n  - checksums:\n      !!binary '***': x\n";
+        let err = tagged_checksums(bad).expect_err("not base64");
+        assert!(
+            matches!(
+                err,
+                ChecksumsScanError::KeyNotBase64 {
+                    line: 4,
+                    column: 16,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("checksums key at line 4, column 16: !!binary is not base64: "),
+            "{err}"
+        );
+        let alias = "a: &x {f: s}\ninstances:\n- artifacts:\n  - checksums: *x\n";
+        let err = tagged_checksums(alias).expect_err("alias");
+        assert_eq!(
+            err.to_string(),
+            "checksums at line 4, column 16: aliases are not supported here"
+        );
+        let nested = "instances:\n- artifacts:\n  - checksums:\n      f: [s]\n";
+        let err = tagged_checksums(nested).expect_err("not a string");
+        assert_eq!(
+            err.to_string(),
+            "checksums at line 4: entry at line 4, column 10 is not a string"
+        );
     }
 }
