@@ -166,10 +166,17 @@ pub fn run_script(
 
 /// Stops the process group recorded in `pid_file` (TERM, then KILL after 5 s). Written for
 /// dash as well as bash: dash's `kill` takes no `--`, so the group is given as `-PGID`.
+///
+/// The pid is recorded as soon as the script's leader is forked, which may be a moment before
+/// it makes itself a group leader (`timeout` calls `setpgid` as it starts): while the process
+/// lives but its group does not exist yet, the TERM is tried again every 0.1 s (for up to 2 s)
+/// instead of concluding that there is nothing left to stop.
 pub fn kill_script(pid_file: &str) -> RootCommand {
     let pid = shell_quote(pid_file);
     RootCommand::script(format!(
-        "p=$(cat {pid} 2>/dev/null) || exit 0; kill -TERM -$p 2>/dev/null; \
+        "p=$(cat {pid} 2>/dev/null) || exit 0; \
+         for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
+         kill -TERM -$p 2>/dev/null && break; kill -0 $p 2>/dev/null || exit 0; sleep 0.1; done; \
          for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -$p 2>/dev/null || exit 0; sleep 0.5; done; \
          kill -KILL -$p 2>/dev/null; exit 0"
     ))
@@ -275,6 +282,41 @@ mod shell_tests {
 
     /// The kill command must work under dash (`/bin/sh` on Debian and Ubuntu stemcells).
     #[test]
+    fn kill_script_waits_for_a_leader_that_is_not_yet_a_group_leader() {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("p.pid");
+        // Like `timeout` right after the fork: alive, but its group does not exist until it
+        // calls setsid a moment later (the shell is not a group leader, so `setsid` does not
+        // fork and the pid stays the same).
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 0.5; exec setsid sleep 100")
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+        let kill = kill_script(pid_file.to_str().unwrap()).shell().to_string();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(kill)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the group was never signalled: the process outlived the kill");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(exit.signal(), Some(libc::SIGTERM), "{exit:?}");
+    }
+
+    #[test]
     fn kill_script_stops_a_process_group_under_dash() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("hang");
@@ -290,10 +332,15 @@ mod shell_tests {
             .arg(run)
             .spawn()
             .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::fs::read_to_string(pid_file)
             .map(|p| p.trim().is_empty())
             .unwrap_or(true)
         {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pid file never appeared"
+            );
             std::thread::yield_now();
         }
         let kill = kill_script(pid_file).shell().to_string();
