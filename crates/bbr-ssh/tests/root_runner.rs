@@ -2,33 +2,14 @@
 //! once, return exact bytes and statuses; a lost runner fails only the command it was running
 //! and is started again; without sudo the commands fail with sudo's own words.
 
+mod support;
+
 use bbr_core::commands::RootCommand;
 use bbr_core::remote::Remote;
-use bbr_ssh::{ConnectOptions, Dialer, HostKeyPolicy, SshConnection};
+use bbr_ssh::{ConnectOptions, SshConnection};
 use bbr_testkit::{Vm, VmOptions};
 use std::sync::Arc;
-
-async fn connect(vm: &Vm) -> Arc<SshConnection> {
-    let key = russh::keys::parse_public_key_base64(
-        vm.host_public_key_line()
-            .split_whitespace()
-            .nth(1)
-            .expect("host key line"),
-    )
-    .expect("host key");
-    SshConnection::connect(ConnectOptions {
-        host: vm.addr().to_string(),
-        port: vm.port(),
-        user: vm.user().to_string(),
-        key: ConnectOptions::load_key(vm.client_key_path()).expect("client key"),
-        host_key: HostKeyPolicy::Pinned(key),
-        on_warning: Arc::new(|w| panic!("unexpected warning: {w}")),
-        dialer: Dialer::Direct,
-        root_runner: true,
-    })
-    .await
-    .expect("connect")
-}
+use support::{connect, options};
 
 fn root(text: &str) -> RootCommand {
     RootCommand::shell_text(text)
@@ -37,7 +18,7 @@ fn root(text: &str) -> RootCommand {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_commands_run_at_once_in_one_root_process() {
     let vm = Vm::start(VmOptions::default()).unwrap();
-    let conn = connect(&vm).await;
+    let conn = connect(&vm, true).await;
     let dir = "/var/vcap/sys/arrived";
     // Each command waits until all twenty have started: run one after the other, they
     // would never finish.
@@ -75,7 +56,7 @@ async fn root_commands_run_at_once_in_one_root_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_bytes_and_statuses_are_exact() {
     let vm = Vm::start(VmOptions::default()).unwrap();
-    let conn = connect(&vm).await;
+    let conn = connect(&vm, true).await;
     let out = conn
         .run_as_root(&root(
             "mkdir -p /var/vcap/sys; head -c 3000000 /dev/urandom > /var/vcap/sys/blob; cat /var/vcap/sys/blob; \
@@ -110,7 +91,7 @@ async fn a_lost_runner_fails_its_running_command_and_is_started_again() {
     // OpenSSH's default session limit (the test VMs allow more).
     let vm =
         Vm::start(VmOptions::default().extra_sshd_config("Match all\n  MaxSessions 10\n")).unwrap();
-    let conn = connect(&vm).await;
+    let conn = connect(&vm, true).await;
     let mut runner = conn
         .run_as_root(&root("echo $PPID"))
         .await
@@ -147,7 +128,7 @@ async fn a_lost_runner_fails_its_running_command_and_is_started_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_sudo_root_commands_fail_with_sudos_own_words() {
     let vm = Vm::start(VmOptions::default().without_sudo()).unwrap();
-    let conn = connect(&vm).await;
+    let conn = connect(&vm, true).await;
     for _ in 0..2 {
         let out = conn
             .run_as_root(&bbr_core::commands::find_scripts())
@@ -167,20 +148,10 @@ async fn without_sudo_root_commands_fail_with_sudos_own_words() {
 async fn without_perl_each_root_command_gets_its_own_sudo_after_a_warning() {
     let vm = Vm::start(VmOptions::default().hide_program("/usr/bin/perl")).unwrap();
     let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let key = russh::keys::parse_public_key_base64(
-        vm.host_public_key_line().split_whitespace().nth(1).unwrap(),
-    )
-    .unwrap();
     let seen = warnings.clone();
     let conn = SshConnection::connect(ConnectOptions {
-        host: vm.addr().to_string(),
-        port: vm.port(),
-        user: vm.user().to_string(),
-        key: ConnectOptions::load_key(vm.client_key_path()).unwrap(),
-        host_key: HostKeyPolicy::Pinned(key),
         on_warning: Arc::new(move |w| seen.lock().unwrap().push(w)),
-        dialer: Dialer::Direct,
-        root_runner: true,
+        ..options(&vm, true)
     })
     .await
     .unwrap();

@@ -2,35 +2,14 @@
 //! per command: a script writing 200 MB leaves only the last 64 KiB of it (and the count of
 //! the rest), and a script whose child keeps its stdout open does not hold bbr up.
 
+mod support;
+
 use bbr_core::remote::{Remote, Stream};
 use bbr_core::report::{Level, MemoryReporter, Reporter, TransferProgress};
 use bbr_core::script::{Capture, SCRIPT_OUTPUT_TAIL, Script, ScriptLimits, run_script};
-use bbr_ssh::{ConnectOptions, Dialer, HostKeyPolicy, SshConnection};
 use bbr_testkit::{Vm, VmOptions};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-async fn connect(vm: &Vm, root_runner: bool) -> Arc<SshConnection> {
-    let key = russh::keys::parse_public_key_base64(
-        vm.host_public_key_line()
-            .split_whitespace()
-            .nth(1)
-            .expect("host key line"),
-    )
-    .expect("host key");
-    SshConnection::connect(ConnectOptions {
-        host: vm.addr().to_string(),
-        port: vm.port(),
-        user: vm.user().to_string(),
-        key: ConnectOptions::load_key(vm.client_key_path()).expect("client key"),
-        host_key: HostKeyPolicy::Pinned(key),
-        on_warning: Arc::new(|w| panic!("unexpected warning: {w}")),
-        dialer: Dialer::Direct,
-        root_runner,
-    })
-    .await
-    .expect("connect")
-}
+use support::connect;
 
 /// Shows no DEBUG lines (as bbr without `--debug`), keeping the others.
 #[derive(Default)]
