@@ -648,6 +648,28 @@ const RLOCK: ScriptKind = ScriptKind::PreRestoreLock;
 const RESTORE: ScriptKind = ScriptKind::Restore;
 const RUNLOCK: ScriptKind = ScriptKind::PostRestoreUnlock;
 
+/// The script order of a restore of [`restorable`]: the writer locked first, the node
+/// restored, unlocks in reverse.
+const RESTORE_ORDER: &[&str] = &[
+    "writer/0 redis-writer pre-restore-lock",
+    "redis-dedicated-node/0 redis pre-restore-lock",
+    "redis-dedicated-node/0 redis restore",
+    "redis-dedicated-node/0 redis post-restore-unlock",
+    "writer/0 redis-writer post-restore-unlock",
+];
+
+/// [`assert_cleaned`] for both instances of [`restorable`].
+fn assert_restorable_cleaned(source: &FakeSource, node: &ScriptedRemote, writer: &ScriptedRemote) {
+    assert_cleaned(
+        source,
+        &[node, writer],
+        &[
+            "redis-dedicated-node/redis-dedicated-node-0-id",
+            "writer/writer-0-id",
+        ],
+    );
+}
+
 /// A deployment with `redis` on `redis-dedicated-node/0` and `redis-writer` on `writer/0`,
 /// with backup and restore scripts; the writer is restore-locked first.
 fn restorable() -> (FakeSource, Arc<ScriptedRemote>, Arc<ScriptedRemote>) {
@@ -727,14 +749,7 @@ async fn a_restore_locks_in_order_restores_and_unlocks_in_reverse() {
         .unwrap();
     assert!(last_upload < first_script, "{calls:?}");
     assert!(reporter.contains("Completed restore of dep"));
-    assert_cleaned(
-        &source,
-        &[&node, &writer],
-        &[
-            "redis-dedicated-node/redis-dedicated-node-0-id",
-            "writer/writer-0-id",
-        ],
-    );
+    assert_restorable_cleaned(&source, &node, &writer);
 }
 
 #[tokio::test]
@@ -773,24 +788,8 @@ async fn a_restore_failure_still_unlocks() {
         "{}",
         messages(&errors)
     );
-    assert_eq!(
-        source.journal().events(),
-        ev(&[
-            "writer/0 redis-writer pre-restore-lock",
-            "redis-dedicated-node/0 redis pre-restore-lock",
-            "redis-dedicated-node/0 redis restore",
-            "redis-dedicated-node/0 redis post-restore-unlock",
-            "writer/0 redis-writer post-restore-unlock",
-        ])
-    );
-    assert_cleaned(
-        &source,
-        &[&node, &writer],
-        &[
-            "redis-dedicated-node/redis-dedicated-node-0-id",
-            "writer/writer-0-id",
-        ],
-    );
+    assert_eq!(source.journal().events(), ev(RESTORE_ORDER));
+    assert_restorable_cleaned(&source, &node, &writer);
 }
 
 #[tokio::test]
@@ -806,24 +805,8 @@ async fn a_stop_during_restore_kills_the_script_and_unlocks() {
     let (errors, _) = restore(&source, &artifact, &stop).await;
     assert!(stopped(&errors, "Restore"), "{}", messages(&errors));
     assert!(killed(&source, "redis-dedicated-node/0"));
-    assert_eq!(
-        source.journal().events(),
-        ev(&[
-            "writer/0 redis-writer pre-restore-lock",
-            "redis-dedicated-node/0 redis pre-restore-lock",
-            "redis-dedicated-node/0 redis restore",
-            "redis-dedicated-node/0 redis post-restore-unlock",
-            "writer/0 redis-writer post-restore-unlock",
-        ])
-    );
-    assert_cleaned(
-        &source,
-        &[&node, &writer],
-        &[
-            "redis-dedicated-node/redis-dedicated-node-0-id",
-            "writer/writer-0-id",
-        ],
-    );
+    assert_eq!(source.journal().events(), ev(RESTORE_ORDER));
+    assert_restorable_cleaned(&source, &node, &writer);
 }
 
 #[tokio::test]
@@ -857,12 +840,5 @@ async fn a_corrupted_artifact_runs_no_script_and_leaves_nothing_on_the_vm() {
         source.journal().calls()
     );
     assert!(reporter.contains("Validating backup artifact for dep..."));
-    assert_cleaned(
-        &source,
-        &[&node, &writer],
-        &[
-            "redis-dedicated-node/redis-dedicated-node-0-id",
-            "writer/writer-0-id",
-        ],
-    );
+    assert_restorable_cleaned(&source, &node, &writer);
 }
