@@ -10,23 +10,12 @@
 #   bbr:              bbr director restore  (verify while uploading, lock, restore, unlock)
 # and print medians and ratios, plus bbr's peak RSS. Needs root. SIZE_MIB and RUNS override.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
-bash .ci/install-deps.sh >/dev/null
-command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null
-cargo build --release -q -p bbr-cli
-BBR="$ROOT/target/release/bbr"
-WORK=$(mktemp -d /tmp/bbr-bench.XXXXXX)
-chmod 0755 "$WORK"   # sshd reads authorized_keys as the login user
 ADDR=127.0.0.88; PORT=2299
-VM_PID=$(bash scripts/start-vm.sh "$WORK/vm" "$ADDR" "$PORT")
-trap 'bash scripts/stop-pid.sh "$VM_PID"; rm -rf "$WORK"' EXIT
-KEY="$WORK/vm/client_key"
+source "$(dirname "$0")/one-vm.sh"
 SSH=(ssh -q -i "$KEY" -p "$PORT" -c aes128-gcm@openssh.com -o BatchMode=yes
      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null vcap@"$ADDR")
-V="$WORK/vm/var-vcap"
 mkdir -p "$V/store/bench-data" "$V/jobs/bench/bin/bbr"
 per=$((SIZE_MIB / 8))
 for i in 1 2 3 4 5 6 7 8; do

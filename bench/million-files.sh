@@ -7,23 +7,12 @@
 # for each the wall time and bbr's peak RSS, plus the metadata size and the file count the
 # restore script saw. Needs root. FILES overrides (a multiple of 100).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
 FILES=${FILES:-1000000}
 PER_DIR=$((FILES / 100))
-bash .ci/install-deps.sh >/dev/null
-command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null
-cargo build --release -q -p bbr-cli
-BBR="$ROOT/target/release/bbr"
-WORK=$(mktemp -d /tmp/bbr-bench.XXXXXX)
-chmod 0755 "$WORK"   # sshd reads authorized_keys as the login user
 ADDR=127.0.0.89; PORT=2298
-VM_PID=$(bash scripts/start-vm.sh "$WORK/vm" "$ADDR" "$PORT")
-trap 'bash scripts/stop-pid.sh "$VM_PID"; rm -rf "$WORK"' EXIT
-KEY="$WORK/vm/client_key"
+source "$(dirname "$0")/one-vm.sh"
 SSH=(ssh -q -i "$KEY" -p "$PORT" -o BatchMode=yes -o StrictHostKeyChecking=no
      -o UserKnownHostsFile=/dev/null vcap@"$ADDR")
-V="$WORK/vm/var-vcap"
 mkdir -p "$V/jobs/bench/bin/bbr" "$V/sys"
 # The VM's store on tmpfs (inside its private mount namespace): on this machine's disk a file
 # creation costs ~0.5 ms, so the VM's side (the backup script creating the files, tar -x at

@@ -5,20 +5,9 @@
 # through `wc` so that it is counted, not kept). bbr must keep only the last 64 KiB of the
 # output: the target is a peak RSS under 64 MiB in every case. Needs root. SIZE_MIB overrides.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
 SIZE_MIB=${SIZE_MIB:-1024}
-bash .ci/install-deps.sh >/dev/null
-command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null
-cargo build --release -q -p bbr-cli
-BBR="$ROOT/target/release/bbr"
-WORK=$(mktemp -d /tmp/bbr-bench.XXXXXX)
-chmod 0755 "$WORK"   # sshd reads authorized_keys as the login user
 ADDR=127.0.0.89; PORT=2298
-VM_PID=$(bash scripts/start-vm.sh "$WORK/vm" "$ADDR" "$PORT")
-trap 'bash scripts/stop-pid.sh "$VM_PID"; rm -rf "$WORK"' EXIT
-KEY="$WORK/vm/client_key"
-V="$WORK/vm/var-vcap"
+source "$(dirname "$0")/one-vm.sh"
 mkdir -p "$V/jobs/noisy/bin/bbr"
 cat > "$V/jobs/noisy/bin/bbr/backup" <<S
 #!/bin/sh
