@@ -777,4 +777,7 @@ fn a_file_of_several_gib_arrives_intact() {
         seaweed().multipart_uploads(&bucket).unwrap(),
         Vec::<String>::new()
     );
+    // Give the disk back: the suite shares it with a fresh build and other stores.
+    let removed = seaweed().aws().args(["s3", "rm", &key]).output().unwrap();
+    assert!(removed.status.success(), "{removed:?}");
 }
