@@ -1,6 +1,6 @@
-//! The local artifact directory (`bbr.md` §4.1): creating it for a backup, opening it
-//! for a restore, reading and atomically writing its `metadata`, and validating it
-//! before any remote action (§3.7 step 1).
+//! The local artifact directory (docs/artifact-format.md#layout): creating it for a
+//! backup, opening it for a restore, reading and atomically writing its `metadata`, and
+//! validating it before any remote action (docs/artifact-format.md#what-restore-checks).
 //!
 //! Validation compares each tar with `metadata` the way the remote side records it
 //! (`find . -type f | xargs shasum`): the regular files a tar extracts to (hardlinks

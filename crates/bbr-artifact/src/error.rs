@@ -1,12 +1,12 @@
 //! The error type of this crate.
 //!
 //! Every variant carries the path, artifact or tar entry it is about, and its
-//! `Display` text starts with Go bbr's verbatim fragment where `bbr.md` Appendix B
-//! gives one (`Backup is corrupted`, `Could not open backup: ...`,
-//! `failed to unmarshal metadata`, ...). The validation entry points of
-//! [`ArtifactDir`](crate::ArtifactDir) return messages that are already prefixed
-//! with `Backup is corrupted: ` or `Could not validate backup: `, so callers print
-//! them as they are.
+//! `Display` text starts with Go bbr's verbatim fragment where one exists (`Backup is
+//! corrupted`, `Could not open backup: ...`, `failed to unmarshal metadata`, ...; see
+//! docs/log-lines.md#error-messages and docs/artifact-format.md#what-restore-checks).
+//! The validation entry points of [`ArtifactDir`](crate::ArtifactDir) return messages
+//! that are already prefixed with `Backup is corrupted: ` or `Could not validate backup: `,
+//! so callers print them as they are.
 //!
 //! `Display` is always the complete message, wrapped causes included (Go's
 //! `outer: inner: innermost`); the causes are kept in `cause` fields rather than

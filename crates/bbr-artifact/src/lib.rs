@@ -1,8 +1,8 @@
 //! The local bbr backup artifact, compatible with Go bbr in both directions.
 //!
 //! An artifact is a directory `<deployment>_<YYYYMMDDTHHMMSSZ>` holding a `metadata`
-//! YAML file and one uncompressed tar per backed-up job (see `bbr.md` §4). This crate
-//! knows everything about that directory and nothing about BOSH or SSH:
+//! YAML file and one uncompressed tar per backed-up job (see docs/artifact-format.md).
+//! This crate knows everything about that directory and nothing about BOSH or SSH:
 //!
 //! * [`metadata`] — the Go bbr `metadata` schema, parsed with serde-saphyr and written
 //!   byte-for-byte like Go's `gopkg.in/yaml.v2`;

@@ -1,4 +1,5 @@
-//! The artifact's `metadata` file, Go bbr schema (`backup/metadata.go`, `bbr.md` §4.2).
+//! The artifact's `metadata` file, Go bbr schema (`backup/metadata.go`,
+//! docs/artifact-format.md#metadata).
 //!
 //! Parsing is lenient like Go's `yaml.Unmarshal` into the Go structs: unknown keys are
 //! ignored, missing sections default to empty, `index` may be a string or an integer.

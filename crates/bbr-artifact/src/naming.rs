@@ -1,4 +1,5 @@
-//! File and directory names of an artifact (`bbr.md` §4.1, §3.11), and the one rule every
+//! File and directory names of an artifact (docs/artifact-format.md#layout,
+//! docs/script-contract.md#backup-one-restore-all), and the one rule every
 //! name that becomes part of a local or remote path must pass: [`check_safe_name`].
 //!
 //! Instance group, job, deployment and artifact names come from the director, from

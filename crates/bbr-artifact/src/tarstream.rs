@@ -29,12 +29,12 @@
 //!   entries without a target, and empty names are refused (GNU tar would skip or fail
 //!   on them where another reader would not).
 //!
-//! The checksums follow Go bbr's local `CalculateChecksum` (`bbr.md` §4.3): every
-//! entry except directories and `./`, keyed by the name as stored in the tar, with
-//! symlinks, hardlinks and devices hashed as empty content. [`TarSummary::file_checksums`]
-//! gives instead what `find . -type f | xargs shasum` would report after extraction
-//! (regular files, hardlinks resolved to their target), which is what the remote side
-//! records in `metadata`.
+//! The checksums follow Go bbr's local `CalculateChecksum`
+//! (docs/artifact-format.md#checksums): every entry except directories and `./`, keyed
+//! by the name as stored in the tar, with symlinks, hardlinks and devices hashed as empty
+//! content. [`TarSummary::file_checksums`] gives instead what `find . -type f | xargs
+//! shasum` would report after extraction (regular files, hardlinks resolved to their
+//! target), which is what the remote side records in `metadata`.
 //!
 //! [`hash_tar_file`] hashes a tar file; [`scan_tar_file`] only walks its headers,
 //! seeking over the content.

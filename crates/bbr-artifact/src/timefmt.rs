@@ -1,4 +1,5 @@
-//! The two timestamp layouts of an artifact (`bbr.md` §4.1, §4.2).
+//! The two timestamp layouts of an artifact (docs/artifact-format.md#layout,
+//! docs/artifact-format.md#metadata).
 //!
 //! * [`metadata_time`]: Go layout `2006/01/02 15:04:05 MST` in the jumpbox's local time
 //!   zone, with the zone *abbreviation* (`UTC`, `CET`, `CEST`), as written to
@@ -6,7 +7,7 @@
 //! * [`artifact_timestamp`]: UTC `YYYYMMDDTHHMMSSZ`, the suffix of the artifact directory.
 //!
 //! And [`go_time_string`], Go's default `time.Time` formatting, which Go bbr prints in its
-//! `Backup created of <name> on <time>` line.
+//! `Backup created of <name> on <time>` line (docs/log-lines.md#backup).
 
 // Unsafe code is denied workspace-wide; this module calls libc directly. Each block
 // carries its own SAFETY comment.
