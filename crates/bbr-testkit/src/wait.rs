@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-/// How often [`until`] looks at its condition: short enough not to slow tests, long enough
+/// How often the waits look at their condition: short enough not to slow tests, long enough
 /// not to take a core away from the processes under test.
 pub const POLL: Duration = Duration::from_millis(20);
 
@@ -17,12 +17,35 @@ pub const POLL: Duration = Duration::from_millis(20);
 /// });
 /// ```
 pub fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    until_some(what, limit, || done().then_some(()))
+}
+
+/// Polls `found` every [`POLL`] until it returns a value, and returns that value (a PID, an
+/// exit status, a line); panics naming `what` once `limit` has passed without one.
+///
+/// ```
+/// let mut looks = 0;
+/// let n = bbr_testkit::wait::until_some("the third look", std::time::Duration::from_secs(5), || {
+///     looks += 1;
+///     (looks == 3).then_some(looks)
+/// });
+/// assert_eq!(n, 3);
+/// ```
+pub fn until_some<T>(what: &str, limit: Duration, found: impl FnMut() -> Option<T>) -> T {
+    within(limit, found).unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// Polls `found` every [`POLL`] until it returns a value or `limit` has passed; `None` then,
+/// so that the caller can fail with what it has seen so far (the output of a process, say).
+pub fn within<T>(limit: Duration, mut found: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+    loop {
+        if let Some(value) = found() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(POLL);
     }
 }
@@ -49,5 +72,28 @@ mod tests {
             Duration::from_millis(50),
             || false,
         );
+    }
+
+    #[test]
+    fn until_some_returns_the_value_found() {
+        let mut calls = 0;
+        let found = until_some("the second look", Duration::from_secs(5), || {
+            calls += 1;
+            (calls == 2).then(|| format!("look {calls}"))
+        });
+        assert_eq!(found, "look 2");
+    }
+
+    #[test]
+    fn within_gives_up_once_the_limit_has_passed() {
+        let started = Instant::now();
+        let mut calls = 0;
+        let found: Option<()> = within(Duration::from_millis(60), || {
+            calls += 1;
+            None
+        });
+        assert_eq!(found, None);
+        assert!(started.elapsed() >= Duration::from_millis(60));
+        assert!(calls >= 2, "looked {calls} times");
     }
 }
