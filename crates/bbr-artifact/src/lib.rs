@@ -15,6 +15,8 @@
 //! * [`safety`] — path-traversal and entry-type checks (no devices, no FIFOs) for tar
 //!   entries before a restore and after a backup drain;
 //! * [`artifact_dir`] — creating, opening and validating the artifact directory;
+//! * [`artifact_file`] — writing a drained tar and reading one for a restore with page-cache
+//!   hints (write-behind and drop, read-ahead), the crate's only file I/O through `libc`;
 //! * [`yaml_limits`] — YAML parser limits scaled from the input's size, for every reader of
 //!   YAML that bbr wrote (so whatever it writes, it reads back).
 //!
@@ -22,6 +24,7 @@
 //! which consults the process time zone (`TZ`).
 
 pub mod artifact_dir;
+pub mod artifact_file;
 pub mod entry_name;
 pub mod error;
 pub mod metadata;
@@ -35,6 +38,7 @@ mod yaml_emit;
 pub mod yaml_limits;
 
 pub use artifact_dir::{ArtifactCheck, ArtifactDir, ArtifactKind, listed_artifacts};
+pub use artifact_file::{ArtifactFileReader, ArtifactFileWriter};
 pub use entry_name::EntryName;
 pub use error::ArtifactError;
 pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata, Metadata};

@@ -14,10 +14,9 @@
 //! to lock or restore; the extracted files are then listed on the VM and compared too. The
 //! headers of set-uid/set-gid entries (found by the structure check) are sent rewritten
 //! without those bits, one warning per entry.
-
-// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
-// carries its own SAFETY comment.
-#![allow(unsafe_code)]
+//!
+//! The local tars are written and read through [`bbr_artifact::artifact_file`], which
+//! keeps a drain's page cache small and reads ahead of an upload.
 
 use crate::ARTIFACT_DIRECTORY;
 use crate::commands;
@@ -27,6 +26,7 @@ use crate::remote::{RemoteError, run_as_root_checked};
 use crate::report::{Reporter, ReporterExt, TransferProgress};
 use crate::stop::StopSignal;
 use bbr_artifact::EntryName;
+use bbr_artifact::artifact_file::{ArtifactFileReader, ArtifactFileWriter};
 use bbr_artifact::metadata::Checksums;
 use bbr_artifact::safety::check_entry_kind;
 use bbr_artifact::tarstream::{
@@ -36,7 +36,7 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -342,19 +342,14 @@ async fn drain_into(
 /// result of `read`) and to a hasher thread, so that hashing overlaps with sending instead
 /// of delaying it (the equivalent of `tee >(openssl dgst -sha256)`).
 struct TeeReader {
-    file: File,
+    /// The artifact, read ahead of the upload: an artifact made long before the restore is
+    /// on disk only, and waiting for each read stalls the upload.
+    file: ArtifactFileReader,
     /// Header blocks sent rewritten (set-uid/set-gid bits stripped).
     patches: Vec<HeaderPatch>,
     to_hasher: Option<SyncSender<Vec<u8>>>,
     progress: Arc<Mutex<Box<dyn TransferProgress>>>,
-    /// Bytes read so far, and how far the kernel was asked to read ahead.
-    read: u64,
-    prefetched: u64,
 }
-
-/// How far ahead of the upload the artifact is asked into the page cache: an artifact made
-/// long before the restore is on disk only, and waiting for each read stalls the upload.
-const PREFETCH_AHEAD: u64 = 64 << 20;
 
 impl TeeReader {
     fn new(
@@ -364,33 +359,11 @@ impl TeeReader {
         progress: Arc<Mutex<Box<dyn TransferProgress>>>,
     ) -> TeeReader {
         TeeReader {
-            file,
+            file: ArtifactFileReader::new(file),
             patches,
             to_hasher: Some(to_hasher),
             progress,
-            read: 0,
-            prefetched: 0,
         }
-    }
-
-    /// Best effort `POSIX_FADV_WILLNEED` for the next [`PREFETCH_AHEAD`] bytes, renewed
-    /// when half of it has been read.
-    fn prefetch(&mut self) {
-        use std::os::fd::AsRawFd;
-        if self.read + PREFETCH_AHEAD / 2 < self.prefetched {
-            return;
-        }
-        let start = self.prefetched.max(self.read);
-        // SAFETY: a plain syscall on a file descriptor this struct owns.
-        unsafe {
-            libc::posix_fadvise(
-                self.file.as_raw_fd(),
-                start as i64,
-                PREFETCH_AHEAD as i64,
-                libc::POSIX_FADV_WILLNEED,
-            )
-        };
-        self.prefetched = start + PREFETCH_AHEAD;
     }
 }
 
@@ -399,10 +372,9 @@ const HASHER_QUEUE: usize = 4;
 
 impl Read for TeeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.prefetch();
+        let offset = self.file.position();
         let n = self.file.read(buf)?;
-        apply_patches(&self.patches, self.read, &mut buf[..n]);
-        self.read += n as u64;
+        apply_patches(&self.patches, offset, &mut buf[..n]);
         if n > 0 {
             if let Some(tx) = &self.to_hasher {
                 tx.send(buf[..n].to_vec())
@@ -595,7 +567,7 @@ fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResu
     let (tx, rx) = sync_channel::<Vec<u8>>(HASHER_QUEUE);
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::spawn(move || {
-        let mut writer = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
+        let mut writer = ArtifactFileWriter::new(file);
         let mut hasher = TarHasher::new();
         let mut not_tar = None;
         for chunk in rx.iter() {
@@ -610,10 +582,7 @@ fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResu
                 not_tar = Some(e.to_string());
             }
         }
-        let synced = writer
-            .into_inner()
-            .map_err(|e| e.error().to_string())
-            .and_then(|f| f.file.sync_all().map_err(|e| e.to_string()));
+        let synced = writer.finish().map_err(|e| e.to_string());
         let result = match (synced, not_tar) {
             (Err(e), _) => Err(WriteFailure::Io(e)),
             (Ok(()), Some(e)) => Err(WriteFailure::NotTar(e)),
@@ -626,108 +595,9 @@ fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResu
     (tx, done_rx)
 }
 
-/// An artifact file written as a stream: every [`WRITEBACK_STEP`] bytes, writeback of the new
-/// range is started and the range before it (by then on disk) is dropped from the page cache.
-/// A drain then holds a few MiB of dirty cache per artifact instead of the whole artifact, so
-/// the kernel recycles recently used pages instead of allocating cold ones, and the final
-/// `fsync` has little left to do.
-#[derive(Debug)]
-struct WritebackFile {
-    file: File,
-    written: u64,
-    submitted: u64,
-    dropped: u64,
-}
-
-/// How much is written between writeback submissions.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-impl WritebackFile {
-    fn new(file: File) -> WritebackFile {
-        WritebackFile {
-            file,
-            written: 0,
-            submitted: 0,
-            dropped: 0,
-        }
-    }
-
-    /// Best effort: a filesystem without `sync_file_range` just keeps the pages cached.
-    fn advance_writeback(&mut self) {
-        use std::os::fd::AsRawFd;
-        let fd = self.file.as_raw_fd();
-        // Wait for the previous submission, then drop it from the cache.
-        if self.submitted > self.dropped {
-            let (off, len) = (self.dropped as i64, (self.submitted - self.dropped) as i64);
-            // SAFETY: plain syscalls on a file descriptor this struct owns.
-            let synced = unsafe {
-                libc::sync_file_range(
-                    fd,
-                    off,
-                    len,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                        | libc::SYNC_FILE_RANGE_WRITE
-                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                )
-            };
-            if synced == 0 {
-                // SAFETY: as above.
-                unsafe { libc::posix_fadvise(fd, off, len, libc::POSIX_FADV_DONTNEED) };
-            }
-            self.dropped = self.submitted;
-        }
-        let (off, len) = (
-            self.submitted as i64,
-            (self.written - self.submitted) as i64,
-        );
-        // SAFETY: as above.
-        unsafe { libc::sync_file_range(fd, off, len, libc::SYNC_FILE_RANGE_WRITE) };
-        self.submitted = self.written;
-    }
-}
-
-impl Write for WritebackFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.submitted >= WRITEBACK_STEP {
-            self.advance_writeback();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn writeback_file_keeps_every_byte_across_several_steps() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("artifact.tar");
-        let data: Vec<u8> = (0..(3 * WRITEBACK_STEP + 12345))
-            .map(|i| (i * 7 % 251) as u8)
-            .collect();
-        let mut writer = BufWriter::with_capacity(
-            1 << 20,
-            WritebackFile::new(File::create(&path).expect("create")),
-        );
-        for chunk in data.chunks(32 * 1024 + 3) {
-            writer.write_all(chunk).expect("write");
-        }
-        let file = writer.into_inner().expect("flush");
-        assert_eq!(file.written, data.len() as u64);
-        assert!(
-            file.dropped >= WRITEBACK_STEP,
-            "earlier ranges were handed back"
-        );
-        file.file.sync_all().expect("sync");
-        assert!(std::fs::read(&path).expect("read") == data);
-    }
 
     #[test]
     fn human_sizes_like_du() {
