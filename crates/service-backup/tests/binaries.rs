@@ -217,21 +217,7 @@ fn term_trapper(s: &Scratch) -> String {
 }
 
 fn assert_pid_gone(pid_file: &std::path::Path) {
-    let pid = std::fs::read_to_string(pid_file).expect("pid file");
-    let pid = pid.trim();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return,
-            Ok(stat) if stat.contains(") Z ") => return,
-            Ok(_) => {}
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "process group member {pid} survived"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_pid_gone(pid_file, Duration::from_secs(5));
 }
 
 #[test]
@@ -250,13 +236,9 @@ fn sigterm_during_prepare_terminates_the_process_group() {
     let mut daemon = start(DAEMON, &config);
     wait_for_file(&s.path("started"), Duration::from_secs(10));
     daemon.signal(Signal::SIGTERM);
-    let begun = std::time::Instant::now();
+    // No wall-clock bound beyond the deadline: what shows the stop did not wait for the next
+    // run or for the group's `sleep 1000` is the evidence below.
     let status = daemon.wait_exit(Duration::from_secs(10));
-    assert!(
-        begun.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        begun.elapsed()
-    );
     assert_eq!(status.code(), Some(1));
     assert!(
         s.path("evidence").exists(),

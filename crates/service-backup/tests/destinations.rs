@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bbr_testkit::stores::gcs_service_account_json;
+use bbr_testkit::wait;
 use bbr_testkit::{Vm, VmOptions};
 use common::stores::{azurite, fake_gcs, seaweed, today, unique};
 use common::{MANUAL, Scratch, run_to_end, start};
@@ -667,27 +668,23 @@ fn overlapping_runs_without_exit_if_in_progress_both_upload() {
     );
     let mut first = start(MANUAL, &cfg);
     let mut second = start(MANUAL, &cfg);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let started = std::fs::read_dir(s.dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("started-")
-            })
-            .count();
-        if started == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "both prepares should run at once"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::until(
+        "both prepares to run at once",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_dir(s.dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("started-")
+                })
+                .count()
+                == 2
+        },
+    );
     std::fs::write(&gate, "").unwrap();
     assert_eq!(
         first.wait_exit(Duration::from_secs(60)).code(),

@@ -270,16 +270,9 @@ use bbr_testkit::wait::until as wait_until;
 
 /// Waits until `needle` occurs `n` times in the daemon's stdout.
 fn wait_count(daemon: &Running, needle: &str, n: usize, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while daemon.stdout().matches(needle).count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {n}x {needle:?}; stdout:\n{}\nstderr:\n{}",
-            daemon.stdout(),
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&format!("{n}x {needle:?} in the stdout"), limit, || {
+        daemon.stdout().matches(needle).count() >= n
+    });
 }
 
 fn stop_daemon(daemon: &mut Running) -> String {
@@ -1440,15 +1433,11 @@ fn sigterm_during_an_scp_upload_leaves_nothing_behind() {
             .any(|n| n.starts_with(".bbr-partial-"))
     });
     daemon.signal(Signal::SIGTERM);
-    let begun = Instant::now();
+    // No wall-clock bound beyond the deadline: the upload not completing (below) shows the
+    // stop did not wait for it.
     let status = daemon.wait_exit(Duration::from_secs(20));
     let out = daemon.stdout();
     assert_eq!(status.code(), Some(1), "{out}");
-    assert!(
-        begun.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        begun.elapsed()
-    );
     assert!(
         out.contains("ServiceBackup.All backup processes terminated. Exiting"),
         "{out}"

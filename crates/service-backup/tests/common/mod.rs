@@ -1,6 +1,7 @@
 //! Helpers for driving the built `service-backup` and `manual-backup` binaries: temp configs,
 //! shell-script fixtures, live stdout capture and waiting for lines / files / exit with a
-//! deadline (no fixed sleeps).
+//! deadline (`bbr_testkit::wait::until`; no fixed sleeps). A test that fails while a binary
+//! runs shows that binary's stdout and stderr (printed when its [`Running`] is dropped).
 
 #![allow(dead_code)]
 
@@ -12,8 +13,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use bbr_testkit::wait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -63,17 +66,23 @@ impl Scratch {
     }
 }
 
+/// How long the binary's stdout and stderr may stay open after it exited. Its children get
+/// pipes of their own, so the ends close with the binary; this only bounds a defect.
+const PIPES_CLOSE: Duration = Duration::from_secs(10);
+
 /// A running binary whose stdout is collected as it arrives.
 pub struct Running {
     pub child: Child,
+    binary: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
-fn collect(mut reader: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+fn collect(mut reader: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
     let buf = Arc::new(Mutex::new(String::new()));
     let out = buf.clone();
-    std::thread::spawn(move || {
+    let handle = std::thread::spawn(move || {
         let mut chunk = [0_u8; 8192];
         loop {
             match reader.read(&mut chunk) {
@@ -85,7 +94,7 @@ fn collect(mut reader: impl Read + Send + 'static) -> Arc<Mutex<String>> {
             }
         }
     });
-    buf
+    (buf, handle)
 }
 
 pub fn start(binary: &str, config: &Path) -> Running {
@@ -97,12 +106,14 @@ pub fn start(binary: &str, config: &Path) -> Running {
         .env_remove("GCP_SERVICE_ACCOUNT_FILE")
         .spawn()
         .expect("spawn binary");
-    let stdout = collect(child.stdout.take().expect("stdout"));
-    let stderr = collect(child.stderr.take().expect("stderr"));
+    let (stdout, out_reader) = collect(child.stdout.take().expect("stdout"));
+    let (stderr, err_reader) = collect(child.stderr.take().expect("stderr"));
     Running {
         child,
+        binary: binary.rsplit('/').next().unwrap_or(binary).to_owned(),
         stdout,
         stderr,
+        readers: vec![out_reader, err_reader],
     }
 }
 
@@ -130,16 +141,11 @@ impl Running {
 
     /// Waits until stdout contains `needle`.
     pub fn wait_for(&self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.stdout().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {needle:?}; stdout so far:\n{}\nstderr:\n{}",
-                self.stdout(),
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait::until(
+            &format!("{needle:?} in the stdout of {}", self.binary),
+            limit,
+            || self.stdout().contains(needle),
+        );
     }
 
     pub fn signal(&self, sig: Signal) {
@@ -147,32 +153,23 @@ impl Running {
         kill(Pid::from_raw(pid), sig).expect("kill");
     }
 
-    /// Waits for the process to exit (killing it and failing the test after `limit`).
+    /// Waits for the process to exit and for its stdout and stderr to be read to the end
+    /// (failing the test after `limit`; the drop then kills the process).
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads drain the pipes.
-                let drain = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < drain
-                    && !self.stdout().ends_with('\n')
-                    && !self.stdout().is_empty()
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "process did not exit within {limit:?}; stdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let mut status = None;
+        wait::until(&format!("{} to exit", self.binary), limit, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        wait::until(
+            &format!("the stdout and stderr of {} to close", self.binary),
+            PIPES_CLOSE,
+            || self.readers.iter().all(JoinHandle::is_finished),
+        );
+        for reader in self.readers.drain(..) {
+            reader.join().expect("pipe reader");
         }
+        status.expect("exited")
     }
 
     /// Asserts the process is still running.
@@ -191,20 +188,31 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {} stdout:\n{}\n--- {} stderr:\n{}",
+                self.binary,
+                self.stdout(),
+                self.binary,
+                self.stderr()
+            );
+        }
     }
 }
 
 /// Waits until `path` exists.
 pub fn wait_for_file(path: &Path, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::until(&path.display().to_string(), limit, || path.exists());
+}
+
+/// Waits until the process whose pid `pid_file` holds is gone: reaped, or a zombie about to be.
+pub fn wait_for_pid_gone(pid_file: &Path, limit: Duration) {
+    let pid = std::fs::read_to_string(pid_file).expect("pid file");
+    let pid = pid.trim();
+    wait::until(&format!("process {pid} to end"), limit, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.contains(") Z "))
+    });
 }
 
 /// Parses every JSON line of `stdout`.
