@@ -1,12 +1,12 @@
 //! `bbr deployment --all-deployments` for pre-backup-check, backup and backup-cleanup
-//! (bbr.md §3.12): every deployment the director lists, up to ten at a time, each with its
+//! (docs/cli.md, "`--all-deployments`"): every deployment the director lists, up to ten at a time, each with its
 //! own director client and (backup, backup-cleanup) its own log file; progress and a
 //! summary on stdout with `[HH:MM:SS]` UTC prefixes, the failures on stderr, exit code 1 on
 //! any failure.
 
-use crate::args::Subcommand;
+use crate::commands::Subcommand;
+use crate::execute::{BACKUP_CLEANUP_ALL_ADVICE, write_error_log};
 use crate::output::Logger;
-use crate::{BACKUP_CLEANUP_ALL_ADVICE, write_error_log};
 use bbr_core::error::{ErrorList, exit_code};
 use bbr_core::workflow::{self, BackupRequest, RunOptions};
 use bbr_director::DirectorClient;
@@ -37,6 +37,8 @@ pub struct Settings {
     pub with_manifest: bool,
     /// `--debug`.
     pub debug: bool,
+    /// One root process per VM (see [`crate::resolve::SUDO_EACH_COMMAND_ENV`]).
+    pub root_runner: bool,
     /// Options for every workflow.
     pub run_options: RunOptions,
 }
@@ -144,8 +146,10 @@ pub async fn run(connection: Connection, settings: Settings) -> i32 {
 async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> ErrorList {
     let one = |m: String| ErrorList(vec![bbr_core::BbrError::general(m)]);
     // The name becomes a log file and an artifact directory name.
-    if let Err(e) = crate::check_deployment_name(name, "reported by the director") {
-        return one(e);
+    if let Err(e) =
+        bbr_artifact::naming::check_safe_name("deployment name", name, "reported by the director")
+    {
+        return one(e.to_string());
     }
     let started = std::time::SystemTime::now();
     let timestamp = bbr_artifact::timefmt::artifact_timestamp(started);
@@ -178,7 +182,7 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
         Arc::new(move |m| bbr_core::report::ReporterExt::warn(&warn, m)),
         connection.dialer.clone(),
     ) {
-        Ok(s) => s.with_root_runner(crate::root_runner_wanted()),
+        Ok(s) => s.with_root_runner(settings.root_runner),
         Err(e) => return one(e.to_string()),
     };
     let options = settings.run_options.clone();

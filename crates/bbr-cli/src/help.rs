@@ -1,6 +1,30 @@
-//! Help texts in Go bbr's (urfave/cli v1) layout.
+//! Help texts in Go bbr's (urfave/cli v1) layout, rendered from the command table
+//! ([`crate::commands`]) and the flag table ([`crate::flags`]).
 
-use crate::args::Subcommand;
+use crate::commands::{COMMANDS, CommandDef, SubcommandDef};
+use crate::flags::{self, FlagDef, Scope};
+
+/// Which help to print.
+#[derive(Debug, Clone, Copy)]
+pub enum HelpTopic {
+    /// `bbr help`.
+    App,
+    /// `bbr <command> --help`.
+    Command(&'static CommandDef),
+    /// `bbr <command> <subcommand> --help`.
+    Subcommand(&'static CommandDef, &'static SubcommandDef),
+}
+
+impl HelpTopic {
+    /// The help text.
+    pub fn render(self) -> String {
+        match self {
+            HelpTopic::App => app_help(crate::VERSION),
+            HelpTopic::Command(c) => command_help(c),
+            HelpTopic::Subcommand(c, s) => subcommand_help(c, s),
+        }
+    }
+}
 
 /// Aligns `(left, right)` rows like Go's tabwriter (two spaces of padding).
 fn columns(rows: &[(String, String)]) -> String {
@@ -10,169 +34,74 @@ fn columns(rows: &[(String, String)]) -> String {
         .collect()
 }
 
+/// The help row of a flag: `--name value, -n value` and its text with default and env hint.
+fn flag_row(f: &FlagDef) -> (String, String) {
+    let names: Vec<String> = f
+        .names
+        .iter()
+        .map(|n| {
+            let dashes = if n.len() == 1 { "-" } else { "--" };
+            let value = if f.takes_value { " value" } else { "" };
+            format!("{dashes}{n}{value}")
+        })
+        .collect();
+    let mut text = f.help.to_string();
+    if let Some(d) = f.default {
+        text.push_str(&format!(" (default: {d})"));
+    }
+    if !f.env.is_empty() {
+        let vars: Vec<String> = f.env.iter().map(|v| format!("${v}")).collect();
+        text.push_str(&format!(" [{}]", vars.join(", ")));
+    }
+    (names.join(", "), text)
+}
+
+fn flag_rows(scope: Scope) -> Vec<(String, String)> {
+    flags::accepted_by(scope).map(flag_row).collect()
+}
+
 /// `bbr help`.
 pub fn app_help(version: &str) -> String {
-    let commands = columns(&[
-        ("deployment".into(), "Backup BOSH deployments".into()),
-        ("director".into(), "Backup BOSH director".into()),
-        (
-            "help, h".into(),
-            "Shows a list of commands or help for one command".into(),
-        ),
-        ("version, v".into(), "Shows the version".into()),
-    ]);
+    let mut rows: Vec<(String, String)> = COMMANDS
+        .iter()
+        .map(|c| (c.name.to_string(), c.usage.to_string()))
+        .collect();
+    rows.push((
+        "help, h".into(),
+        "Shows a list of commands or help for one command".into(),
+    ));
+    rows.push(("version, v".into(), "Shows the version".into()));
+    let commands = columns(&rows);
     format!(
         "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   {version}\n\nCOMMANDS:\n{commands}\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
     )
 }
 
-fn director_usage(sub: Subcommand) -> &'static str {
-    match sub {
-        Subcommand::PreBackupCheck => "Check a BOSH Director can be backed up",
-        Subcommand::Backup => "Backup a BOSH Director",
-        Subcommand::Restore => "Restore a deployment from backup",
-        Subcommand::BackupCleanup => "Cleanup a director after a backup was interrupted",
-        Subcommand::RestoreCleanup => "Cleanup a director after a restore was interrupted",
-    }
-}
-
-/// `bbr director --help`.
-pub fn director_help() -> String {
-    let subs = columns(&[
-        (
-            "pre-backup-check, c".into(),
-            director_usage(Subcommand::PreBackupCheck).into(),
-        ),
-        (
-            "backup, b".into(),
-            director_usage(Subcommand::Backup).into(),
-        ),
-        (
-            "restore, r".into(),
-            director_usage(Subcommand::Restore).into(),
-        ),
-        (
-            "backup-cleanup".into(),
-            director_usage(Subcommand::BackupCleanup).into(),
-        ),
-        (
-            "restore-cleanup".into(),
-            director_usage(Subcommand::RestoreCleanup).into(),
-        ),
-    ]);
-    let options = columns(&[
-        ("--host value".into(), "BOSH Director hostname, with an optional port. Port defaults to 22".into()),
-        ("--username value, -u value".into(), "BOSH Director SSH username".into()),
-        ("--private-key-path value, --key value".into(), "BOSH Director SSH private key".into()),
-        ("--debug".into(), "Enable debug logs".into()),
-        (
-            "--known-hosts value".into(),
-            "known_hosts file used to verify the Director's host key; an unknown host is added with a warning, a changed key is refused (default: ~/.ssh/known_hosts)".into(),
-        ),
-        ("--max-parallel value".into(), "How many scripts or transfers run at once (default: 10)".into()),
-        (
-            "--script-timeout value".into(),
-            "Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m; phases: all, lock, unlock or a script name). A script over its limit has its process group killed; jobs are then unlocked (default: none)".into(),
-        ),
-    ]);
+/// `bbr <command> --help`.
+pub fn command_help(c: &CommandDef) -> String {
+    let subs: Vec<(String, String)> = c
+        .subcommands
+        .iter()
+        .map(|s| (s.names.join(", "), s.usage.to_string()))
+        .collect();
     format!(
-        "NAME:\n   bbr director - Backup BOSH director\n\nUSAGE:\n   bbr director [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n{subs}\nOPTIONS:\n{options}"
+        "NAME:\n   bbr {name} - {usage}\n\nUSAGE:\n   bbr {name} [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n{subs}\nOPTIONS:\n{options}",
+        name = c.name,
+        usage = c.usage,
+        subs = columns(&subs),
+        options = columns(&flag_rows(Scope::Command(c.id))),
     )
 }
 
-/// `bbr director <sub> --help`.
-pub fn director_subcommand_help(sub: Subcommand) -> String {
-    let options = match sub {
-        Subcommand::Backup => Some((
-            "--artifact-path value, -a value",
-            "Specify an optional path to save the backup artifacts to",
-        )),
-        Subcommand::Restore => Some((
-            "--artifact-path value, -a value",
-            "Path to the artifact to restore",
-        )),
-        _ => None,
-    };
+/// `bbr <command> <subcommand> --help`.
+pub fn subcommand_help(c: &CommandDef, s: &SubcommandDef) -> String {
+    let options = flag_rows(Scope::Subcommand(c.id, s.id));
     let mut out = format!(
-        "NAME:\n   bbr director {} - {}\n\nUSAGE:\n   bbr director {}{}\n",
-        sub.name(),
-        director_usage(sub),
-        sub.name(),
-        if options.is_some() { " [options]" } else { "" }
-    );
-    if let Some((l, r)) = options {
-        out.push_str(&format!("\nOPTIONS:\n{}", columns(&[(l.into(), r.into())])));
-    }
-    out
-}
-
-fn deployment_usage(sub: Subcommand) -> &'static str {
-    match sub {
-        Subcommand::PreBackupCheck => "Check a deployment can be backed up",
-        Subcommand::Backup => "Backup a deployment",
-        Subcommand::Restore => "Restore a deployment from backup",
-        Subcommand::BackupCleanup => "Cleanup a deployment after a backup was interrupted",
-        Subcommand::RestoreCleanup => "Cleanup a deployment after a restore was interrupted",
-    }
-}
-
-/// `bbr deployment --help`.
-pub fn deployment_help() -> String {
-    let subs = columns(&[
-        (
-            "pre-backup-check, c".into(),
-            deployment_usage(Subcommand::PreBackupCheck).into(),
-        ),
-        (
-            "backup, b".into(),
-            deployment_usage(Subcommand::Backup).into(),
-        ),
-        (
-            "restore, r".into(),
-            deployment_usage(Subcommand::Restore).into(),
-        ),
-        (
-            "backup-cleanup".into(),
-            deployment_usage(Subcommand::BackupCleanup).into(),
-        ),
-        (
-            "restore-cleanup".into(),
-            deployment_usage(Subcommand::RestoreCleanup).into(),
-        ),
-    ]);
-    let options = columns(&[
-        ("--target value, -t value".into(), "BOSH Director URL [$BOSH_ENVIRONMENT]".into()),
-        ("--username value, -u value".into(), "BOSH Director username [$BOSH_CLIENT]".into()),
-        ("--password value, -p value".into(), "BOSH Director password [$BOSH_CLIENT_SECRET]".into()),
-        ("--deployment value, -d value".into(), "Name of BOSH deployment. Omit if '--all-deployments' is provided [$BOSH_DEPLOYMENT]".into()),
-        ("--ca-cert value".into(), "Path or value of BOSH Director custom CA certificate [$CA_CERT, $BOSH_CA_CERT]".into()),
-        ("--debug".into(), "Enable debug logs".into()),
-        ("--all-deployments".into(), "Run command for all deployments. Omit if '--deployment' is provided. Currently only supported for: pre-backup-check, backup and backup-cleanup".into()),
-        ("--max-parallel value".into(), "How many scripts or transfers run at once (default: 10)".into()),
-        ("--script-timeout value".into(), "Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m) (default: none)".into()),
-    ]);
-    format!(
-        "NAME:\n   bbr deployment - Backup BOSH deployments\n\nUSAGE:\n   bbr deployment [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n{subs}\nOPTIONS:\n{options}"
-    )
-}
-
-/// `bbr deployment <sub> --help`.
-pub fn deployment_subcommand_help(sub: Subcommand) -> String {
-    let options: Vec<(String, String)> = match sub {
-        Subcommand::Backup => vec![
-            ("--with-manifest".into(), "Download the deployment manifest".into()),
-            ("--artifact-path value, -a value".into(), "Specify an optional path to save the backup artifacts to".into()),
-            ("--unsafe-lock-free".into(), "Experimental feature to skip locking steps when backing up the BOSH deployment. Cannot be used in combination with the all-deployments flag".into()),
-        ],
-        Subcommand::Restore => vec![("--artifact-path value, -a value".into(), "Path to the artifact to restore".into())],
-        _ => vec![],
-    };
-    let mut out = format!(
-        "NAME:\n   bbr deployment {} - {}\n\nUSAGE:\n   bbr deployment {}{}\n",
-        sub.name(),
-        deployment_usage(sub),
-        sub.name(),
-        if options.is_empty() { "" } else { " [options]" }
+        "NAME:\n   bbr {command} {sub} - {usage}\n\nUSAGE:\n   bbr {command} {sub}{options}\n",
+        command = c.name,
+        sub = s.name(),
+        usage = s.usage,
+        options = if options.is_empty() { "" } else { " [options]" },
     );
     if !options.is_empty() {
         out.push_str(&format!("\nOPTIONS:\n{}", columns(&options)));
@@ -183,6 +112,15 @@ pub fn deployment_subcommand_help(sub: Subcommand) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::command;
+
+    fn topic(args: &[&str]) -> String {
+        let c = command(args[0]).unwrap();
+        match args.get(1) {
+            None => HelpTopic::Command(c).render(),
+            Some(s) => HelpTopic::Subcommand(c, c.subcommand(s).unwrap()).render(),
+        }
+    }
 
     #[test]
     fn app_help_has_the_asserted_snippets() {
@@ -194,12 +132,57 @@ mod tests {
     }
 
     #[test]
+    fn app_help_whole() {
+        assert_eq!(
+            app_help("1.2.3"),
+            "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
+        );
+    }
+
+    #[test]
     fn director_help_lists_flags_in_order() {
-        let h = director_help();
+        let h = topic(&["director"]);
         let host = h.find("--host value").unwrap();
         let user = h.find("--username value, -u value").unwrap();
         let key = h.find("--private-key-path value, --key value").unwrap();
         let debug = h.find("--debug").unwrap();
         assert!(host < user && user < key && key < debug);
+    }
+
+    // The whole texts as the hand-written help printed them before the flag table.
+    #[test]
+    fn director_help_whole() {
+        assert_eq!(
+            topic(&["director"]),
+            "NAME:\n   bbr director - Backup BOSH director\n\nUSAGE:\n   bbr director [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n   pre-backup-check, c  Check a BOSH Director can be backed up\n   backup, b            Backup a BOSH Director\n   restore, r           Restore a deployment from backup\n   backup-cleanup       Cleanup a director after a backup was interrupted\n   restore-cleanup      Cleanup a director after a restore was interrupted\n\nOPTIONS:\n   --host value                           BOSH Director hostname, with an optional port. Port defaults to 22\n   --username value, -u value             BOSH Director SSH username\n   --private-key-path value, --key value  BOSH Director SSH private key\n   --debug                                Enable debug logs\n   --known-hosts value                    known_hosts file used to verify the Director's host key; an unknown host is added with a warning, a changed key is refused (default: ~/.ssh/known_hosts)\n   --max-parallel value                   How many scripts or transfers run at once (default: 10)\n   --script-timeout value                 Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m; phases: all, lock, unlock or a script name). A script over its limit has its process group killed; jobs are then unlocked (default: none)\n"
+        );
+        assert_eq!(
+            topic(&["director", "backup"]),
+            "NAME:\n   bbr director backup - Backup a BOSH Director\n\nUSAGE:\n   bbr director backup [options]\n\nOPTIONS:\n   --artifact-path value, -a value  Specify an optional path to save the backup artifacts to\n"
+        );
+        assert_eq!(
+            topic(&["director", "r"]),
+            "NAME:\n   bbr director restore - Restore a deployment from backup\n\nUSAGE:\n   bbr director restore [options]\n\nOPTIONS:\n   --artifact-path value, -a value  Path to the artifact to restore\n"
+        );
+        assert_eq!(
+            topic(&["director", "c"]),
+            "NAME:\n   bbr director pre-backup-check - Check a BOSH Director can be backed up\n\nUSAGE:\n   bbr director pre-backup-check\n"
+        );
+    }
+
+    #[test]
+    fn deployment_help_whole() {
+        assert_eq!(
+            topic(&["deployment"]),
+            "NAME:\n   bbr deployment - Backup BOSH deployments\n\nUSAGE:\n   bbr deployment [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n   pre-backup-check, c  Check a deployment can be backed up\n   backup, b            Backup a deployment\n   restore, r           Restore a deployment from backup\n   backup-cleanup       Cleanup a deployment after a backup was interrupted\n   restore-cleanup      Cleanup a deployment after a restore was interrupted\n\nOPTIONS:\n   --target value, -t value      BOSH Director URL [$BOSH_ENVIRONMENT]\n   --username value, -u value    BOSH Director username [$BOSH_CLIENT]\n   --password value, -p value    BOSH Director password [$BOSH_CLIENT_SECRET]\n   --deployment value, -d value  Name of BOSH deployment. Omit if '--all-deployments' is provided [$BOSH_DEPLOYMENT]\n   --ca-cert value               Path or value of BOSH Director custom CA certificate [$CA_CERT, $BOSH_CA_CERT]\n   --debug                       Enable debug logs\n   --all-deployments             Run command for all deployments. Omit if '--deployment' is provided. Currently only supported for: pre-backup-check, backup and backup-cleanup\n   --max-parallel value          How many scripts or transfers run at once (default: 10)\n   --script-timeout value        Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m) (default: none)\n"
+        );
+        assert_eq!(
+            topic(&["deployment", "b"]),
+            "NAME:\n   bbr deployment backup - Backup a deployment\n\nUSAGE:\n   bbr deployment backup [options]\n\nOPTIONS:\n   --with-manifest                  Download the deployment manifest\n   --artifact-path value, -a value  Specify an optional path to save the backup artifacts to\n   --unsafe-lock-free               Experimental feature to skip locking steps when backing up the BOSH deployment. Cannot be used in combination with the all-deployments flag\n"
+        );
+        assert_eq!(
+            topic(&["deployment", "restore-cleanup"]),
+            "NAME:\n   bbr deployment restore-cleanup - Cleanup a deployment after a restore was interrupted\n\nUSAGE:\n   bbr deployment restore-cleanup\n"
+        );
     }
 }

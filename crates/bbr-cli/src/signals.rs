@@ -51,7 +51,7 @@ impl Wording {
     /// Go bbr's footer after a confirmed SIGINT.
     pub fn advice(self) -> &'static str {
         match self {
-            Wording::Backup => crate::BACKUP_CLEANUP_ADVICE,
+            Wording::Backup => crate::execute::BACKUP_CLEANUP_ADVICE,
             Wording::Restore => {
                 "It is recommended that you run `bbr restore-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked."
             }

@@ -1,0 +1,198 @@
+//! The command table: the top-level commands (modes) of `bbr`, their subcommands and the
+//! one-line usage texts the help prints. The parser ([`crate::parse`]) and the help
+//! ([`crate::help`]) read this table and [`crate::flags::FLAGS`]; neither names a command.
+//!
+//! # Adding a mode or a command
+//!
+//! A new top-level command (say `bbr inventory --inventory FILE <subcommand>`, or
+//! `bbr artifact validate|prune ...`) is a change of tables plus one resolve function and
+//! one runner, never of the parser or the help:
+//!
+//! 1. add a [`CommandId`] variant and a [`CommandDef`] row to [`COMMANDS`] (name, usage line
+//!    for `bbr help`, its subcommand rows in help order);
+//! 2. add its flags to [`crate::flags::FLAGS`], each with the [`crate::flags::Scope`]s that
+//!    accept it (command level or one subcommand), its env vars, default and `required`;
+//!    help order is table order;
+//! 3. subcommands other than the five workflow ones get their own typed ids: make
+//!    [`SubcommandDef::id`] an enum over the commands' subcommand enums (the parser and the
+//!    help only carry and print the row, they never match on the id);
+//! 4. write the typed resolve step in [`crate::resolve`] (flags → an `…Invocation` struct,
+//!    in the order its checks must be reported) and a variant of
+//!    [`crate::resolve::Invocation`];
+//! 5. run it from [`crate::execute`].
+//!
+//! Positional arguments after the subcommand's flags reach the resolve step as
+//! [`crate::parse::CommandLine::operands`].
+
+/// A top-level command (a mode of `bbr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandId {
+    /// `bbr deployment`: a BOSH deployment reached through the director API.
+    Deployment,
+    /// `bbr director`: one VM reached over plain SSH.
+    Director,
+}
+
+/// The workflow subcommands of `bbr director` and `bbr deployment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subcommand {
+    /// `pre-backup-check` / `c`.
+    PreBackupCheck,
+    /// `backup` / `b`.
+    Backup,
+    /// `restore` / `r`.
+    Restore,
+    /// `backup-cleanup`.
+    BackupCleanup,
+    /// `restore-cleanup`.
+    RestoreCleanup,
+}
+
+impl Subcommand {
+    /// The canonical name (used in `bbr-*.err.log` and messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            Subcommand::PreBackupCheck => "pre-backup-check",
+            Subcommand::Backup => "backup",
+            Subcommand::Restore => "restore",
+            Subcommand::BackupCleanup => "backup-cleanup",
+            Subcommand::RestoreCleanup => "restore-cleanup",
+        }
+    }
+}
+
+/// One subcommand of a command.
+#[derive(Debug)]
+pub struct SubcommandDef {
+    /// Which subcommand this row is.
+    pub id: Subcommand,
+    /// Canonical name first, then aliases (`backup`, `b`).
+    pub names: &'static [&'static str],
+    /// The usage line of the help (differs per command).
+    pub usage: &'static str,
+}
+
+impl SubcommandDef {
+    /// The canonical name.
+    pub fn name(&self) -> &'static str {
+        self.names[0]
+    }
+}
+
+/// One top-level command.
+#[derive(Debug)]
+pub struct CommandDef {
+    /// Which command this row is.
+    pub id: CommandId,
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// Its usage line (in `bbr help` and in the command's own help).
+    pub usage: &'static str,
+    /// Its subcommands, in help order.
+    pub subcommands: &'static [SubcommandDef],
+}
+
+impl CommandDef {
+    /// The subcommand called `name` (canonical name or alias).
+    pub fn subcommand(&'static self, name: &str) -> Option<&'static SubcommandDef> {
+        self.subcommands.iter().find(|s| s.names.contains(&name))
+    }
+}
+
+/// Every top-level command, in `bbr help` order (Go bbr's).
+pub static COMMANDS: &[CommandDef] = &[
+    CommandDef {
+        id: CommandId::Deployment,
+        name: "deployment",
+        usage: "Backup BOSH deployments",
+        subcommands: &[
+            SubcommandDef {
+                id: Subcommand::PreBackupCheck,
+                names: &["pre-backup-check", "c"],
+                usage: "Check a deployment can be backed up",
+            },
+            SubcommandDef {
+                id: Subcommand::Backup,
+                names: &["backup", "b"],
+                usage: "Backup a deployment",
+            },
+            SubcommandDef {
+                id: Subcommand::Restore,
+                names: &["restore", "r"],
+                usage: "Restore a deployment from backup",
+            },
+            SubcommandDef {
+                id: Subcommand::BackupCleanup,
+                names: &["backup-cleanup"],
+                usage: "Cleanup a deployment after a backup was interrupted",
+            },
+            SubcommandDef {
+                id: Subcommand::RestoreCleanup,
+                names: &["restore-cleanup"],
+                usage: "Cleanup a deployment after a restore was interrupted",
+            },
+        ],
+    },
+    CommandDef {
+        id: CommandId::Director,
+        name: "director",
+        usage: "Backup BOSH director",
+        subcommands: &[
+            SubcommandDef {
+                id: Subcommand::PreBackupCheck,
+                names: &["pre-backup-check", "c"],
+                usage: "Check a BOSH Director can be backed up",
+            },
+            SubcommandDef {
+                id: Subcommand::Backup,
+                names: &["backup", "b"],
+                usage: "Backup a BOSH Director",
+            },
+            SubcommandDef {
+                id: Subcommand::Restore,
+                names: &["restore", "r"],
+                usage: "Restore a deployment from backup",
+            },
+            SubcommandDef {
+                id: Subcommand::BackupCleanup,
+                names: &["backup-cleanup"],
+                usage: "Cleanup a director after a backup was interrupted",
+            },
+            SubcommandDef {
+                id: Subcommand::RestoreCleanup,
+                names: &["restore-cleanup"],
+                usage: "Cleanup a director after a restore was interrupted",
+            },
+        ],
+    },
+];
+
+/// The command called `name`.
+pub fn command(name: &str) -> Option<&'static CommandDef> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subcommand_aliases() {
+        let director = command("director").unwrap();
+        let id = |name| director.subcommand(name).map(|s| s.id);
+        assert_eq!(id("c"), Some(Subcommand::PreBackupCheck));
+        assert_eq!(id("b"), Some(Subcommand::Backup));
+        assert_eq!(id("r"), Some(Subcommand::Restore));
+        assert_eq!(id("x"), None);
+        assert!(command("nope").is_none());
+    }
+
+    #[test]
+    fn canonical_names_match_the_ids() {
+        for c in COMMANDS {
+            for s in c.subcommands {
+                assert_eq!(s.name(), s.id.name(), "{} {}", c.name, s.name());
+            }
+        }
+    }
+}

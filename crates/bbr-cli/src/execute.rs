@@ -1,0 +1,332 @@
+//! Execution: runs a resolved [`Invocation`] (backup, restore, the check and the cleanups;
+//! director mode, one deployment or all of them), prints its outcome (the error block,
+//! footers, `bbr-*.err.log`) and returns the exit code (docs/cli.md, "Where output goes"
+//! and "Exit codes").
+
+use crate::all_deployments;
+use crate::commands::{CommandId, Subcommand};
+use crate::connect::{self, DirectorApi, KnownHosts};
+use crate::director::DirectorSource;
+use crate::output::Logger;
+use crate::resolve::{Common, DeploymentInvocation, Deployments, DirectorInvocation, Invocation};
+use crate::signals;
+use bbr_core::StopSignal;
+use bbr_core::error::{BbrError, ErrorList, exit_code};
+use bbr_core::report::ReporterExt;
+use bbr_core::workflow::{self, BackupRequest, RunOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The footer advising `backup-cleanup` after an all-deployments run.
+pub const BACKUP_CLEANUP_ALL_ADVICE: &str = "It is recommended that you run `bbr deployment --all-deployments backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
+
+/// The footer advising `backup-cleanup`.
+pub const BACKUP_CLEANUP_ADVICE: &str = "It is recommended that you run `bbr backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
+
+/// Runs `invocation`; returns the exit code.
+pub async fn run(invocation: Invocation) -> i32 {
+    match invocation {
+        Invocation::Director(inv) => run_director(inv).await,
+        Invocation::Deployment(inv) => match inv.deployments {
+            Deployments::All => run_all(inv).await,
+            Deployments::One(ref name) => {
+                let name = name.clone();
+                run_deployment(&inv, name).await
+            }
+        },
+    }
+}
+
+/// Reports a run that failed before it started: the error block, `bbr-*.err.log`, exit 1.
+pub fn fail(sub: Subcommand, message: String) -> i32 {
+    finish(
+        &ErrorList(vec![BbrError::general(message)]),
+        None,
+        sub.name(),
+    )
+}
+
+fn run_options(common: &Common, stop: StopSignal) -> RunOptions {
+    RunOptions {
+        bbr_version: crate::VERSION.to_string(),
+        max_parallel: common.max_parallel,
+        script_timeouts: common.script_timeouts.clone(),
+        stop,
+    }
+}
+
+fn director_api(inv: &DeploymentInvocation) -> DirectorApi<'_> {
+    DirectorApi {
+        target: &inv.target,
+        ca_cert: inv.ca_cert.as_deref(),
+        username: &inv.username,
+        password: &inv.password,
+        proxy: inv.common.proxy.as_deref(),
+        task_timeout: inv.task_timeout,
+    }
+}
+
+/// `bbr deployment --all-deployments ...`.
+async fn run_all(inv: DeploymentInvocation) -> i32 {
+    let common = &inv.common;
+    let logger = Logger::new(common.debug);
+    let stop = StopSignal::new();
+    let connection =
+        match connect::director_connection(director_api(&inv), &logger, stop.clone()).await {
+            Ok(c) => c,
+            Err(e) => return fail(common.sub, e),
+        };
+    let settings = all_deployments::Settings {
+        sub: common.sub,
+        artifact_path: common
+            .artifact_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".")),
+        with_manifest: inv.with_manifest,
+        debug: common.debug,
+        root_runner: common.root_runner,
+        run_options: run_options(common, stop.clone()),
+    };
+    // SIGTERM stops every deployment's run; SIGINT keeps its default here, as in Go bbr.
+    let _signals = signals::install(logger.clone(), stop, None);
+    all_deployments::run(connection, settings).await
+}
+
+/// `bbr deployment --deployment NAME ...`.
+async fn run_deployment(inv: &DeploymentInvocation, deployment_name: String) -> i32 {
+    let common = &inv.common;
+    let logger = Logger::new(common.debug);
+    let stop = StopSignal::new();
+    let connection =
+        match connect::director_connection(director_api(inv), &logger, stop.clone()).await {
+            Ok(connection) => connection,
+            Err(e) => return fail(common.sub, e),
+        };
+    let client = match (connection.connect)().await {
+        Ok(c) => c,
+        Err(e) => return fail(common.sub, e),
+    };
+    let warn_logger = logger.clone();
+    let source = match bbr_director::source::DirectorDeployment::new(
+        client,
+        deployment_name,
+        common.max_parallel,
+        Arc::new(move |m| warn_logger.warn(m)),
+        connection.dialer.clone(),
+    ) {
+        Ok(s) => s.with_root_runner(common.root_runner),
+        Err(e) => return fail(common.sub, e.to_string()),
+    };
+    let options = SubcommandOptions {
+        artifact_path: common.artifact_path.as_deref(),
+        with_manifest: inv.with_manifest,
+        unsafe_lock_free: inv.unsafe_lock_free,
+    };
+    execute(
+        common.sub,
+        &source,
+        run_options(common, stop),
+        &logger,
+        &options,
+        CommandId::Deployment,
+    )
+    .await
+}
+
+/// `bbr director ...`.
+async fn run_director(inv: DirectorInvocation) -> i32 {
+    let common = &inv.common;
+    let logger = Logger::new(common.debug);
+    let stop = StopSignal::new();
+    let dialer = match connect::proxy_dialer(
+        &logger,
+        common.proxy.as_deref(),
+        KnownHosts::Path(inv.known_hosts.clone()),
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => return fail(common.sub, e),
+    };
+    let options = connect::director_ssh_options(
+        &inv.host,
+        &inv.username,
+        &inv.known_hosts,
+        dialer,
+        common.root_runner,
+        &logger,
+    );
+    let source = DirectorSource::new(
+        inv.host.name.clone(),
+        inv.host.connect_host.clone(),
+        inv.key_path.clone(),
+        options,
+    );
+    let sub_options = SubcommandOptions {
+        artifact_path: common.artifact_path.as_deref(),
+        with_manifest: false,
+        unsafe_lock_free: false,
+    };
+    let code = execute(
+        common.sub,
+        &source,
+        run_options(common, stop),
+        &logger,
+        &sub_options,
+        CommandId::Director,
+    )
+    .await;
+    source.disconnect().await;
+    code
+}
+
+/// The subcommand flags a single run uses.
+struct SubcommandOptions<'a> {
+    artifact_path: Option<&'a Path>,
+    with_manifest: bool,
+    unsafe_lock_free: bool,
+}
+
+/// Runs one subcommand against `source`, prints its outcome and returns the exit code.
+async fn execute(
+    sub: Subcommand,
+    source: &dyn bbr_core::source::DeploymentSource,
+    run_options: RunOptions,
+    logger: &Logger,
+    options: &SubcommandOptions<'_>,
+    mode: CommandId,
+) -> i32 {
+    let stop = run_options.stop.clone();
+    let trap = match sub {
+        Subcommand::PreBackupCheck => None,
+        Subcommand::Restore => Some(signals::Wording::Restore),
+        _ => Some(signals::Wording::Backup),
+    };
+    let signals = signals::install(logger.clone(), stop, trap);
+    let code = run_subcommand(sub, source, run_options, logger, options, mode).await;
+    match trap {
+        // The operator confirmed a SIGINT: the run stopped as on SIGTERM (scripts killed,
+        // jobs unlocked, cleaned up); now Go bbr's footer and exit code.
+        Some(wording) if signals.interrupted() => {
+            println!("{}", wording.advice());
+            exit_code::GENERAL
+        }
+        _ => code,
+    }
+}
+
+/// The workflow of `sub`, its outcome printed; returns the exit code.
+async fn run_subcommand(
+    sub: Subcommand,
+    source: &dyn bbr_core::source::DeploymentSource,
+    run_options: RunOptions,
+    logger: &Logger,
+    options: &SubcommandOptions<'_>,
+    mode: CommandId,
+) -> i32 {
+    match sub {
+        Subcommand::PreBackupCheck => {
+            let errors = workflow::pre_backup_check(source, run_options, logger).await;
+            let name = source.deployment_name();
+            let verdict = if errors.is_empty() { "can" } else { "cannot" };
+            match mode {
+                CommandId::Director => {
+                    logger.print_raw(&format!("Director {verdict} be backed up."))
+                }
+                CommandId::Deployment => logger.print_raw(&format!(
+                    "[{}] Deployment '{name}' {verdict} be backed up.",
+                    chrono::Utc::now().format("%H:%M:%S")
+                )),
+            }
+            if errors.is_empty() {
+                return 0;
+            }
+            if mode == CommandId::Deployment {
+                for line in errors.render().lines() {
+                    logger.print_raw(&format!("  {line}"));
+                }
+            }
+            let footer = errors
+                .first_is_artifact_dir()
+                .then_some(BACKUP_CLEANUP_ADVICE);
+            finish(&errors, footer, "pre-backup-check")
+        }
+        Subcommand::Backup => {
+            let request = BackupRequest {
+                artifact_parent: options
+                    .artifact_path
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                started: std::time::SystemTime::now(),
+                unsafe_lock_free: options.unsafe_lock_free,
+                with_manifest: options.with_manifest,
+            };
+            let outcome = workflow::backup(source, run_options, &request, logger).await;
+            let footer = outcome
+                .errors
+                .needs_cleanup_advice()
+                .then_some(BACKUP_CLEANUP_ADVICE);
+            finish(&outcome.errors, footer, "backup")
+        }
+        Subcommand::Restore => {
+            // Required by the flag table, so always given.
+            let path = options.artifact_path.unwrap_or(Path::new(""));
+            let errors = workflow::restore(source, run_options, path, logger).await;
+            finish(&errors, None, "restore")
+        }
+        Subcommand::BackupCleanup => {
+            let errors = workflow::backup_cleanup(source, run_options, logger).await;
+            finish(&errors, None, "backup-cleanup")
+        }
+        Subcommand::RestoreCleanup => {
+            let errors = workflow::restore_cleanup(source, run_options, logger).await;
+            finish(&errors, None, "restore-cleanup")
+        }
+    }
+}
+
+/// Writes `bbr-<RFC3339 UTC>.err.log` in the working directory; returns false on failure.
+pub(crate) fn write_error_log(errors: &ErrorList, command: &str) -> bool {
+    let name = format!(
+        "bbr-{}.err.log",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let mut text = format!("bbr {}: {command}\n", crate::VERSION);
+    for (i, e) in errors.0.iter().enumerate() {
+        text.push_str(&format!("error {} ({:?}):\n{}\n", i + 1, e.kind, e.message));
+    }
+    // Scripts' stderr may hold secrets: created 0600, and an older file of the same name
+    // (same second) is narrowed through the open handle before anything is written.
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&name)
+        .and_then(|mut file| {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(text.as_bytes())
+        })
+        .is_ok()
+}
+
+/// Prints the error block (stderr) and footer; returns the exit code.
+pub fn finish(errors: &ErrorList, footer: Option<&str>, command: &str) -> i32 {
+    if errors.is_empty() {
+        return 0;
+    }
+    let logged = write_error_log(errors, command);
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{}", errors.render());
+    if !logged {
+        let _ = writeln!(
+            err,
+            "(could not write the bbr-*.err.log file in the working directory)"
+        );
+    }
+    if let Some(f) = footer {
+        let _ = writeln!(err, "{f}");
+    }
+    errors.exit_code()
+}

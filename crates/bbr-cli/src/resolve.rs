@@ -1,0 +1,442 @@
+//! The typed resolve step: a parsed [`CommandLine`] becomes one [`Invocation`] per mode,
+//! with typed fields (paths, durations, counts, the parsed `--host`), after the checks Go bbr
+//! makes, in the order it reports them (docs/cli.md, "`bbr deployment` flags and
+//! environment"). Nothing after this step reads a flag or an environment variable.
+
+use crate::commands::{CommandId, Subcommand};
+use crate::connect::{self, GIVE_KNOWN_HOSTS_FLAG, KnownHostsError};
+use crate::flags::{FlagId, Scope};
+use crate::help::HelpTopic;
+use crate::parse::CommandLine;
+use crate::usage::{Rejection, UsageError};
+use crate::values::{self, HostAddr, HostError};
+use bbr_artifact::naming::UnsafeName;
+use bbr_core::workflow::ScriptTimeouts;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `BBR_SUDO_EACH_COMMAND=true` runs every root command on a VM through its own `sudo`, as
+/// Go bbr does (each then appears in the VM's sudo log), instead of through one root process
+/// per VM started with a single `sudo`.
+pub const SUDO_EACH_COMMAND_ENV: &str = "BBR_SUDO_EACH_COMMAND";
+
+/// `BBR_DIRECTOR_TASK_TIMEOUT=<duration>` (`90s`, `10m`, `1h`) bounds how long bbr waits
+/// for each director task (SSH setup, VM listing); default
+/// [`bbr_director::client::DEFAULT_TASK_TIMEOUT`]. Go bbr waits forever.
+pub const DIRECTOR_TASK_TIMEOUT_ENV: &str = "BBR_DIRECTOR_TASK_TIMEOUT";
+
+/// `BOSH_ALL_PROXY`: how connections leave this machine (Go bbr reads it too).
+pub const ALL_PROXY_ENV: &str = "BOSH_ALL_PROXY";
+
+/// What to run.
+pub enum Invocation {
+    /// `bbr director ...`.
+    Director(DirectorInvocation),
+    /// `bbr deployment ...`.
+    Deployment(DeploymentInvocation),
+}
+
+/// Settings both modes have.
+#[derive(Clone)]
+pub struct Common {
+    /// The subcommand.
+    pub sub: Subcommand,
+    /// `--debug`.
+    pub debug: bool,
+    /// `--max-parallel` (default 10).
+    pub max_parallel: usize,
+    /// `--script-timeout`.
+    pub script_timeouts: ScriptTimeouts,
+    /// `--artifact-path` of backup and restore.
+    pub artifact_path: Option<PathBuf>,
+    /// One root process per VM (false with [`SUDO_EACH_COMMAND_ENV`]).
+    pub root_runner: bool,
+    /// `BOSH_ALL_PROXY`, if set and non-empty.
+    pub proxy: Option<String>,
+}
+
+/// The settings of one `bbr director` invocation.
+pub struct DirectorInvocation {
+    /// Shared settings.
+    pub common: Common,
+    /// `--host`, parsed.
+    pub host: HostAddr,
+    /// `--username`.
+    pub username: String,
+    /// `--private-key-path` (read when the VM is first contacted).
+    pub key_path: PathBuf,
+    /// `--known-hosts`, or [`connect::default_known_hosts`].
+    pub known_hosts: PathBuf,
+}
+
+/// Which deployments a `bbr deployment` run is for.
+pub enum Deployments {
+    /// `--deployment NAME`.
+    One(String),
+    /// `--all-deployments`.
+    All,
+}
+
+/// The settings of one `bbr deployment` invocation.
+pub struct DeploymentInvocation {
+    /// Shared settings.
+    pub common: Common,
+    /// `--target` as given (a bad one is reported when connecting, after the proxy).
+    pub target: String,
+    /// `--username`.
+    pub username: String,
+    /// `--password`.
+    pub password: bbr_director::client::Secret,
+    /// `--ca-cert`: PEM text or a path to one.
+    pub ca_cert: Option<String>,
+    /// `--deployment` or `--all-deployments`.
+    pub deployments: Deployments,
+    /// `backup --with-manifest`.
+    pub with_manifest: bool,
+    /// `backup --unsafe-lock-free`.
+    pub unsafe_lock_free: bool,
+    /// [`DIRECTOR_TASK_TIMEOUT_ENV`], or the default.
+    pub task_timeout: Duration,
+}
+
+/// A setting that passed the usage checks but names nothing usable; it is reported as the
+/// run's error (error block, `bbr-*.err.log`), not as a usage error, as before.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidSetting {
+    /// `--host`.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// `--deployment` is not one path component.
+    #[error(transparent)]
+    DeploymentName(#[from] UnsafeName),
+}
+
+/// Why resolving stopped.
+pub enum Refusal {
+    /// A usage error (shown with its help, exit 1).
+    Usage(Rejection),
+    /// A run error of subcommand `sub`.
+    Invalid(Subcommand, InvalidSetting),
+}
+
+impl From<Rejection> for Refusal {
+    fn from(r: Rejection) -> Self {
+        Refusal::Usage(r)
+    }
+}
+
+/// Environment look-up (`std::env::var`, or a table in tests).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Resolves a parsed command line against the environment `env`.
+pub fn resolve(line: CommandLine, env: Env<'_>) -> Result<Invocation, Refusal> {
+    match line.command.id {
+        CommandId::Director => director(line, env).map(Invocation::Director),
+        CommandId::Deployment => deployment(line, env).map(Invocation::Deployment),
+    }
+}
+
+/// Refuses the first required flag of `scope` that has no value.
+fn check_required(line: &CommandLine, scope: Scope, help: HelpTopic) -> Result<(), Rejection> {
+    let values = match scope {
+        Scope::Command(_) => &line.flags,
+        Scope::Subcommand(..) => &line.sub_flags,
+    };
+    match values.missing_required(scope) {
+        Some(f) => Err(Rejection::with_help(UsageError::Required(f.name()), help)),
+        None => Ok(()),
+    }
+}
+
+fn command_scope(line: &CommandLine) -> (Scope, HelpTopic) {
+    (
+        Scope::Command(line.command.id),
+        HelpTopic::Command(line.command),
+    )
+}
+
+fn sub_scope(line: &CommandLine) -> (Scope, HelpTopic) {
+    (
+        Scope::Subcommand(line.command.id, line.sub.id),
+        HelpTopic::Subcommand(line.command, line.sub),
+    )
+}
+
+/// `--max-parallel`, `--script-timeout` and the settings from the environment.
+fn common(line: &CommandLine, env: Env<'_>) -> Result<Common, Rejection> {
+    let max_parallel = match line.flags.get(FlagId::MaxParallel).map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => return Err(Rejection::alone(UsageError::MaxParallel)),
+    };
+    let script_timeouts = match line
+        .flags
+        .get(FlagId::ScriptTimeout)
+        .map(values::parse_script_timeouts)
+    {
+        None => ScriptTimeouts::default(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return Err(Rejection::alone(UsageError::ScriptTimeout(e))),
+    };
+    let sudo_each_command = env(SUDO_EACH_COMMAND_ENV)
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    Ok(Common {
+        sub: line.sub.id,
+        debug: line.flags.is_set(FlagId::Debug),
+        max_parallel,
+        script_timeouts,
+        artifact_path: line.sub_flags.get(FlagId::ArtifactPath).map(PathBuf::from),
+        root_runner: !sudo_each_command,
+        proxy: env(ALL_PROXY_ENV).filter(|v| !v.is_empty()),
+    })
+}
+
+fn director(line: CommandLine, env: Env<'_>) -> Result<DirectorInvocation, Refusal> {
+    let (scope, help) = command_scope(&line);
+    check_required(&line, scope, help)?;
+    let (scope, help) = sub_scope(&line);
+    check_required(&line, scope, help)?;
+    let common = common(&line, env)?;
+    let flags = &line.flags;
+    let known_hosts = match flags.get(FlagId::KnownHosts) {
+        Some(p) => PathBuf::from(p),
+        None => connect::default_known_hosts(GIVE_KNOWN_HOSTS_FLAG)
+            .map_err(|e: KnownHostsError| Rejection::alone(UsageError::KnownHosts(e)))?,
+    };
+    let host = values::parse_host(flags.get(FlagId::Host).unwrap_or_default())
+        .map_err(|e| Refusal::Invalid(common.sub, e.into()))?;
+    Ok(DirectorInvocation {
+        host,
+        username: flags.get(FlagId::Username).unwrap_or_default().to_string(),
+        key_path: PathBuf::from(flags.get(FlagId::PrivateKeyPath).unwrap_or_default()),
+        known_hosts,
+        common,
+    })
+}
+
+fn deployment(line: CommandLine, env: Env<'_>) -> Result<DeploymentInvocation, Refusal> {
+    let (scope, help) = command_scope(&line);
+    check_required(&line, scope, help)?;
+    let flags = &line.flags;
+    let all = flags.is_set(FlagId::AllDeployments);
+    if flags.get(FlagId::Deployment).is_some() == all {
+        return Err(Rejection::with_help(UsageError::DeploymentChoice, help).into());
+    }
+    let (scope, sub_help) = sub_scope(&line);
+    check_required(&line, scope, sub_help)?;
+    let sub = line.sub.id;
+    let unsafe_lock_free = line.sub_flags.is_set(FlagId::UnsafeLockFree);
+    if all && unsafe_lock_free {
+        return Err(Rejection::alone(UsageError::UnsafeLockFreeWithAll).into());
+    }
+    if all && matches!(sub, Subcommand::Restore | Subcommand::RestoreCleanup) {
+        return Err(Rejection::alone(UsageError::AllDeploymentsUnsupported).into());
+    }
+    let common = common(&line, env)?;
+    let task_timeout = match env(DIRECTOR_TASK_TIMEOUT_ENV) {
+        Some(v) if !v.trim().is_empty() => values::parse_duration(v.trim())
+            .map_err(|source| Rejection::alone(UsageError::TaskTimeout { source }))?,
+        _ => bbr_director::client::DEFAULT_TASK_TIMEOUT,
+    };
+    let deployments = match flags.get(FlagId::Deployment) {
+        Some(name) if !all => {
+            // The name becomes the artifact directory's name.
+            bbr_artifact::naming::check_safe_name(
+                "deployment name",
+                name,
+                "given with --deployment",
+            )
+            .map_err(|e| Refusal::Invalid(sub, e.into()))?;
+            Deployments::One(name.to_string())
+        }
+        _ => Deployments::All,
+    };
+    Ok(DeploymentInvocation {
+        target: flags.get(FlagId::Target).unwrap_or_default().to_string(),
+        username: flags.get(FlagId::Username).unwrap_or_default().to_string(),
+        password: bbr_director::client::Secret::new(
+            flags.get(FlagId::Password).unwrap_or_default(),
+        ),
+        ca_cert: flags.get(FlagId::CaCert).map(str::to_string),
+        deployments,
+        with_manifest: line.sub_flags.is_set(FlagId::WithManifest),
+        unsafe_lock_free,
+        task_timeout,
+        common,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{Request, parse};
+
+    fn resolved(args: &[&str], env: &[(&str, &str)]) -> Result<Invocation, Refusal> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let lookup = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        match parse(&args, &lookup) {
+            Ok(Request::Run(line)) => resolve(line, &lookup),
+            _ => panic!("{args:?} does not parse to a run"),
+        }
+    }
+
+    fn usage(r: Result<Invocation, Refusal>) -> UsageError {
+        match r {
+            Err(Refusal::Usage(rejection)) => rejection.error,
+            Err(Refusal::Invalid(_, e)) => panic!("a run error: {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    const DIRECTOR: &[&str] = &["director", "--host", "h:2200", "-u", "vcap", "--key", "k"];
+
+    #[test]
+    fn director_fields_are_typed() {
+        let args = [
+            DIRECTOR,
+            &[
+                "--known-hosts",
+                "/kh",
+                "--max-parallel",
+                "3",
+                "--script-timeout",
+                "backup=2h",
+                "backup",
+                "-a",
+                "/out",
+            ],
+        ]
+        .concat();
+        let Ok(Invocation::Director(d)) = resolved(&args, &[(SUDO_EACH_COMMAND_ENV, "Yes")]) else {
+            panic!("not a director run")
+        };
+        assert_eq!(d.host.port, 2200);
+        assert_eq!(d.host.name, "h");
+        assert_eq!(d.key_path, PathBuf::from("k"));
+        assert_eq!(d.known_hosts, PathBuf::from("/kh"));
+        assert_eq!(d.common.max_parallel, 3);
+        assert_eq!(
+            d.common
+                .script_timeouts
+                .for_kind(bbr_core::ScriptKind::Backup),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(d.common.artifact_path, Some(PathBuf::from("/out")));
+        assert!(!d.common.root_runner);
+        assert_eq!(d.common.proxy, None);
+    }
+
+    #[test]
+    fn director_checks_in_order() {
+        assert!(matches!(
+            usage(resolved(&["director", "-u", "x", "backup"], &[])),
+            UsageError::Required("host")
+        ));
+        assert!(matches!(
+            usage(resolved(&[DIRECTOR, &["restore"]].concat(), &[])),
+            UsageError::Required("artifact-path")
+        ));
+        assert!(matches!(
+            usage(resolved(
+                &[DIRECTOR, &["--max-parallel", "0", "restore"]].concat(),
+                &[]
+            )),
+            UsageError::Required("artifact-path")
+        ));
+        assert!(matches!(
+            usage(resolved(
+                &[DIRECTOR, &["--max-parallel", "0", "backup"]].concat(),
+                &[]
+            )),
+            UsageError::MaxParallel
+        ));
+        match resolved(
+            &["director", "--host", "h:port", "-u", "x", "--key", "k", "c"],
+            &[],
+        ) {
+            Err(Refusal::Invalid(Subcommand::PreBackupCheck, InvalidSetting::Host(_))) => {}
+            _ => panic!("a bad port is a run error of pre-backup-check"),
+        }
+    }
+
+    const DEPLOYMENT: &[&str] = &["deployment", "-t", "x", "-u", "u", "-p", "p"];
+
+    #[test]
+    fn deployment_checks_in_order() {
+        assert!(matches!(
+            usage(resolved(&["deployment", "-t", "x", "backup"], &[])),
+            UsageError::Required("username")
+        ));
+        assert!(matches!(
+            usage(resolved(&[DEPLOYMENT, &["restore"]].concat(), &[])),
+            UsageError::DeploymentChoice
+        ));
+        assert!(matches!(
+            usage(resolved(
+                &[DEPLOYMENT, &["-d", "d", "restore"]].concat(),
+                &[]
+            )),
+            UsageError::Required("artifact-path")
+        ));
+        assert!(matches!(
+            usage(resolved(
+                &[
+                    DEPLOYMENT,
+                    &["--all-deployments", "backup", "--unsafe-lock-free"]
+                ]
+                .concat(),
+                &[]
+            )),
+            UsageError::UnsafeLockFreeWithAll
+        ));
+        assert!(matches!(
+            usage(resolved(
+                &[DEPLOYMENT, &["--all-deployments", "restore-cleanup"]].concat(),
+                &[]
+            )),
+            UsageError::AllDeploymentsUnsupported
+        ));
+        assert!(matches!(
+            usage(resolved(
+                &[DEPLOYMENT, &["-d", "d", "backup"]].concat(),
+                &[(DIRECTOR_TASK_TIMEOUT_ENV, "soon")]
+            )),
+            UsageError::TaskTimeout { .. }
+        ));
+        match resolved(&[DEPLOYMENT, &["-d", "..", "backup"]].concat(), &[]) {
+            Err(Refusal::Invalid(Subcommand::Backup, InvalidSetting::DeploymentName(e))) => {
+                assert!(e.to_string().contains("given with --deployment"), "{e}")
+            }
+            _ => panic!("an unsafe name is a run error"),
+        }
+    }
+
+    #[test]
+    fn deployment_fields_are_typed() {
+        let Ok(Invocation::Deployment(d)) = resolved(
+            &[
+                DEPLOYMENT,
+                &["--all-deployments", "backup", "--with-manifest"],
+            ]
+            .concat(),
+            &[
+                (DIRECTOR_TASK_TIMEOUT_ENV, "90s"),
+                (ALL_PROXY_ENV, "socks5://127.0.0.1:1"),
+                ("CA_CERT", "pem"),
+            ],
+        ) else {
+            panic!("not a deployment run")
+        };
+        assert!(matches!(d.deployments, Deployments::All));
+        assert!(d.with_manifest && !d.unsafe_lock_free);
+        assert_eq!(d.task_timeout, Duration::from_secs(90));
+        assert_eq!(d.ca_cert.as_deref(), Some("pem"));
+        assert_eq!(d.common.proxy.as_deref(), Some("socks5://127.0.0.1:1"));
+        assert!(d.common.root_runner);
+        assert_eq!(d.common.max_parallel, 10);
+    }
+}
