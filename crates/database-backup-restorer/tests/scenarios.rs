@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bbr_testkit::wait;
 use common::{Certs, Maria, PG15_BIN, Pg, Sandbox, script, sh};
 use serde_json::{Value, json};
 
@@ -315,14 +316,11 @@ fn pg_list(artifact: &Path) -> String {
 fn pg_log_connections(pg: &Pg) {
     pg.psql("postgres", "ALTER SYSTEM SET log_connections = on");
     pg.psql("postgres", "SELECT pg_reload_conf()");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while pg.psql("postgres", "SHOW log_connections") != "on" {
-        assert!(
-            Instant::now() < deadline,
-            "log_connections never took effect"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait::until(
+        "log_connections to take effect",
+        Duration::from_secs(20),
+        || pg.psql("postgres", "SHOW log_connections") == "on",
+    );
 }
 
 /// `connection authorized` lines of the server log for `user`.

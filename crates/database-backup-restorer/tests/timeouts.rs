@@ -244,18 +244,20 @@ impl Session {
         }
     }
 
-    /// Sends `sql` and waits for an output line equal to `marker`.
+    /// Sends `sql` and waits for an output line equal to `marker`. Not a poll: each line is
+    /// an event from the reader thread, awaited with what is left of one 30 s deadline.
     fn send_and_wait(&mut self, sql: &str, marker: &str) {
+        const LIMIT: Duration = Duration::from_secs(30);
         let stdin = self.stdin.as_mut().expect("open");
         stdin.write_all(sql.as_bytes()).expect("write");
         stdin.flush().expect("flush");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + LIMIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) if l.trim() == marker => return,
                 Ok(_) => {}
-                Err(_) => panic!("no {marker:?} from the session"),
+                Err(_) => panic!("no {marker:?} from the session within {LIMIT:?}"),
             }
         }
     }

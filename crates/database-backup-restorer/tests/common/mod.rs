@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use bbr_testkit::wait;
+
 /// Debian's PostgreSQL 15.
 pub const PG15_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -89,6 +91,22 @@ pub fn scratch() -> tempfile::TempDir {
     t
 }
 
+/// Prints a server's log if the test fails while this lives (the test runner shows a failed
+/// test's stderr), so that a server that never came up says why.
+struct ShowOnFailure(PathBuf);
+
+impl Drop for ShowOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("--- {}:\n{log}", self.0.display());
+        }
+    }
+}
+
+/// Asks `child` to stop with `sig` and reaps it, killing it after 20 s. Not
+/// `bbr_testkit::wait::until`: this runs from `Drop`, also while a failed test unwinds, so it
+/// must fall back to SIGKILL instead of panicking.
 fn stop_child(child: &mut Child, sig: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(child.id()) else {
         return;
@@ -345,21 +363,14 @@ impl Pg {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let _log = ShowOnFailure(self.root.path().join("server.log"));
+        let what = format!("postgres on port {} to answer", self.port);
+        wait::until(&what, Duration::from_secs(60), || {
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("postgres exited ({st}): {}", self.log());
+                panic!("postgres exited ({st})");
             }
-            if self.try_psql("postgres", "SELECT 1").is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "postgres did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            self.try_psql("postgres", "SELECT 1").is_ok()
+        });
     }
 
     /// The server log.
@@ -483,21 +494,14 @@ impl Maria {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let _log = ShowOnFailure(self.root.path().join("error.log"));
+        let what = format!("mariadbd on port {} to answer", self.port);
+        wait::until(&what, Duration::from_secs(60), || {
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("mariadbd exited ({st}): {}", self.log());
+                panic!("mariadbd exited ({st})");
             }
-            if self.try_sql("", "SELECT 1").is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            self.try_sql("", "SELECT 1").is_ok()
+        });
     }
 
     /// The error log.
