@@ -4,7 +4,6 @@
 mod object_support;
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use bbr_storage::StorageError;
 use bbr_storage::object::{AzureEndpoint, AzureSettings, ObjectDestination, StoreSettings};
@@ -151,21 +150,16 @@ async fn a_wrong_key_fails_fast_without_the_key() {
     let mut s = settings(&c);
     s.access_key = wrong.to_string();
     let d = ObjectDestination::new(StoreSettings::Azure(s)).unwrap();
-    let err = within(Duration::from_secs(3), d.bucket_exists())
-        .await
-        .unwrap_err();
+    let err = within(FAIL_FAST, d.bucket_exists()).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("403"), "{text}");
     assert!(text.contains(&c), "names the container: {text}");
     assert!(!text.contains(wrong), "{text}");
     let dir = tempfile::tempdir().unwrap();
     let f = file(dir.path(), "f", b"data");
-    let err = within(
-        Duration::from_secs(3),
-        d.put_file(&f, "k", &CancellationToken::new()),
-    )
-    .await
-    .unwrap_err();
+    let err = within(FAIL_FAST, d.put_file(&f, "k", &CancellationToken::new()))
+        .await
+        .unwrap_err();
     assert!(!format!("{err} {err:?}").contains(wrong), "{err:?}");
     let err = d.create_bucket().await.unwrap_err();
     assert!(!err.to_string().contains(wrong), "{err}");
@@ -180,18 +174,13 @@ async fn an_unreachable_endpoint_fails_fast() {
         closed_port()
     ));
     let d = ObjectDestination::new(StoreSettings::Azure(s)).unwrap();
-    let err = within(Duration::from_secs(5), d.bucket_exists())
-        .await
-        .unwrap_err();
+    let err = within(FAIL_FAST, d.bucket_exists()).await.unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let f = file(dir.path(), "f", b"data");
-    within(
-        Duration::from_secs(10),
-        d.put_file(&f, "k", &CancellationToken::new()),
-    )
-    .await
-    .unwrap_err();
+    within(FAIL_FAST, d.put_file(&f, "k", &CancellationToken::new()))
+        .await
+        .unwrap_err();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

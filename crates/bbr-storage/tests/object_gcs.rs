@@ -4,7 +4,6 @@
 mod object_support;
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use bbr_storage::StorageError;
 use bbr_storage::object::{GcsSettings, ObjectDestination, StoreSettings};
@@ -160,18 +159,13 @@ async fn an_unreachable_endpoint_fails_fast() {
     let mut s = settings("unreachable");
     s.endpoint = Some(format!("http://127.0.0.1:{}", closed_port()));
     let d = ObjectDestination::new(StoreSettings::Gcs(s)).unwrap();
-    let err = within(Duration::from_secs(5), d.bucket_exists())
-        .await
-        .unwrap_err();
+    let err = within(FAIL_FAST, d.bucket_exists()).await.unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let f = file(dir.path(), "f", b"data");
-    within(
-        Duration::from_secs(10),
-        d.put_file(&f, "k", &CancellationToken::new()),
-    )
-    .await
-    .unwrap_err();
+    within(FAIL_FAST, d.put_file(&f, "k", &CancellationToken::new()))
+        .await
+        .unwrap_err();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

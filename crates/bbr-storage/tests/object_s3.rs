@@ -3,7 +3,6 @@
 mod object_support;
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use bbr_storage::StorageError;
 use bbr_storage::object::{ObjectDestination, S3Settings, StoreSettings};
@@ -170,9 +169,7 @@ async fn wrong_credentials_fail_fast_with_forbidden_and_without_the_secret() {
     let mut s = settings(&b);
     s.secret_access_key = secret.to_string();
     let d = ObjectDestination::new(StoreSettings::S3(s)).unwrap();
-    let err = within(Duration::from_secs(3), d.bucket_exists())
-        .await
-        .unwrap_err();
+    let err = within(FAIL_FAST, d.bucket_exists()).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("Forbidden"), "{text}");
     assert!(text.contains(&b), "names the bucket: {text}");
@@ -180,12 +177,9 @@ async fn wrong_credentials_fail_fast_with_forbidden_and_without_the_secret() {
 
     let dir = tempfile::tempdir().unwrap();
     let f = file(dir.path(), "f", b"data");
-    let err = within(
-        Duration::from_secs(3),
-        d.put_file(&f, "k", &CancellationToken::new()),
-    )
-    .await
-    .unwrap_err();
+    let err = within(FAIL_FAST, d.put_file(&f, "k", &CancellationToken::new()))
+        .await
+        .unwrap_err();
     assert!(!err.to_string().contains(secret), "{err}");
     assert!(!format!("{err:?}").contains(secret), "{err:?}");
     let err = d.create_bucket().await.unwrap_err();
@@ -198,18 +192,13 @@ async fn an_unreachable_endpoint_fails_fast() {
     let mut s = settings("unreachable");
     s.endpoint = Some(format!("http://127.0.0.1:{}", closed_port()));
     let d = ObjectDestination::new(StoreSettings::S3(s)).unwrap();
-    let err = within(Duration::from_secs(5), d.bucket_exists())
-        .await
-        .unwrap_err();
+    let err = within(FAIL_FAST, d.bucket_exists()).await.unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let f = file(dir.path(), "f", b"data");
-    let err = within(
-        Duration::from_secs(10),
-        d.put_file(&f, "k", &CancellationToken::new()),
-    )
-    .await
-    .unwrap_err();
+    let err = within(FAIL_FAST, d.put_file(&f, "k", &CancellationToken::new()))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("\"k\""), "{err}");
 }
 

@@ -4,12 +4,12 @@
 
 use bbr_storage::StorageError;
 use bbr_storage::scp::{ScpDestination, ScpHostKeys, ScpSettings};
-use bbr_testkit::{Vm, VmOptions};
+use bbr_testkit::{Vm, VmOptions, wait};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Another valid host key, which no test VM has.
@@ -461,32 +461,31 @@ async fn cancelling_a_large_upload_leaves_neither_file_nor_temporary() {
         tokio::spawn(async move { dest.upload_tree(&dir, &base, &cancel).await })
     };
 
-    // No event announces progress: watch the temporary grow on the VM's disk.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let growing = fs::read_dir(&host).unwrap().flatten().any(|e| {
-            e.file_name().to_string_lossy().starts_with(".bbr-partial")
-                && e.metadata().is_ok_and(|m| m.len() > 1024 * 1024)
-        });
-        if growing {
-            break;
-        }
-        assert!(
-            !upload.is_finished(),
-            "the upload finished before it could be cancelled"
-        );
-        assert!(Instant::now() < deadline, "no temporary file appeared");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let cancelled_at = Instant::now();
-    cancel.cancel();
-    let result = upload.await.unwrap();
-    assert!(matches!(result, Err(StorageError::Cancelled)), "{result:?}");
-    assert!(
-        cancelled_at.elapsed() < Duration::from_secs(5),
-        "cancelling took {:?}",
-        cancelled_at.elapsed()
+    // No event announces progress: watch the temporary grow on the VM's disk. (A blocking
+    // poll on the test's own thread; the upload runs on the runtime's workers.)
+    wait::until(
+        "a temporary of over 1 MiB on the VM",
+        Duration::from_secs(60),
+        || {
+            let growing = fs::read_dir(&host).unwrap().flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with(".bbr-partial")
+                    && e.metadata().is_ok_and(|m| m.len() > 1024 * 1024)
+            });
+            assert!(
+                growing || !upload.is_finished(),
+                "the upload finished before it could be cancelled"
+            );
+            growing
+        },
     );
+    cancel.cancel();
+    // No wall-clock bound beyond the deadline: the `Cancelled` result shows the upload
+    // stopped for the token rather than running to its end.
+    let result = tokio::time::timeout(Duration::from_secs(30), upload)
+        .await
+        .expect("the cancelled upload ends within 30 s")
+        .unwrap();
+    assert!(matches!(result, Err(StorageError::Cancelled)), "{result:?}");
     assert!(!host.join("big.bin").exists());
     assert!(partials(&host).is_empty(), "{:?}", listing(&host));
     assert!(listing(&host).is_empty(), "{:?}", listing(&host));
@@ -552,19 +551,16 @@ async fn a_large_file_refused_by_the_server_fails_promptly() {
     big.set_len(100 * 1024 * 1024).unwrap();
     drop(big);
     let dest = connect(settings(&vm, pinned(&vm))).await;
-    let started = Instant::now();
-    let err = dest
-        .upload_tree(local.path(), &base, &CancellationToken::new())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        dest.upload_tree(local.path(), &base, &CancellationToken::new()),
+    )
+    .await
+    .expect("the refused upload fails within 30 s")
+    .unwrap_err()
+    .to_string();
     dest.disconnect().await;
     assert!(err.contains("Permission denied"), "{err}");
     assert!(err.contains("locked/big.bin"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "took {:?}",
-        started.elapsed()
-    );
     assert_eq!(listing(&host), vec!["locked/"]);
 }
