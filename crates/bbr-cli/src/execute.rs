@@ -28,12 +28,9 @@ pub const BACKUP_CLEANUP_ADVICE: &str = "It is recommended that you run `bbr bac
 pub async fn run(invocation: Invocation) -> i32 {
     match invocation {
         Invocation::Director(inv) => run_director(inv).await,
-        Invocation::Deployment(inv) => match inv.deployments {
+        Invocation::Deployment(inv) => match &inv.deployments {
             Deployments::All => run_all(inv).await,
-            Deployments::One(ref name) => {
-                let name = name.clone();
-                run_deployment(&inv, name).await
-            }
+            Deployments::One(name) => run_deployment(&inv, name).await,
         },
     }
 }
@@ -94,7 +91,7 @@ async fn run_all(inv: DeploymentInvocation) -> i32 {
 }
 
 /// `bbr deployment --deployment NAME ...`.
-async fn run_deployment(inv: &DeploymentInvocation, deployment_name: String) -> i32 {
+async fn run_deployment(inv: &DeploymentInvocation, deployment_name: &str) -> i32 {
     let common = &inv.common;
     let logger = Logger::new(common.debug);
     let stop = StopSignal::new();
@@ -110,7 +107,7 @@ async fn run_deployment(inv: &DeploymentInvocation, deployment_name: String) -> 
     let warn_logger = logger.clone();
     let source = match bbr_director::source::DirectorDeployment::new(
         client,
-        deployment_name,
+        deployment_name.to_string(),
         common.max_parallel,
         Arc::new(move |m| warn_logger.warn(m)),
         connection.dialer.clone(),

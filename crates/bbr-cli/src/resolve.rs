@@ -4,7 +4,7 @@
 //! environment"). Nothing after this step reads a flag or an environment variable.
 
 use crate::commands::{CommandId, Subcommand};
-use crate::connect::{self, GIVE_KNOWN_HOSTS_FLAG, KnownHostsError};
+use crate::connect::{self, GIVE_KNOWN_HOSTS_FLAG};
 use crate::flags::{FlagId, Scope};
 use crate::help::HelpTopic;
 use crate::parse::CommandLine;
@@ -201,7 +201,7 @@ fn director(line: CommandLine, env: Env<'_>) -> Result<DirectorInvocation, Refus
     let known_hosts = match flags.get(FlagId::KnownHosts) {
         Some(p) => PathBuf::from(p),
         None => connect::default_known_hosts(GIVE_KNOWN_HOSTS_FLAG)
-            .map_err(|e: KnownHostsError| Rejection::alone(UsageError::KnownHosts(e)))?,
+            .map_err(|e| Rejection::alone(UsageError::KnownHosts(e)))?,
     };
     let host = values::parse_host(flags.get(FlagId::Host).unwrap_or_default())
         .map_err(|e| Refusal::Invalid(common.sub, e.into()))?;
