@@ -490,7 +490,10 @@ fn missing_source_folder_is_an_error_not_a_crash() {
 #[test]
 fn missing_config_argument_exits_2() {
     for binary in [DAEMON, MANUAL] {
-        let out = std::process::Command::new(binary).output().expect("run");
+        let out = output_within(
+            &mut std::process::Command::new(binary),
+            Duration::from_secs(10),
+        );
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
     }

@@ -15,7 +15,7 @@ use bbr_testkit::stores::gcs_service_account_json;
 use bbr_testkit::wait;
 use bbr_testkit::{Vm, VmOptions};
 use common::stores::{azurite, fake_gcs, seaweed, today, unique};
-use common::{MANUAL, Scratch, run_to_end, start};
+use common::{MANUAL, Scratch, output_within, run_to_end, start};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -533,13 +533,14 @@ fn unreadable_file_or_directory_fails_the_run_naming_it() {
     chown(&state);
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     let as_vcap = || {
-        Command::new("setpriv")
-            .args(["--reuid=vcap", "--regid=vcap", "--init-groups"])
-            .arg(MANUAL)
-            .arg(&cfg)
-            .env_remove("GCP_SERVICE_ACCOUNT_FILE")
-            .output()
-            .unwrap()
+        output_within(
+            Command::new("setpriv")
+                .args(["--reuid=vcap", "--regid=vcap", "--init-groups"])
+                .arg(MANUAL)
+                .arg(&cfg)
+                .env_remove("GCP_SERVICE_ACCOUNT_FILE"),
+            Duration::from_secs(60),
+        )
     };
     let out = as_vcap();
     let text = String::from_utf8_lossy(&out.stdout);

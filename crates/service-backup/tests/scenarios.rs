@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use bbr_testkit::stores::gcs_service_account_json;
@@ -250,20 +250,11 @@ fn manual(config: &Path) -> (ExitStatus, String) {
     run_to_end(MANUAL, config, Duration::from_secs(60))
 }
 
-/// `manual-backup CONFIG` with extra environment, to completion.
+/// `manual-backup CONFIG` with extra environment, to completion (bounded).
 fn manual_with_env(config: &Path, env: &[(&str, &Path)]) -> (ExitStatus, String) {
-    let mut cmd = Command::new(MANUAL);
-    cmd.arg(config)
-        .stdin(Stdio::null())
-        .env_remove("GCP_SERVICE_ACCOUNT_FILE");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run manual-backup");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let mut running = common::start_with_env(MANUAL, config, env);
+    let status = running.wait_exit(Duration::from_secs(60));
+    (status, running.stdout())
 }
 
 use bbr_testkit::wait::until as wait_until;
@@ -502,18 +493,18 @@ fn s3_without_a_ca_bundle_fails_initialisation() {
         ),
     );
     for binary in [DAEMON, MANUAL] {
-        let out = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(
-                "for d in /etc/ssl/certs /etc/pki; do [ -d $d ] && { mount -t tmpfs tmpfs $d || exit 97; }; done; \
-                 for f in /etc/ssl/ca-bundle.pem; do [ -e $f ] && { mount --bind /dev/null $f || exit 97; }; done; \
-                 [ -e /etc/ssl/certs/ca-certificates.crt ] && exit 98; exec \"$0\" \"$1\"",
-            )
-            .arg(binary)
-            .arg(&config)
-            .stdin(Stdio::null())
-            .output()
-            .expect("unshare");
+        let out = common::output_within(
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(
+                    "for d in /etc/ssl/certs /etc/pki; do [ -d $d ] && { mount -t tmpfs tmpfs $d || exit 97; }; done; \
+                     for f in /etc/ssl/ca-bundle.pem; do [ -e $f ] && { mount --bind /dev/null $f || exit 97; }; done; \
+                     [ -e /etc/ssl/certs/ca-certificates.crt ] && exit 98; exec \"$0\" \"$1\"",
+                )
+                .arg(binary)
+                .arg(&config),
+            Duration::from_secs(30),
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             !matches!(out.status.code(), Some(97 | 98)),

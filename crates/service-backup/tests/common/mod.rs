@@ -11,7 +11,7 @@ pub mod stores;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -98,19 +98,45 @@ fn collect(mut reader: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinH
 }
 
 pub fn start(binary: &str, config: &Path) -> Running {
-    let mut child = Command::new(binary)
-        .arg(config)
+    start_with_env(binary, config, &[])
+}
+
+/// Like [`start`], with extra environment variables.
+pub fn start_with_env(binary: &str, config: &Path, env: &[(&str, &Path)]) -> Running {
+    let mut cmd = Command::new(binary);
+    cmd.arg(config).env_remove("GCP_SERVICE_ACCOUNT_FILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    start_command(&mut cmd)
+}
+
+/// Runs `cmd` to its end, like `Command::output` but failing the test (and killing the
+/// process) after `limit`; stdout and stderr are read as UTF-8, lossily.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut running = start_command(cmd);
+    let status = running.wait_exit(limit);
+    Output {
+        status,
+        stdout: running.stdout().into_bytes(),
+        stderr: running.stderr().into_bytes(),
+    }
+}
+
+/// Starts `cmd` with stdin closed and stdout and stderr collected.
+pub fn start_command(cmd: &mut Command) -> Running {
+    let binary = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env_remove("GCP_SERVICE_ACCOUNT_FILE")
         .spawn()
-        .expect("spawn binary");
+        .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
     let (stdout, out_reader) = collect(child.stdout.take().expect("stdout"));
     let (stderr, err_reader) = collect(child.stderr.take().expect("stderr"));
     Running {
         child,
-        binary: binary.rsplit('/').next().unwrap_or(binary).to_owned(),
+        binary: binary.rsplit('/').next().unwrap_or(&binary).to_owned(),
         stdout,
         stderr,
         readers: vec![out_reader, err_reader],
