@@ -391,16 +391,18 @@ fn restore_of_a_file_we_did_not_create_never_advises_deleting_it() {
         (maria_cfg(m.port, "appdb"), "/usr/bin", "ERROR 1064"),
     ] {
         let sb = Sandbox::new(clients);
-        let passwd = Path::new("/etc/passwd");
-        let before = std::fs::read(passwd).expect("read /etc/passwd");
-        let (r, _) = run_bounded(&sb, "restore", &cfg, passwd);
+        // A private file, not /etc/passwd itself: other suites on the machine add users
+        // while this runs, and the check is that the restore leaves the file as it was.
+        let passwd = not_ours(&sb);
+        let before = std::fs::read(&passwd).expect("read the file");
+        let (r, _) = run_bounded(&sb, "restore", &cfg, &passwd);
         r.fails_with(1, needle);
         assert!(
             !r.stderr.contains("delete the artifact-file"),
             "{}",
             r.stderr
         );
-        assert_eq!(std::fs::read(passwd).expect("read /etc/passwd"), before);
+        assert_eq!(std::fs::read(&passwd).expect("read the file"), before);
 
         // A backup over an existing file that fails before writing: no advice either.
         let theirs = not_ours(&sb);

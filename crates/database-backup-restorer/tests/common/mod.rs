@@ -14,7 +14,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bbr_testkit::wait;
@@ -89,6 +89,30 @@ pub fn scratch() -> tempfile::TempDir {
         .expect("tempdir");
     chmod(0o755, t.path());
     t
+}
+
+/// How long one run of the binary may take: the slowest test run needs about ten seconds.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// A child process that is killed and reaped if the test fails before it ended.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn read_to_end(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 /// Prints a server's log if the test fails while this lives (the test runner shows a failed
@@ -616,22 +640,39 @@ impl Sandbox {
         p
     }
 
-    /// Runs the binary with `args`.
+    /// Runs the binary with `args` to its end and the end of its output, failing the test
+    /// (and killing it) after [`RUN_LIMIT`].
     pub fn run(&self, args: &[&str]) -> Run {
         let mut cmd = Command::new(exe());
         cmd.args(args)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("TMPDIR", self.path("tmp"))
-            .env("BBR_DB_CLIENT_DIRS", &self.client_dirs);
+            .env("BBR_DB_CLIENT_DIRS", &self.client_dirs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        let out: Output = cmd.output().expect("run binary");
+        let mut child = KillOnDrop(cmd.spawn().expect("run binary"));
+        let stdout = read_to_end(child.0.stdout.take().expect("stdout"));
+        let stderr = read_to_end(child.0.stderr.take().expect("stderr"));
+        let mut status = None;
+        let what = format!("database-backup-restorer {} to end", args.join(" "));
+        wait::until(&what, RUN_LIMIT, || {
+            if status.is_none() {
+                status = child.0.try_wait().expect("try_wait");
+            }
+            status.is_some() && stdout.is_finished() && stderr.is_finished()
+        });
+        let text = |reader: std::thread::JoinHandle<Vec<u8>>| {
+            String::from_utf8_lossy(&reader.join().expect("pipe reader")).into_owned()
+        };
         let r = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: status.and_then(|s| s.code()).unwrap_or(-1),
+            stdout: text(stdout),
+            stderr: text(stderr),
         };
         // The private temporary directory is gone, whatever happened.
         let left: Vec<_> = std::fs::read_dir(self.path("tmp"))
