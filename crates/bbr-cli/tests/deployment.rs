@@ -1,5 +1,5 @@
 //! `bbr deployment` end to end against the BOSH director simulator and real sshd VMs
-//! (shared/reference/bbr.md §8.3-8.5).
+//! (following Go bbr's `integration/deployment/*_test.go`).
 
 mod support;
 
@@ -9,8 +9,8 @@ use bbr_director_sim::{
 use bbr_testkit::Vm;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use support::deployment::{Deployment, FOOTER, backup_scripts, group};
-use support::{Run, fixture};
+use support::deployment::{Deployment, FOOTER, group};
+use support::{Run, Script, fixture};
 
 #[test]
 fn single_instance_backup_through_the_director() {
@@ -22,7 +22,9 @@ fn single_instance_backup_through_the_director() {
             &[("redis", "redis-release")],
         )],
     );
-    backup_scripts(&h, "redis", "redis-dedicated-node", 0, "redis");
+    h.instance("redis", "redis-dedicated-node", 0)
+        .job("redis")
+        .backup_scripts();
     let run = h.bbr("redis", &["backup", "--with-manifest"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     let artifact = h.artifact();
@@ -80,10 +82,16 @@ fn lock_order_across_instance_groups_and_release_matching() {
             group("db", 2, &[("redis-server", "redis-release")]),
         ],
     );
-    h.script("cf", "api", 0, "capi", "metadata", "echo 'backup_should_be_locked_before:\n- job_name: redis-server\n  release: redis-release'");
-    backup_scripts(&h, "cf", "api", 0, "capi");
+    let api = h.instance("cf", "api", 0);
+    api.job("capi").script(
+        Script::Metadata,
+        "echo 'backup_should_be_locked_before:\n- job_name: redis-server\n  release: redis-release'",
+    );
+    api.job("capi").backup_scripts();
     for i in 0..2 {
-        backup_scripts(&h, "cf", "db", i, "redis-server");
+        h.instance("cf", "db", i)
+            .job("redis-server")
+            .backup_scripts();
     }
     let run = h.bbr("cf", &["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
@@ -125,7 +133,10 @@ fn restores_the_go_bbr_redis_fixture_into_a_deployment_of_that_shape() {
     );
     for (g, n) in [("redis", 2), ("other-redis", 1)] {
         for i in 0..n {
-            h.script("redis", g, i, "redis-server", "restore", "mkdir -p /var/vcap/store/restored && cp -a \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/restored/");
+            h.instance("redis", g, i).job("redis-server").script(
+                Script::Restore,
+                "mkdir -p /var/vcap/store/restored && cp -a \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/restored/",
+            );
         }
     }
     let run = h.bbr(
@@ -138,7 +149,7 @@ fn restores_the_go_bbr_redis_fixture_into_a_deployment_of_that_shape() {
     );
     assert_eq!(run.code(), 0, "{}", run.show());
     for (g, i) in [("redis", 0), ("redis", 1), ("other-redis", 0)] {
-        let vm = h.vm("redis", g, i);
+        let vm = h.instance("redis", g, i).vm();
         assert!(vm.exists("store/restored/redis-server/dump.rdb"), "{g}/{i}");
         assert!(
             vm.exists("store/restored/redis-server/appendonly.aof"),
@@ -154,7 +165,9 @@ fn restore_refuses_a_deployment_of_another_shape() {
         "redis",
         vec![group("redis", 1, &[("redis-server", "redis")])],
     );
-    h.script("redis", "redis", 0, "redis-server", "restore", "");
+    h.instance("redis", "redis", 0)
+        .job("redis-server")
+        .script(Script::Restore, "");
     let run = h.bbr(
         "redis",
         &["restore", "-a", &fixture("redis-backup").to_string_lossy()],
@@ -177,20 +190,12 @@ fn backup_one_restore_all() {
     );
     let h = Deployment::start(vec![spec], SimOptions::new());
     for i in 0..2 {
-        h.script(
-            "d",
-            "redis",
-            i,
-            "redis-server",
-            "backup",
+        h.instance("d", "redis", i).job("redis-server").script(
+            Script::Backup,
             &format!("echo 'from {i}' > \"$BBR_ARTIFACT_DIRECTORY/redis-backup\""),
         );
-        h.script(
-            "d",
-            "redis",
-            i,
-            "redis-server",
-            "restore",
+        h.instance("d", "redis", i).job("redis-server").script(
+            Script::Restore,
             "cp \"$BBR_ARTIFACT_DIRECTORY/redis-backup\" /var/vcap/store/restored",
         );
     }
@@ -214,7 +219,10 @@ fn backup_one_restore_all() {
     assert_eq!(run.code(), 0, "{}", run.show());
     for i in 0..2 {
         assert_eq!(
-            h.vm("d", "redis", i).read("store/restored").unwrap(),
+            h.instance("d", "redis", i)
+                .vm()
+                .read("store/restored")
+                .unwrap(),
             "from 0\n",
             "instance {i} restored from the bootstrap's backup"
         );
@@ -249,7 +257,7 @@ fn uaa_authentication_and_a_wrong_secret() {
             std::time::Duration::from_secs(600),
         )),
     );
-    backup_scripts(&h, "d", "g", 0, "j");
+    h.instance("d", "g", 0).job("j").backup_scripts();
     let run = h.bbr("d", &["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     let mut bad = h.command(Some("d"), &["pre-backup-check"]);
@@ -335,8 +343,8 @@ fn ssh_setup_failure_is_reported_and_created_users_removed() {
         "d",
         vec![group("a", 1, &[("j", "r")]), group("b", 1, &[("j", "r")])],
     );
-    backup_scripts(&h, "d", "a", 0, "j");
-    backup_scripts(&h, "d", "b", 0, "j");
+    h.instance("d", "a", 0).job("j").backup_scripts();
+    h.instance("d", "b", 0).job("j").backup_scripts();
     h.sim.fail_ssh_setup("b");
     let run = h.bbr("d", &["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
@@ -352,15 +360,10 @@ fn ssh_setup_failure_is_reported_and_created_users_removed() {
 #[test]
 fn no_backup_scripts_and_disabled_jobs() {
     let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
-    h.script("d", "g", 0, "j", "backup", "");
-    h.script(
-        "d",
-        "g",
-        0,
-        "j",
-        "metadata",
-        "echo 'skip_bbr_scripts: true'",
-    );
+    let g0 = h.instance("d", "g", 0);
+    g0.job("j").script(Script::Backup, "");
+    g0.job("j")
+        .script(Script::Metadata, "echo 'skip_bbr_scripts: true'");
     let run = h.bbr("d", &["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
@@ -375,7 +378,8 @@ fn no_backup_scripts_and_disabled_jobs() {
 #[test]
 fn pre_backup_check_wording() {
     let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
-    backup_scripts(&h, "d", "g", 0, "j");
+    let g0 = h.instance("d", "g", 0);
+    g0.job("j").backup_scripts();
     let run = h.bbr("d", &["pre-backup-check"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(
@@ -383,7 +387,7 @@ fn pre_backup_check_wording() {
         "{}",
         run.show()
     );
-    h.vm("d", "g", 0)
+    g0.vm()
         .install_file("store/bbr-backup/x", "x", 0o644)
         .unwrap();
     let run = h.bbr("d", &["pre-backup-check"]);
@@ -405,8 +409,10 @@ fn all_deployments_backup_and_cleanup() {
         ],
         SimOptions::new(),
     );
-    backup_scripts(&h, "first", "g", 0, "j");
-    h.script("second", "g", 0, "j", "backup", "echo broken >&2; exit 1");
+    h.instance("first", "g", 0).job("j").backup_scripts();
+    h.instance("second", "g", 0)
+        .job("j")
+        .script(Script::Backup, "echo broken >&2; exit 1");
     let artifacts = h.work.path().join("artifacts");
     std::fs::create_dir(&artifacts).unwrap();
     let run = Run(h
@@ -453,7 +459,7 @@ fn all_deployments_backup_and_cleanup() {
 #[test]
 fn unsafe_lock_free_skips_lock_and_unlock() {
     let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
-    backup_scripts(&h, "d", "g", 0, "j");
+    h.instance("d", "g", 0).job("j").backup_scripts();
     let run = h.bbr("d", &["backup", "--unsafe-lock-free"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     assert_eq!(h.events("d"), vec!["g/0 j backup"]);
@@ -474,7 +480,7 @@ fn windows_instances_are_skipped_with_a_warning() {
             group("win", 1, &[("j", "r")]).os(Os::Windows),
         ],
     );
-    backup_scripts(&h, "d", "linux", 0, "j");
+    h.instance("d", "linux", 0).job("j").backup_scripts();
     let run = h.bbr("d", &["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(
@@ -493,7 +499,7 @@ fn windows_instances_are_skipped_with_a_warning() {
 #[test]
 fn ssh_user_cleanup_failure_after_a_good_backup_exits_16_with_the_artifact_kept() {
     let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
-    backup_scripts(&h, "d", "g", 0, "j");
+    h.instance("d", "g", 0).job("j").backup_scripts();
     h.sim.fail_task(TaskKind::SshCleanup);
     let run = h.bbr("d", &["backup"]);
     assert_eq!(run.code(), 16, "{}", run.show());
@@ -515,12 +521,8 @@ fn an_expired_uaa_token_is_refreshed() {
         SimOptions::new().auth(AuthMode::uaa("c", "s", std::time::Duration::from_secs(1))),
     );
     for i in 0..2 {
-        h.script(
-            "d",
-            "g",
-            i,
-            "j",
-            "backup",
+        h.instance("d", "g", i).job("j").script(
+            Script::Backup,
             "sleep 1.2; echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"",
         );
     }
@@ -542,7 +544,7 @@ fn jump_host() -> Vm {
 fn bosh_all_proxy_ssh_tunnel_through_a_jump_host() {
     let h = Deployment::one("d", vec![group("g", 2, &[("j", "r")])]);
     for i in 0..2 {
-        backup_scripts(&h, "d", "g", i, "j");
+        h.instance("d", "g", i).job("j").backup_scripts();
     }
     let jump = jump_host();
     let proxy = format!(
@@ -587,7 +589,8 @@ fn bosh_all_proxy_ssh_tunnel_through_a_jump_host() {
 #[test]
 fn bosh_all_proxy_plain_socks5() {
     let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
-    backup_scripts(&h, "d", "g", 0, "j");
+    let g0 = h.instance("d", "g", 0);
+    g0.job("j").backup_scripts();
     let jump = jump_host();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -618,10 +621,14 @@ fn bosh_all_proxy_plain_socks5() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(socks.try_wait().unwrap().is_none(), "ssh -D exited");
-        std::thread::yield_now();
-    }
+    bbr_testkit::wait::until(
+        "ssh -D to listen",
+        std::time::Duration::from_secs(30),
+        || {
+            assert!(socks.try_wait().unwrap().is_none(), "ssh -D exited");
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        },
+    );
     let out = h
         .command(Some("d"), &["backup"])
         .env("BOSH_ALL_PROXY", format!("socks5://127.0.0.1:{port}"))
@@ -631,7 +638,7 @@ fn bosh_all_proxy_plain_socks5() {
     let _ = socks.wait();
     let run = Run(out);
     assert_eq!(run.code(), 0, "{}", run.show());
-    let vm = h.vm("d", "g", 0);
+    let vm = g0.vm();
     let target = format!("target {} port {}", vm.addr(), vm.port());
     assert!(
         jump.log().contains(&target),
@@ -655,7 +662,8 @@ fn a_malformed_bosh_all_proxy_is_named() {
 #[test]
 fn a_vm_whose_host_key_differs_from_the_directors_answer_is_refused() {
     let h = Deployment::one("d", vec![group("g", 1, &[("j", "r")])]);
-    backup_scripts(&h, "d", "g", 0, "j");
+    let g0 = h.instance("d", "g", 0);
+    g0.job("j").backup_scripts();
     // sshd reads its host key for every new connection: swap it behind the director's back.
     let fresh = h.work.path().join("impostor_key");
     let status = Command::new("ssh-keygen")
@@ -664,7 +672,7 @@ fn a_vm_whose_host_key_differs_from_the_directors_answer_is_refused() {
         .status()
         .unwrap();
     assert!(status.success());
-    std::fs::copy(&fresh, h.vm("d", "g", 0).root().join("host_key")).unwrap();
+    std::fs::copy(&fresh, g0.vm().root().join("host_key")).unwrap();
     let run = h.bbr("d", &["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
@@ -714,26 +722,22 @@ fn restores_the_go_fixture_with_a_disabled_job_into_the_enabled_job_only() {
             group("disabled-job", 1, &[("redis-server", "redis")]),
         ],
     );
+    let disabled = h.instance(d, "disabled-job", 0);
     for g in ["redis", "disabled-job"] {
-        h.script(d, g, 0, "redis-server", "pre-restore-lock", "");
-        h.script(
-            d,
-            g,
-            0,
-            "redis-server",
-            "restore",
+        h.instance(d, g, 0)
+            .job("redis-server")
+            .script(Script::PreRestoreLock, "");
+        h.instance(d, g, 0).job("redis-server").script(
+            Script::Restore,
             "mkdir -p /var/vcap/store/restored && cp -a \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/restored/",
         );
-        h.script(d, g, 0, "redis-server", "post-restore-unlock", "");
+        h.instance(d, g, 0)
+            .job("redis-server")
+            .script(Script::PostRestoreUnlock, "");
     }
-    h.script(
-        d,
-        "disabled-job",
-        0,
-        "redis-server",
-        "metadata",
-        "echo '---\nskip_bbr_scripts: true'",
-    );
+    disabled
+        .job("redis-server")
+        .script(Script::Metadata, "echo '---\nskip_bbr_scripts: true'");
     let artifact = fixture("redis-backup-with-disabled-job");
     let run = h.bbr(
         d,
@@ -764,12 +768,13 @@ fn restores_the_go_fixture_with_a_disabled_job_into_the_enabled_job_only() {
         ),
     ] {
         let got = h
-            .vm(d, "redis", 0)
+            .instance(d, "redis", 0)
+            .vm()
             .read_bytes(format!("store/restored/{file}"))
             .unwrap();
         assert_eq!(support::sha256_hex(&got), sha, "{file}");
     }
-    assert!(!h.vm(d, "disabled-job", 0).exists("store/restored"));
+    assert!(!disabled.vm().exists("store/restored"));
     assert!(h.sim.temp_users().is_empty());
 }
 
@@ -787,10 +792,11 @@ fn an_enabled_job_without_an_artifact_fails_the_restore_before_any_lock() {
             &[("redis-server", "redis"), ("extra", "redis")],
         )],
     );
+    let redis0 = h.instance(d, "redis", 0);
     for job in ["redis-server", "extra"] {
-        h.script(d, "redis", 0, job, "pre-restore-lock", "");
-        h.script(d, "redis", 0, job, "restore", "");
-        h.script(d, "redis", 0, job, "post-restore-unlock", "");
+        redis0.job(job).script(Script::PreRestoreLock, "");
+        redis0.job(job).script(Script::Restore, "");
+        redis0.job(job).script(Script::PostRestoreUnlock, "");
     }
     let artifact = fixture("redis-backup-with-disabled-job");
     let run = h.bbr(
@@ -806,6 +812,6 @@ fn an_enabled_job_without_an_artifact_fails_the_restore_before_any_lock() {
         run.show()
     );
     assert_eq!(h.events(d), Vec::<String>::new(), "nothing was locked");
-    assert!(!h.vm(d, "redis", 0).exists("store/bbr-backup"));
+    assert!(!redis0.vm().exists("store/bbr-backup"));
     assert!(h.sim.temp_users().is_empty());
 }

@@ -128,11 +128,15 @@ fn lock_failure_exits_4_and_still_unlocks() {
     let h = Harness::new();
     h.script(
         "bosh",
-        "pre-backup-lock",
+        Script::PreBackupLock,
         "echo 'no lock for you' >&2\nexit 1",
     );
-    h.script("bosh", "backup", "touch \"$BBR_ARTIFACT_DIRECTORY/x\"");
-    h.script("bosh", "post-backup-unlock", "");
+    h.script(
+        "bosh",
+        Script::Backup,
+        "touch \"$BBR_ARTIFACT_DIRECTORY/x\"",
+    );
+    h.script("bosh", Script::PostBackupUnlock, "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 4, "{}", run.show());
     assert!(run.stderr().contains("Error attempting to run pre-backup-lock for job bosh on bosh/0: no lock for you - exit code 1"));
@@ -148,12 +152,12 @@ fn unlock_failure_exits_8_with_footer_and_keeps_the_artifact() {
     let h = Harness::new();
     h.script(
         "bosh",
-        "backup",
+        Script::Backup,
         "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"",
     );
     h.script(
         "bosh",
-        "post-backup-unlock",
+        Script::PostBackupUnlock,
         "echo 'cannot unlock' >&2\nexit 3",
     );
     let run = h.bbr(&["backup"]);
@@ -203,7 +207,7 @@ fn existing_remote_artifact_dir_is_refused_and_preserved() {
 #[test]
 fn no_backup_scripts_is_an_error_without_footer() {
     let h = Harness::new();
-    h.script("bosh", "restore", "");
+    h.script("bosh", Script::Restore, "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
@@ -217,11 +221,15 @@ fn no_backup_scripts_is_an_error_without_footer() {
 #[test]
 fn disabled_and_mysql_jobs_are_skipped() {
     let h = Harness::new();
-    h.script("bosh", "backup", "touch \"$BBR_ARTIFACT_DIRECTORY/b\"");
-    h.script("bosh", "metadata", "echo 'skip_bbr_scripts: true'");
+    h.script(
+        "bosh",
+        Script::Backup,
+        "touch \"$BBR_ARTIFACT_DIRECTORY/b\"",
+    );
+    h.script("bosh", Script::Metadata, "echo 'skip_bbr_scripts: true'");
     h.script(
         "mysql-backup",
-        "backup",
+        Script::Backup,
         "touch \"$BBR_ARTIFACT_DIRECTORY/m\"",
     );
     let run = h.bbr(&["backup"]);
@@ -238,10 +246,10 @@ fn disabled_and_mysql_jobs_are_skipped() {
 fn metadata_sees_bbr_version_and_orders_locks_by_job_name() {
     let h = Harness::new();
     // "first" must be locked before "second", which must be locked before "third"
-    h.script("first", "metadata", "[ -n \"$BBR_VERSION\" ] || exit 9\necho 'backup_should_be_locked_before:\n- job_name: second\n  release: bosh'");
+    h.script("first", Script::Metadata, "[ -n \"$BBR_VERSION\" ] || exit 9\necho 'backup_should_be_locked_before:\n- job_name: second\n  release: bosh'");
     h.script(
         "second",
-        "metadata",
+        Script::Metadata,
         "echo 'backup_should_be_locked_before:\n- job_name: third\n  release: whatever'",
     );
     for job in ["first", "second", "third"] {
@@ -277,16 +285,16 @@ fn cyclic_ordering_is_refused_before_anything_is_locked() {
     let h = Harness::new();
     h.script(
         "a",
-        "metadata",
+        Script::Metadata,
         "echo 'backup_should_be_locked_before:\n- job_name: b\n  release: r'",
     );
     h.script(
         "b",
-        "metadata",
+        Script::Metadata,
         "echo 'backup_should_be_locked_before:\n- job_name: a\n  release: r'",
     );
-    h.script("a", "backup", "");
-    h.script("b", "pre-backup-lock", "");
+    h.script("a", Script::Backup, "");
+    h.script("b", Script::PreBackupLock, "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
@@ -302,10 +310,10 @@ fn invalid_metadata_yaml_fails() {
     let h = Harness::new();
     h.script(
         "bosh",
-        "metadata",
+        Script::Metadata,
         "echo 'backup_should_be_locked_before: [: nope'",
     );
-    h.script("bosh", "backup", "");
+    h.script("bosh", Script::Backup, "");
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
@@ -319,8 +327,12 @@ fn invalid_metadata_yaml_fails() {
 #[test]
 fn discontinued_backup_name_warns_and_uses_default_artifact() {
     let h = Harness::new();
-    h.script("bosh", "metadata", "echo 'backup_name: custom'");
-    h.script("bosh", "backup", "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
+    h.script("bosh", Script::Metadata, "echo 'backup_name: custom'");
+    h.script(
+        "bosh",
+        Script::Backup,
+        "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"",
+    );
     let run = h.bbr(&["backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(
@@ -368,8 +380,8 @@ fn backup_cleanup_unlocks_and_removes_the_marker() {
 #[test]
 fn restore_cleanup_removes_the_marker() {
     let h = Harness::new();
-    h.script("bosh", "restore", "");
-    h.script("bosh", "post-restore-unlock", "");
+    h.script("bosh", Script::Restore, "");
+    h.script("bosh", Script::PostRestoreUnlock, "");
     h.vm.install_file("store/bbr-backup/bosh/partial", "x", 0o644)
         .unwrap();
     let run = h.bbr(&["restore-cleanup"]);

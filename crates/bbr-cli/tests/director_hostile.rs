@@ -3,27 +3,24 @@
 //! and how a run stops (one SIGTERM, SIGINT answered `yes`). Also the err.log's mode and an
 //! artifact whose metadata names escape its directory.
 
-// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
-// carries its own SAFETY comment.
-#![allow(unsafe_code)]
-
 mod support;
 
 use bbr_director_sim::TaskKind;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
-use support::deployment::{Deployment, backup_scripts, group};
+use support::deployment::{Deployment, group};
+use support::live::Live;
 use support::*;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
 fn redis() -> Deployment {
     let h = Deployment::one("redis", vec![group("redis-server", 1, &[])]);
-    backup_scripts(&h, "redis", "redis-server", 0, "redis-server");
+    h.instance("redis", "redis-server", 0)
+        .job("redis-server")
+        .backup_scripts();
     h
 }
 
@@ -50,87 +47,6 @@ fn err_logs(dir: &Path) -> Vec<PathBuf> {
             n.starts_with("bbr-") && n.ends_with(".err.log")
         })
         .collect()
-}
-
-/// A running bbr whose stdout lines arrive on a channel.
-struct Live {
-    child: Child,
-    lines: Receiver<String>,
-    seen: String,
-}
-
-impl Live {
-    fn start(mut command: std::process::Command) -> Live {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(format!("{line}\n")).is_err() {
-                    break;
-                }
-            }
-        });
-        Live {
-            child,
-            lines,
-            seen: String::new(),
-        }
-    }
-
-    fn wait_for_line(&mut self, needle: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    if line.contains(needle) {
-                        return;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!("no {needle:?} in time:\n{}", self.seen),
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("bbr ended before {needle:?}:\n{}", self.seen)
-                }
-            }
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    /// Waits at most `within` for the exit; returns the code, stdout and stderr.
-    fn finish(mut self, within: Duration) -> (i32, String, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("bbr did not exit within {within:?}; stdout:\n{}", self.seen);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push_str(&line);
-        }
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
-        (status.code().unwrap_or(-1), self.seen, stderr)
-    }
 }
 
 fn wait_until(what: &str, done: impl FnMut() -> bool) {
@@ -179,7 +95,11 @@ fn a_hostile_instance_group_name_is_refused_before_any_lock_or_write() {
         "no SSH user was even asked for: {:?}",
         h.sim.requests()
     );
-    assert!(!h.vm("redis", "redis-server", 0).exists("store/bbr-backup"));
+    assert!(
+        !h.instance("redis", "redis-server", 0)
+            .vm()
+            .exists("store/bbr-backup")
+    );
     // the err.log holds scripts' stderr in other runs: owner-only from its creation
     let logs = err_logs(h.work.path());
     assert_eq!(logs.len(), 1, "{logs:?}");
@@ -278,7 +198,7 @@ fn a_director_task_that_never_finishes_times_out() {
 fn one_sigterm_stops_a_wait_for_an_endless_task() {
     let h = redis();
     h.sim.hold_tasks(TaskKind::Vms);
-    let mut live = Live::start(h.command(Some("redis"), &["backup"]));
+    let mut live = Live::start(h.command(Some("redis"), &["backup"]), DEADLINE);
     live.wait_for_line("Looking for scripts");
     wait_until("task polling", || {
         h.sim
@@ -330,32 +250,17 @@ fn oversized_director_answers_are_refused() {
 #[test]
 fn sigint_answered_yes_unlocks_and_cleans_up_before_exiting() {
     let h = Deployment::one("redis", vec![group("redis-server", 1, &[])]);
-    h.script(
-        "redis",
-        "redis-server",
-        0,
-        "redis-server",
-        "pre-backup-lock",
-        "",
-    );
-    h.script(
-        "redis",
-        "redis-server",
-        0,
-        "redis-server",
-        "backup",
+    let server = h.instance("redis", "redis-server", 0);
+    server.job("redis-server").script(Script::PreBackupLock, "");
+    server.job("redis-server").script(
+        Script::Backup,
         "touch /var/vcap/sys/backup-started\nsleep 300",
     );
-    h.script(
-        "redis",
-        "redis-server",
-        0,
-        "redis-server",
-        "post-backup-unlock",
-        "",
-    );
-    let vm = h.vm("redis", "redis-server", 0);
-    let mut live = Live::start(h.command(Some("redis"), &["backup"]));
+    server
+        .job("redis-server")
+        .script(Script::PostBackupUnlock, "");
+    let vm = server.vm();
+    let mut live = Live::start(h.command(Some("redis"), &["backup"]), DEADLINE);
     wait_until("the backup script", || vm.exists("sys/backup-started"));
     live.signal(libc::SIGINT);
     live.wait_for_line("Are you sure you want to cancel? [yes/no]");

@@ -7,13 +7,9 @@ use std::path::Path;
 use support::*;
 
 fn restore_job(h: &Harness, job: &str) {
-    h.script(job, "pre-restore-lock", "");
-    h.script(
-        job,
-        "restore",
-        &format!("mkdir -p /var/vcap/store/restored/{job}\ncp -a \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/restored/{job}/"),
-    );
-    h.script(job, "post-restore-unlock", "");
+    h.script(job, Script::PreRestoreLock, "");
+    h.script(job, Script::Restore, &format!("mkdir -p /var/vcap/store/restored/{job}\ncp -a \"$BBR_ARTIFACT_DIRECTORY\"/. /var/vcap/store/restored/{job}/"));
+    h.script(job, Script::PostRestoreUnlock, "");
 }
 
 fn arg(p: &Path) -> String {
@@ -81,11 +77,7 @@ fn restores_the_go_bbr_three_job_fixture() {
 #[test]
 fn backup_then_restore_round_trips_every_file() {
     let h = Harness::new();
-    h.script(
-        "db",
-        "backup",
-        "cd \"$BBR_ARTIFACT_DIRECTORY\"\nmkdir -p 'dir with space/deeper' empty\nhead -c 2000000 /dev/urandom > 'dir with space/deeper/blob'\necho hi > top\ntouch zero",
-    );
+    h.script("db", Script::Backup, "cd \"$BBR_ARTIFACT_DIRECTORY\"\nmkdir -p 'dir with space/deeper' empty\nhead -c 2000000 /dev/urandom > 'dir with space/deeper/blob'\necho hi > top\ntouch zero");
     restore_job(&h, "db");
     let backup = h.bbr(&["backup"]);
     assert_eq!(backup.code(), 0, "{}", backup.show());
@@ -124,7 +116,7 @@ fn corrupt_copy(h: &Harness, edit: impl FnOnce(&Path)) -> std::path::PathBuf {
 fn corrupted_content_is_refused_before_any_lock_or_restore_script() {
     let h = Harness::new();
     restore_job(&h, "bosh");
-    h.script("bosh", "metadata", "");
+    h.script("bosh", Script::Metadata, "");
     let artifact = corrupt_copy(&h, |dir| {
         let tar = dir.join("bosh-0-bosh.tar");
         let mut bytes = std::fs::read(&tar).unwrap();
@@ -225,9 +217,9 @@ fn tar_entry_escaping_the_target_is_refused() {
 #[test]
 fn pre_restore_lock_failure_skips_restore_but_unlocks() {
     let h = Harness::new();
-    h.script("bosh", "pre-restore-lock", "echo 'nope' >&2\nexit 1");
-    h.script("bosh", "restore", "");
-    h.script("bosh", "post-restore-unlock", "");
+    h.script("bosh", Script::PreRestoreLock, "echo 'nope' >&2\nexit 1");
+    h.script("bosh", Script::Restore, "");
+    h.script("bosh", Script::PostRestoreUnlock, "");
     let run = h.bbr(&[
         "restore",
         "-a",
@@ -249,10 +241,10 @@ fn pre_restore_lock_failure_skips_restore_but_unlocks() {
 #[test]
 fn restore_failure_still_unlocks() {
     let h = Harness::new();
-    h.script("bosh", "restore", "echo 'restore broke' >&2\nexit 2");
+    h.script("bosh", Script::Restore, "echo 'restore broke' >&2\nexit 2");
     h.script(
         "bosh",
-        "post-restore-unlock",
+        Script::PostRestoreUnlock,
         "echo 'unlock broke' >&2\nexit 1",
     );
     let run = h.bbr(&[
@@ -282,7 +274,7 @@ fn restore_refuses_existing_marker_and_missing_scripts() {
     assert!(h.vm.exists("store/bbr-backup/keep"));
 
     let empty = Harness::new();
-    empty.script("bosh", "backup", "");
+    empty.script("bosh", Script::Backup, "");
     let run = empty.bbr(&[
         "restore",
         "-a",
@@ -309,11 +301,7 @@ fn restore_orders_locks_by_metadata() {
     ] {
         restore_job(&h, job);
     }
-    h.script(
-        "test-backup-and-restore",
-        "metadata",
-        "echo 'restore_should_be_locked_before:\n- job_name: amazing-backup-and-restore\n  release: bosh'",
-    );
+    h.script("test-backup-and-restore", Script::Metadata, "echo 'restore_should_be_locked_before:\n- job_name: amazing-backup-and-restore\n  release: bosh'");
     let run = h.bbr(&["restore", "-a", &arg(&fixture("director-backup"))]);
     assert_eq!(run.code(), 0, "{}", run.show());
     let events = h.events();
@@ -332,7 +320,7 @@ fn restore_orders_locks_by_metadata() {
 fn discontinued_restore_name_refuses_the_restore() {
     let h = Harness::new();
     restore_job(&h, "bosh");
-    h.script("bosh", "metadata", "echo 'restore_name: foo'");
+    h.script("bosh", Script::Metadata, "echo 'restore_name: foo'");
     let run = h.bbr(&[
         "restore",
         "-a",
@@ -388,7 +376,7 @@ fn hostile_artifact(h: &Harness, name: &str, hostile: &[u8]) -> std::path::PathB
 fn device_node_and_global_pax_artifacts_are_refused_before_any_script() {
     let h = Harness::new();
     restore_job(&h, "bosh");
-    h.script("bosh", "metadata", "");
+    h.script("bosh", Script::Metadata, "");
     let device = raw_tar_header("./mem", b'3', 0, "", 0o666);
     let records = " linkpath=/etc/shadow\n";
     let record = format!("{}{records}", records.len() + 2);
@@ -476,11 +464,7 @@ fn set_uid_file_is_restored_without_the_bit() {
 fn non_utf8_file_names_round_trip_byte_for_byte() {
     use std::os::unix::ffi::OsStrExt;
     let h = Harness::new();
-    h.script(
-        "db",
-        "backup",
-        "cd \"$BBR_ARTIFACT_DIRECTORY\"\nmkdir -p sub\nprintf one > \"$(printf 'caf\\351')\"\nprintf two > \"sub/$(printf '\\377')\"\nprintf three > \"$(printf 'long-\\351%.0s' $(seq 20))\"\nprintf four > plain",
-    );
+    h.script("db", Script::Backup, "cd \"$BBR_ARTIFACT_DIRECTORY\"\nmkdir -p sub\nprintf one > \"$(printf 'caf\\351')\"\nprintf two > \"sub/$(printf '\\377')\"\nprintf three > \"$(printf 'long-\\351%.0s' $(seq 20))\"\nprintf four > plain");
     restore_job(&h, "db");
     let backup = h.bbr(&["backup"]);
     assert_eq!(backup.code(), 0, "{}", backup.show());

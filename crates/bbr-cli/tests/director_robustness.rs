@@ -1,16 +1,15 @@
 //! What happens when things go wrong underneath bbr: host keys, dropped connections, full
 //! disks, hanging scripts, signals, key types, sudo, secrets.
 
-// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
-// carries its own SAFETY comment.
-#![allow(unsafe_code)]
-
 mod support;
 
 use bbr_testkit::{KeyType, VmOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
+use std::time::Duration;
+use support::live::Live;
 use support::*;
+
+/// How long a test waits for an event (a line of output, a script starting, an exit).
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn simple_backup(h: &Harness) {
     h.locked_backup_job("bosh", "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"");
@@ -142,7 +141,7 @@ fn unreadable_and_invalid_keys_and_unresolvable_hosts() {
 #[test]
 fn the_private_key_never_reaches_output_or_logs() {
     let h = Harness::new();
-    h.script("bosh", "backup", "echo oops >&2; exit 1");
+    h.script("bosh", Script::Backup, "echo oops >&2; exit 1");
     let run = h.bbr(&["--debug", "backup"]);
     assert_eq!(run.code(), 1);
     let key = std::fs::read_to_string(h.vm.client_key_path()).unwrap();
@@ -200,36 +199,15 @@ fn a_hanging_script_is_killed_at_the_timeout_and_jobs_are_unlocked() {
 fn sigterm_kills_the_running_script_unlocks_and_cleans_up() {
     let h = Harness::new();
     h.locked_backup_job("bosh", "touch /var/vcap/sys/backup-started\nsleep 300");
-    let mut child = h
-        .command(&["backup"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            panic!("bbr ended early: {seen}");
-        }
-        seen.push_str(&line);
-        if line.contains("Backing up bosh on bosh/0...") {
-            break;
-        }
-    }
+    let mut live = Live::start(h.command(&["backup"]), LIMIT);
+    live.wait_for_line("Backing up bosh on bosh/0...");
     // wait until the script itself is running, then terminate bbr
-    bbr_testkit::wait::until(
-        "the backup script to start",
-        std::time::Duration::from_secs(60),
-        || h.vm.exists("sys/backup-started"),
-    );
-    nix_kill(child.id(), libc::SIGTERM);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_ne!(status.code(), Some(0), "{seen}{rest}");
+    bbr_testkit::wait::until("the backup script to start", LIMIT, || {
+        h.vm.exists("sys/backup-started")
+    });
+    live.signal(libc::SIGTERM);
+    let (code, out, _) = live.finish(LIMIT);
+    assert_ne!(code, 0, "{out}");
     assert_eq!(
         h.events(),
         vec![
@@ -237,49 +215,31 @@ fn sigterm_kills_the_running_script_unlocks_and_cleans_up() {
             "bosh backup",
             "bosh post-backup-unlock false"
         ],
-        "{seen}{rest}"
+        "{out}"
     );
-    assert!(!h.remote_marker_exists(), "{seen}{rest}");
+    assert!(!h.remote_marker_exists(), "{out}");
 }
 
-fn nix_kill(pid: u32, sig: i32) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
-}
-
-fn sigint_run(answer: &str) -> (Harness, std::process::Output) {
+/// Interrupts a backup while its script runs, answers bbr's question with `answer` once it
+/// is asked, then lets the script finish.
+fn sigint_run(answer: &str) -> (Harness, Run) {
     let h = Harness::new();
-    h.script("bosh", "backup", "touch /var/vcap/sys/backup-started\nwhile [ ! -e /var/vcap/sys/go-on ]; do sleep 0.05; done\necho d > \"$BBR_ARTIFACT_DIRECTORY/d\"");
-    let mut child = h
-        .command(&["backup"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    bbr_testkit::wait::until(
-        "the backup script to start",
-        std::time::Duration::from_secs(60),
-        || h.vm.exists("sys/backup-started"),
-    );
-    nix_kill(child.id(), libc::SIGINT);
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(answer.as_bytes()).unwrap();
-    drop(stdin);
-    if answer.trim() != "yes" {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    h.script("bosh", Script::Backup, "touch /var/vcap/sys/backup-started\nwhile [ ! -e /var/vcap/sys/go-on ]; do sleep 0.05; done\necho d > \"$BBR_ARTIFACT_DIRECTORY/d\"");
+    let mut live = Live::start(h.command(&["backup"]), LIMIT);
+    bbr_testkit::wait::until("the backup script to start", LIMIT, || {
+        h.vm.exists("sys/backup-started")
+    });
+    live.interrupt();
+    live.wait_for_line("[yes/no]");
+    live.answer(answer);
     h.vm.install_file("sys/go-on", "", 0o644).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (h, out)
+    let run = live.finish_run(LIMIT);
+    (h, run)
 }
 
 #[test]
 fn sigint_answered_no_lets_the_backup_finish() {
-    let (h, out) = sigint_run("no\n");
-    let run = Run(out);
+    let (h, run) = sigint_run("no\n");
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(run.stdout().contains("Stopping a backup can leave the system in bad state. Are you sure you want to cancel? [yes/no]\n"), "{}", run.show());
     assert!(
@@ -291,8 +251,7 @@ fn sigint_answered_no_lets_the_backup_finish() {
 
 #[test]
 fn sigint_answered_yes_exits_1_with_advice() {
-    let (_h, out) = sigint_run("yes\n");
-    let run = Run(out);
+    let (_h, run) = sigint_run("yes\n");
     assert_eq!(run.code(), 1, "{}", run.show());
     assert!(
         run.stdout()
@@ -307,39 +266,20 @@ fn a_connection_dropped_mid_drain_fails_the_backup_and_cleanup_still_happens() {
     let h = Harness::new();
     h.script(
         "bosh",
-        "backup",
+        Script::Backup,
         "head -c 400000000 /dev/zero > \"$BBR_ARTIFACT_DIRECTORY/big\"",
     );
-    h.script("bosh", "post-backup-unlock", "");
-    let mut child = h
-        .command(&["backup"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "bbr ended early: {seen}"
-        );
-        seen.push_str(&line);
-        // bytes are flowing on the tar channel (killing earlier would only exercise the
-        // reconnect that later commands get)
-        if line.contains("-- 5% complete") {
-            break;
-        }
-    }
+    h.script("bosh", Script::PostBackupUnlock, "");
+    let mut live = Live::start(h.command(&["backup"]), LIMIT);
+    // bytes are flowing on the tar channel (killing earlier would only exercise the
+    // reconnect that later commands get)
+    live.wait_for_line("-- 5% complete");
+    let before = live.seen().len();
     h.vm.kill_connections().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    let status = child.wait().unwrap();
+    let (code, out, stderr) = live.finish(LIMIT);
+    let (seen, rest) = out.split_at(before);
     let all = format!("{seen}{rest}\n--- stderr\n{stderr}");
-    assert_eq!(status.code(), Some(1), "{all}");
+    assert_eq!(code, 1, "{all}");
     assert!(
         stderr.contains("Error streaming backup from remote instance")
             || stderr.contains("Backup is corrupted"),
@@ -403,11 +343,11 @@ fn a_full_artifact_disk_fails_the_drain_with_a_clear_error() {
 fn a_whole_backup_and_restore_each_use_one_ssh_connection() {
     let h = Harness::new();
     for job in ["one", "two", "three"] {
-        h.script(job, "metadata", "echo '---'");
+        h.script(job, Script::Metadata, "echo '---'");
         h.locked_backup_job(job, "echo x > \"$BBR_ARTIFACT_DIRECTORY/x\"");
-        h.script(job, "pre-restore-lock", "");
-        h.script(job, "restore", "");
-        h.script(job, "post-restore-unlock", "");
+        h.script(job, Script::PreRestoreLock, "");
+        h.script(job, Script::Restore, "");
+        h.script(job, Script::PostRestoreUnlock, "");
     }
     let logins = |h: &Harness| h.vm.log().matches("Accepted publickey").count();
     let before = logins(&h);
@@ -483,7 +423,7 @@ fn a_drained_device_node_fails_the_backup_and_a_set_uid_file_is_kept_with_a_warn
 
     h.script(
         "bosh",
-        "backup",
+        Script::Backup,
         "cd \"$BBR_ARTIFACT_DIRECTORY\"\necho tool > tool\nchmod 4755 tool",
     );
     let parent = h.work.path().join("second");

@@ -12,19 +12,14 @@
 //! simulator with no deployments: like Go's mock director, it answers `GET /info` and a 404
 //! for the deployment's VMs, and records every request.
 
-// Unsafe code is denied workspace-wide; this module calls libc directly. Each block
-// carries its own SAFETY comment.
-#![allow(unsafe_code)]
-
 mod support;
 
 use bbr_director_sim::{DirectorSim, SimOptions, SimSpec};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::live::Live;
 use support::*;
 
 const BACKUP_FOOTER: &str = "It is recommended that you run `bbr backup-cleanup` to ensure that any temp files are cleaned up and all jobs are unlocked.";
@@ -118,11 +113,9 @@ fn director_at(dir: &Path, host: &str, key: &str, args: &[&str]) -> Run {
 
 /// Waits until `/var/vcap/<rel>` exists on the VM.
 fn await_vm_file(h: &Harness, rel: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    while !h.vm.exists(rel) {
-        assert!(Instant::now() < deadline, "{rel} never appeared on the VM");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    bbr_testkit::wait::until(&format!("{rel} to appear on the VM"), DEADLINE, || {
+        h.vm.exists(rel)
+    });
 }
 
 /// The regular files of a tar as `(name without "./", content)`, sorted by name.
@@ -160,117 +153,6 @@ fn assert_metadata_time(value: &str) {
         chrono::NaiveDateTime::parse_from_str(stamp, "%Y/%m/%d %H:%M:%S").is_ok(),
         "{value:?} is not YYYY/MM/DD HH:MM:SS TZ"
     );
-}
-
-/// A running `bbr` whose output is read line by line as it comes.
-struct Live {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
-    seen: String,
-}
-
-impl Live {
-    fn start(mut command: Command) -> Live {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Live {
-            child,
-            lines,
-            stderr,
-            seen: String::new(),
-        }
-    }
-
-    /// Reads stdout until a line containing `needle`; returns that line.
-    fn wait_for_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no line with {needle:?} in time; stdout so far:\n{}",
-                        self.seen
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "bbr closed stdout before {needle:?}; stdout:\n{}",
-                        self.seen
-                    )
-                }
-            }
-        }
-    }
-
-    fn interrupt(&self) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-    }
-
-    fn still_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn answer(&mut self, text: &str) {
-        let mut stdin = self.child.stdin.take().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-    }
-
-    /// Waits for the exit; returns the code, the whole stdout and stderr.
-    fn finish(mut self) -> (i32, String, String) {
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("bbr did not exit; stdout:\n{}", self.seen);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
-            self.seen.push_str(&line);
-        }
-        let stderr = self.stderr.join().unwrap();
-        (status.code().unwrap_or(-1), self.seen, stderr)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -364,7 +246,7 @@ fn restore_of_a_missing_artifact_is_reported_before_the_key_is_read() {
 #[test]
 fn director_backup_writes_the_artifact_and_logs_every_step_in_order() {
     let h = Harness::new();
-    h.script("bosh", "backup", TWO_DUMPS);
+    h.script("bosh", Script::Backup, TWO_DUMPS);
     let run = h.bbr(&["--debug", "backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
 
@@ -453,7 +335,7 @@ fn director_backup_writes_the_artifact_and_logs_every_step_in_order() {
 #[test]
 fn director_backup_debug_log_shows_the_validity_check() {
     let h = Harness::new();
-    h.script("bosh", "backup", TWO_DUMPS);
+    h.script("bosh", Script::Backup, TWO_DUMPS);
     let run = h.bbr(&["--debug", "backup"]);
     assert_eq!(run.code(), 0, "{}", run.show());
     let out = run.stdout();
@@ -490,12 +372,8 @@ fn director_backup_with_only_an_unknown_file_in_bin_bbr_has_no_backup_scripts() 
 #[test]
 fn sigint_during_director_backup_answered_yes_exits_1_without_a_tar() {
     let h = Harness::new();
-    h.script(
-        "bosh",
-        "backup",
-        "touch /var/vcap/sys/backup-started\nwhile [ ! -e /var/vcap/sys/go-on ]; do sleep 0.05; done\nprintf \"backupcontent1\" > $BBR_ARTIFACT_DIRECTORY/backupdump1",
-    );
-    let mut live = Live::start(h.command(&["--debug", "backup"]));
+    h.script("bosh", Script::Backup, "touch /var/vcap/sys/backup-started\nwhile [ ! -e /var/vcap/sys/go-on ]; do sleep 0.05; done\nprintf \"backupcontent1\" > $BBR_ARTIFACT_DIRECTORY/backupdump1");
+    let mut live = Live::start(h.command(&["--debug", "backup"]), DEADLINE);
     live.wait_for_line("Backing up");
     await_vm_file(&h, "sys/backup-started");
     live.interrupt();
@@ -503,7 +381,7 @@ fn sigint_during_director_backup_answered_yes_exits_1_without_a_tar() {
     assert_eq!(question, format!("{BACKUP_QUESTION}\n"));
     assert!(live.still_running(), "bbr exited without confirmation");
     live.answer("yes\n");
-    let (code, out, err) = live.finish();
+    let (code, out, err) = live.finish(DEADLINE);
     assert_eq!(code, 1, "{out}\n--- stderr\n{err}");
     assert!(out.contains(BACKUP_FOOTER), "{out}");
     let artifact = h.artifact_in(h.work.path());
@@ -540,8 +418,8 @@ fn director_backup_of_a_host_that_does_not_resolve() {
 /// Go's restore fixture scripts: `restore` copies the artifact's `backup` file to
 /// `/var/vcap/store/bosh/restored_file`; `post-restore-unlock` exists.
 fn go_restore_scripts(h: &Harness) {
-    h.script("bosh", "restore", RESTORE_FILE);
-    h.script("bosh", "post-restore-unlock", "");
+    h.script("bosh", Script::Restore, RESTORE_FILE);
+    h.script("bosh", Script::PostRestoreUnlock, "");
 }
 
 fn restored(h: &Harness) -> Option<String> {
@@ -580,14 +458,10 @@ fn director_restore_of_the_go_fixture_logs_every_step_in_order() {
 
 /// The restore script of the SIGINT tests: waits for `go-on` before restoring.
 fn slow_restore(h: &Harness) {
-    h.script(
-        "bosh",
-        "restore",
-        &format!(
+    h.script("bosh", Script::Restore, &format!(
             "touch /var/vcap/sys/restore-started\nwhile [ ! -e /var/vcap/sys/go-on ]; do sleep 0.05; done\n{RESTORE_FILE}"
-        ),
-    );
-    h.script("bosh", "post-restore-unlock", "");
+        ));
+    h.script("bosh", Script::PostRestoreUnlock, "");
 }
 
 /// "and the user decides to cancel the restore": bbr asks with the restore wording and waits;
@@ -596,19 +470,22 @@ fn slow_restore(h: &Harness) {
 fn sigint_during_director_restore_answered_yes_exits_1_with_restore_cleanup_advice() {
     let h = Harness::new();
     slow_restore(&h);
-    let mut live = Live::start(h.command(&[
-        "--debug",
-        "restore",
-        "--artifact-path",
-        &integration_fixture(),
-    ]));
+    let mut live = Live::start(
+        h.command(&[
+            "--debug",
+            "restore",
+            "--artifact-path",
+            &integration_fixture(),
+        ]),
+        DEADLINE,
+    );
     await_vm_file(&h, "sys/restore-started");
     live.interrupt();
     let question = live.wait_for_line("[yes/no]");
     assert_eq!(question, format!("{RESTORE_QUESTION}\n"));
     assert!(live.still_running(), "bbr exited without confirmation");
     live.answer("yes\n");
-    let (code, out, err) = live.finish();
+    let (code, out, err) = live.finish(DEADLINE);
     assert_eq!(code, 1, "{out}\n--- stderr\n{err}");
     assert!(out.contains(RESTORE_FOOTER), "{out}");
     assert_eq!(restored(&h), None, "the restore did not complete");
@@ -621,12 +498,15 @@ fn sigint_during_director_restore_answered_yes_exits_1_with_restore_cleanup_advi
 fn sigint_during_director_restore_answered_no_lets_it_complete() {
     let h = Harness::new();
     slow_restore(&h);
-    let mut live = Live::start(h.command(&[
-        "--debug",
-        "restore",
-        "--artifact-path",
-        &integration_fixture(),
-    ]));
+    let mut live = Live::start(
+        h.command(&[
+            "--debug",
+            "restore",
+            "--artifact-path",
+            &integration_fixture(),
+        ]),
+        DEADLINE,
+    );
     await_vm_file(&h, "sys/restore-started");
     live.interrupt();
     let question = live.wait_for_line("[yes/no]");
@@ -634,7 +514,7 @@ fn sigint_during_director_restore_answered_no_lets_it_complete() {
     assert!(live.still_running(), "bbr exited without confirmation");
     live.answer("no\n");
     h.vm.install_file("sys/go-on", "", 0o644).unwrap();
-    let (code, out, err) = live.finish();
+    let (code, out, err) = live.finish(DEADLINE);
     assert_eq!(code, 0, "{out}\n--- stderr\n{err}");
     assert!(out.contains("INFO - Completed restore of"), "{out}");
     assert_eq!(restored(&h).as_deref(), Some("this is a backup\n"));
@@ -650,7 +530,7 @@ fn director_restore_pre_restore_lock_failure_shows_its_output_and_unlocks() {
     go_restore_scripts(&h);
     h.script(
         "bosh",
-        "pre-restore-lock",
+        Script::PreRestoreLock,
         "echo \"pre-restore-lock errored!\"\nexit 1",
     );
     let run = h.bbr(&[
@@ -678,10 +558,10 @@ fn director_restore_pre_restore_lock_failure_shows_its_output_and_unlocks() {
 #[test]
 fn director_restore_post_restore_unlock_failure_exits_8_after_restoring() {
     let h = Harness::new();
-    h.script("bosh", "restore", RESTORE_FILE);
+    h.script("bosh", Script::Restore, RESTORE_FILE);
     h.script(
         "bosh",
-        "post-restore-unlock",
+        Script::PostRestoreUnlock,
         "echo \"post-restore-unlock errored!\"\nexit 1",
     );
     let run = h.bbr(&[
@@ -712,8 +592,8 @@ fn director_restore_post_restore_unlock_failure_exits_8_after_restoring() {
 #[test]
 fn director_restore_script_failure_exits_1_and_still_unlocks() {
     let h = Harness::new();
-    h.script("bosh", "restore", "echo 'NOPE!'; exit 1");
-    h.script("bosh", "post-restore-unlock", "");
+    h.script("bosh", Script::Restore, "echo 'NOPE!'; exit 1");
+    h.script("bosh", Script::PostRestoreUnlock, "");
     let run = h.bbr(&[
         "--debug",
         "restore",
@@ -744,11 +624,11 @@ fn director_restore_locks_in_metadata_order_and_unlocks_in_reverse() {
         "#!/bin/sh\necho \"---\nrestore_should_be_locked_before:\n- job_name: postgres\n  release: bosh\n\"",
     )
     .unwrap();
-    h.script("bosh", "pre-restore-lock", "");
-    h.script("bosh", "restore", RESTORE_FILE);
-    h.script("bosh", "post-restore-unlock", "");
-    h.script("postgres", "pre-restore-lock", "");
-    h.script("postgres", "post-restore-unlock", "");
+    h.script("bosh", Script::PreRestoreLock, "");
+    h.script("bosh", Script::Restore, RESTORE_FILE);
+    h.script("bosh", Script::PostRestoreUnlock, "");
+    h.script("postgres", Script::PreRestoreLock, "");
+    h.script("postgres", Script::PostRestoreUnlock, "");
     let run = h.bbr(&[
         "--debug",
         "restore",
@@ -792,8 +672,8 @@ fn director_restore_with_cyclic_lock_order_fails_before_any_script() {
         "#!/bin/sh\necho \"---\nrestore_should_be_locked_before:\n- job_name: bosh\n  release: bosh\n\"",
     )
     .unwrap();
-    h.script("bosh", "pre-restore-lock", "");
-    h.script("postgres", "pre-restore-lock", "");
+    h.script("bosh", Script::PreRestoreLock, "");
+    h.script("postgres", Script::PreRestoreLock, "");
     go_restore_scripts(&h);
     let run = h.bbr(&[
         "--debug",
@@ -818,7 +698,7 @@ fn director_restore_with_cyclic_lock_order_fails_before_any_script() {
 #[test]
 fn director_restore_without_restore_scripts_fails_and_writes_the_err_log() {
     let h = Harness::new();
-    h.script("bosh", "backup", "");
+    h.script("bosh", Script::Backup, "");
     h.vm.install_script("bosh", "not-a-restore-script", "#!/bin/sh\n")
         .unwrap();
     let run = h.bbr(&[
@@ -867,7 +747,7 @@ fn director_restore_to_a_host_that_does_not_resolve() {
 #[test]
 fn director_pre_backup_check_with_an_existing_artifact_directory() {
     let h = Harness::new();
-    h.script("uaa", "backup", TWO_DUMPS);
+    h.script("uaa", Script::Backup, TWO_DUMPS);
     std::fs::create_dir_all(h.vm.vcap_path("store/bbr-backup")).unwrap();
     let run = h.bbr(&["pre-backup-check"]);
     assert_ne!(run.code(), 0, "{}", run.show());
@@ -892,7 +772,7 @@ fn director_pre_backup_check_with_an_existing_artifact_directory() {
 #[test]
 fn director_pre_backup_check_with_a_metadata_script_succeeds() {
     let h = Harness::new();
-    h.script("uaa", "backup", TWO_DUMPS);
+    h.script("uaa", Script::Backup, TWO_DUMPS);
     h.vm.install_script(
         "bosh",
         "metadata",
@@ -961,7 +841,7 @@ fn director_pre_backup_check_of_a_host_that_does_not_resolve() {
 #[test]
 fn director_restore_cleanup_removes_the_directory_on_a_backup_only_instance() {
     let h = Harness::new();
-    h.script("redis", "backup", "");
+    h.script("redis", Script::Backup, "");
     std::fs::create_dir_all(h.vm.vcap_path("store/bbr-backup")).unwrap();
     let run = h.bbr(&["--debug", "restore-cleanup"]);
     assert_eq!(run.code(), 0, "{}", run.show());

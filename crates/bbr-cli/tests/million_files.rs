@@ -24,20 +24,12 @@ fn a_million_files_in_one_job_back_up_and_restore() {
         .expect("ssh");
     assert!(mount.status.success(), "mount tmpfs: {mount:?}");
     // One perl process creates the files in seconds; a shell loop would take minutes.
-    h.script(
-        "bosh",
-        "backup",
-        &format!(
+    h.script("bosh", Script::Backup, &format!(
             "perl -e 'for my $d (0..{last_dir}) {{ my $p = sprintf(\"%s/d%02d\", $ENV{{BBR_ARTIFACT_DIRECTORY}}, $d); mkdir $p or die \"$p: $!\"; for my $f (0..{last_file}) {{ my $n = sprintf(\"%s/f%07d\", $p, $d * {PER_DIR} + $f); open(my $h, \">\", $n) or die \"$n: $!\"; close $h; }} }}'",
             last_dir = DIRS - 1,
             last_file = PER_DIR - 1,
-        ),
-    );
-    h.script(
-        "bosh",
-        "restore",
-        "mkdir -p /var/vcap/sys\nfind \"$BBR_ARTIFACT_DIRECTORY\" -type f | wc -l > /var/vcap/sys/restored-count\ntest -f \"$BBR_ARTIFACT_DIRECTORY/d42/f0420042\" && echo yes > /var/vcap/sys/sample-present",
-    );
+        ));
+    h.script("bosh", Script::Restore, "mkdir -p /var/vcap/sys\nfind \"$BBR_ARTIFACT_DIRECTORY\" -type f | wc -l > /var/vcap/sys/restored-count\ntest -f \"$BBR_ARTIFACT_DIRECTORY/d42/f0420042\" && echo yes > /var/vcap/sys/sample-present");
 
     let started = Instant::now();
     let backup = h.bbr(&["backup"]);

@@ -51,13 +51,13 @@ fn a_child_keeping_the_scripts_stdout_open_is_left_behind_with_a_warning() {
     std::fs::create_dir_all(h.vm.vcap_path("sys")).unwrap();
     h.script(
         "bosh",
-        "backup",
+        Script::Backup,
         "echo data > \"$BBR_ARTIFACT_DIRECTORY/d\"",
     );
     // A daemon restarted by the unlock script inherits its stdout.
     h.script(
         "bosh",
-        "post-backup-unlock",
+        Script::PostBackupUnlock,
         "sleep 300 &\necho $! > /var/vcap/sys/daemon.pid",
     );
     let child = h

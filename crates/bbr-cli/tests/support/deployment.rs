@@ -1,7 +1,18 @@
 //! Harness for `bbr deployment` tests: a BOSH director simulator with real sshd VMs, a work
 //! directory, and the built `bbr` binary pointed at both.
+//!
+//! A test names what it acts on with typed handles: `h.instance("cf", "db", 0)` is an
+//! [`InstanceRef`] (its VM, its slug), and `.job("redis-server")` a [`JobRef`] that installs
+//! that job's scripts:
+//!
+//! ```ignore
+//! let db = h.instance("cf", "db", 0);
+//! db.job("redis-server").script(Script::PreBackupLock, "");
+//! db.job("redis-server").metadata("backup_should_be_locked_before: ...\n");
+//! assert!(!db.vm().exists("store/bbr-backup"));
+//! ```
 
-use super::{Run, record};
+use super::{Run, Script, install_recorded};
 use bbr_director_sim::{
     DeploymentSpec, DirectorSim, InstanceGroupSpec, JobSpec, SimOptions, SimSpec,
 };
@@ -78,13 +89,19 @@ impl Deployment {
         Run(self.command(Some(deployment), args).output().unwrap())
     }
 
-    pub fn vm(&self, d: &str, g: &str, i: usize) -> &Vm {
-        self.sim.vm(d, g, i)
-    }
-
-    pub fn script(&self, d: &str, g: &str, i: usize, job: &str, script: &str, body: &str) {
-        let text = format!("{}{}\n", record(job, script), body);
-        self.vm(d, g, i).install_script(job, script, &text).unwrap();
+    /// Instance `index` of instance group `group` of deployment `deployment`.
+    pub fn instance<'a>(
+        &'a self,
+        deployment: &'a str,
+        group: &'a str,
+        index: usize,
+    ) -> InstanceRef<'a> {
+        InstanceRef {
+            h: self,
+            deployment,
+            group,
+            index,
+        }
     }
 
     /// Every VM's recorded script runs, merged in time order, as `<group>/<index> <job> <script> [ok]`.
@@ -117,15 +134,77 @@ impl Deployment {
     }
 }
 
-pub fn backup_scripts(h: &Deployment, d: &str, g: &str, i: usize, job: &str) {
-    h.script(d, g, i, job, "pre-backup-lock", "");
-    h.script(
-        d,
-        g,
-        i,
-        job,
-        "backup",
-        &format!("echo '{g}-{i}' > \"$BBR_ARTIFACT_DIRECTORY/data\""),
-    );
-    h.script(d, g, i, job, "post-backup-unlock", "");
+/// One instance of a deployment of the simulator: `<group>/<index>` of `<deployment>`.
+#[derive(Clone, Copy)]
+pub struct InstanceRef<'a> {
+    h: &'a Deployment,
+    deployment: &'a str,
+    group: &'a str,
+    index: usize,
+}
+
+impl<'a> InstanceRef<'a> {
+    /// The sshd VM behind this instance.
+    pub fn vm(&self) -> &'a Vm {
+        self.h.sim.vm(self.deployment, self.group, self.index)
+    }
+
+    /// `<group>/<id>`, how Go bbr names the instance in messages.
+    pub fn slug(&self) -> String {
+        self.h
+            .sim
+            .instance(self.deployment, self.group, self.index)
+            .slug()
+    }
+
+    /// Job `name` on this instance.
+    pub fn job(&self, name: &'a str) -> JobRef<'a> {
+        JobRef {
+            instance: *self,
+            name,
+        }
+    }
+}
+
+/// One job on one instance: where its bbr scripts are installed.
+#[derive(Clone, Copy)]
+pub struct JobRef<'a> {
+    instance: InstanceRef<'a>,
+    name: &'a str,
+}
+
+impl JobRef<'_> {
+    /// Installs `script`: it records its run in the instance's events, then runs `body`.
+    pub fn script(&self, script: Script, body: &str) {
+        install_recorded(self.instance.vm(), self.name, script, body);
+    }
+
+    /// Installs a `metadata` script printing the YAML document `yaml`. It is not recorded, so
+    /// that the events are lifecycle scripts only.
+    pub fn metadata(&self, yaml: &str) {
+        self.raw_script(
+            Script::Metadata,
+            &format!("#!/bin/sh\ncat <<'EOF'\n---\n{yaml}EOF\n"),
+        );
+    }
+
+    /// Installs `script` as exactly `text` (a whole script, shebang included), not recorded.
+    pub fn raw_script(&self, script: Script, text: &str) {
+        self.instance
+            .vm()
+            .install_script(self.name, script.file_name(), text)
+            .unwrap_or_else(|e| panic!("install {}/bin/bbr/{script}: {e}", self.name));
+    }
+
+    /// `pre-backup-lock` and `post-backup-unlock` that do nothing but record their run, and a
+    /// `backup` writing `<group>-<index>` to the artifact's `data` file.
+    pub fn backup_scripts(&self) {
+        let InstanceRef { group, index, .. } = self.instance;
+        self.script(Script::PreBackupLock, "");
+        self.script(
+            Script::Backup,
+            &format!("echo '{group}-{index}' > \"$BBR_ARTIFACT_DIRECTORY/data\""),
+        );
+        self.script(Script::PostBackupUnlock, "");
+    }
 }

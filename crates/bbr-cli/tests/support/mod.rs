@@ -4,10 +4,46 @@
 #![allow(dead_code)]
 
 pub mod deployment;
+pub mod live;
+pub mod scenarios;
 
 use bbr_testkit::{Vm, VmOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+/// The bbr scripts a job can have, under `/var/vcap/jobs/<job>/bin/bbr/` (see
+/// docs/script-contract.md#where-scripts-live).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Script {
+    Metadata,
+    PreBackupLock,
+    Backup,
+    PostBackupUnlock,
+    PreRestoreLock,
+    Restore,
+    PostRestoreUnlock,
+}
+
+impl Script {
+    /// The script's file name, which is also how events and log lines name it.
+    pub const fn file_name(self) -> &'static str {
+        match self {
+            Script::Metadata => "metadata",
+            Script::PreBackupLock => "pre-backup-lock",
+            Script::Backup => "backup",
+            Script::PostBackupUnlock => "post-backup-unlock",
+            Script::PreRestoreLock => "pre-restore-lock",
+            Script::Restore => "restore",
+            Script::PostRestoreUnlock => "post-restore-unlock",
+        }
+    }
+}
+
+impl std::fmt::Display for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.file_name())
+    }
+}
 
 pub struct Harness {
     pub vm: Vm,
@@ -19,6 +55,14 @@ pub fn record(job: &str, script: &str) -> String {
     format!(
         "#!/bin/sh\nmkdir -p /var/vcap/sys/events\necho \"$(date +%s%N) {job} {script} ${{BBR_AFTER_BACKUP_SCRIPTS_SUCCESSFUL:-}}\" >> /var/vcap/sys/events/log\n"
     )
+}
+
+/// Installs `script` of `job` on `vm`: it records its run (see [`record`]), then runs `body`.
+pub fn install_recorded(vm: &bbr_testkit::Vm, job: &str, script: Script, body: &str) {
+    let name = script.file_name();
+    let text = format!("{}{}\n", record(job, name), body);
+    vm.install_script(job, name, &text)
+        .unwrap_or_else(|e| panic!("install {job}/bin/bbr/{name}: {e}"));
 }
 
 impl Harness {
@@ -65,17 +109,14 @@ impl Harness {
     /// A job with do-nothing `pre-backup-lock` and `post-backup-unlock` scripts (each still
     /// recorded) and a `backup` script running `backup_body`.
     pub fn locked_backup_job(&self, job: &str, backup_body: &str) {
-        self.script(job, "pre-backup-lock", "");
-        self.script(job, "backup", backup_body);
-        self.script(job, "post-backup-unlock", "");
+        self.script(job, Script::PreBackupLock, "");
+        self.script(job, Script::Backup, backup_body);
+        self.script(job, Script::PostBackupUnlock, "");
     }
 
-    /// Installs a script that records its run and then runs `body`.
-    pub fn script(&self, job: &str, script: &str, body: &str) {
-        let text = format!("{}{}\n", record(job, script), body);
-        self.vm
-            .install_script(job, script, &text)
-            .expect("install script");
+    /// Installs a script of `job` that records its run and then runs `body`.
+    pub fn script(&self, job: &str, script: Script, body: &str) {
+        install_recorded(&self.vm, job, script, body);
     }
 
     /// The recorded script runs, in time order, as `job script [successful]`.
