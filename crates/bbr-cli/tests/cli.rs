@@ -1,4 +1,5 @@
-//! Command-line grammar, help, version and validation messages (bbr.md §1, §8.1).
+//! Command-line grammar, help, version and validation messages (docs/cli.md; Go's
+//! `integration/cli_test.go`).
 
 use std::process::Command;
 

@@ -1,5 +1,6 @@
 //! `bbr director backup` and `pre-backup-check` end to end against a real sshd VM
-//! (shared/reference/bbr.md §8.6 and the director rows of the §3.6 failure matrix).
+//! (following Go bbr's `integration/director/*_test.go`, and the director rows of the failure
+//! matrix: docs/cli.md#exit-codes).
 
 mod support;
 

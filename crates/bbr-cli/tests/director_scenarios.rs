@@ -1,6 +1,6 @@
-//! The scenarios of Go bbr's integration suites listed in shared/reference/bbr.md §8.1
-//! (`integration/cli_test.go`), §8.2 (`integration/deployment/cli_test.go`) and §8.6
-//! (`integration/director/*_test.go`) that `cli.rs`, `director_backup.rs`,
+//! The scenarios of Go bbr's integration suites (`integration/cli_test.go`,
+//! `integration/deployment/cli_test.go` and `integration/director/*_test.go`; the contracts
+//! they check are in docs/cli.md) that `cli.rs`, `director_backup.rs`,
 //! `director_restore.rs` and `director_robustness.rs` do not cover, or cover with weaker
 //! assertions. Each test names the Go `Context`/`It` it follows and asserts what that test
 //! and the spec assert: exit code, the exact lines Go prints, the `bbr-*.err.log` file, which
@@ -8,7 +8,7 @@
 //!
 //! Director-mode tests run the built `bbr` against a real sshd "VM" (`support::Harness`).
 //! Scripts record their runs (`support::record`), so `Harness::events` tells which lifecycle
-//! scripts ran, in which order. The §8.2 tests run `bbr deployment` against the BOSH director
+//! scripts ran, in which order. The `integration/deployment/cli_test.go` tests run `bbr deployment` against the BOSH director
 //! simulator with no deployments: like Go's mock director, it answers `GET /info` and a 404
 //! for the deployment's VMs, and records every request.
 
@@ -69,7 +69,7 @@ fn err_logs(dir: &Path) -> Vec<PathBuf> {
     logs
 }
 
-/// Asserts the error file of bbr.md §1.4: exactly one `bbr-<RFC3339 UTC>.err.log` in `dir`,
+/// Asserts the error file (docs/log-lines.md#the-errlog-file): exactly one `bbr-<RFC3339 UTC>.err.log` in `dir`,
 /// mode 0644, holding the error `message` that stderr showed. (Go's tests also look for the
 /// `main.go` stack frame that pkg/errors' `%+v` adds; a Rust binary has no Go frames, so the
 /// error text is what is asserted.)
@@ -143,7 +143,7 @@ fn tar_files(tar: &Path) -> Vec<(String, String)> {
 }
 
 /// Asserts Go's metadata time layout `2006/01/02 15:04:05 MST` in the local time zone
-/// (bbr.md §4.2; backup_test.go's `MatchRegexp(... + currentTimezone + "$")`).
+/// (docs/artifact-format.md#metadata; backup_test.go's `MatchRegexp(... + currentTimezone + "$")`).
 fn assert_metadata_time(value: &str) {
     let zone = Command::new("date").arg("+%Z").output().unwrap();
     let zone = String::from_utf8_lossy(&zone.stdout).trim().to_string();
@@ -156,7 +156,7 @@ fn assert_metadata_time(value: &str) {
 }
 
 // ---------------------------------------------------------------------------------------
-// §8.1 integration/cli_test.go
+// integration/cli_test.go
 // ---------------------------------------------------------------------------------------
 
 /// "bbr with an unknown command": the error, then the main help text. Exit 1 is ours: README
@@ -186,7 +186,7 @@ fn an_unknown_command_prints_the_error_and_the_main_help() {
 }
 
 // ---------------------------------------------------------------------------------------
-// §8.6 integration/director/cli_test.go
+// integration/director/cli_test.go
 // ---------------------------------------------------------------------------------------
 
 /// "private-key-path flag": an invalid key is reported before any connection is tried (Go
@@ -237,7 +237,7 @@ fn restore_of_a_missing_artifact_is_reported_before_the_key_is_read() {
 }
 
 // ---------------------------------------------------------------------------------------
-// §8.6 integration/director/backup_test.go
+// integration/director/backup_test.go
 // ---------------------------------------------------------------------------------------
 
 /// "successfully backs up the director" (run with `--debug` like Go): the artifact
@@ -412,7 +412,7 @@ fn director_backup_of_a_host_that_does_not_resolve() {
 }
 
 // ---------------------------------------------------------------------------------------
-// §8.6 integration/director/restore_test.go (fixture director-backup-integration)
+// integration/director/restore_test.go (fixture director-backup-integration)
 // ---------------------------------------------------------------------------------------
 
 /// Go's restore fixture scripts: `restore` copies the artifact's `backup` file to
@@ -522,7 +522,7 @@ fn sigint_during_director_restore_answered_no_lets_it_complete() {
 }
 
 /// "and there is a pre-restore-lock script which fails" / "there is a post-restore-unlock
-/// script which succeeds": exit 1 (a pre-restore-lock failure is a plain error, bbr.md §1.5),
+/// script which succeeds": exit 1 (a pre-restore-lock failure is a plain error, docs/cli.md#exit-codes),
 /// the script's stdout shown by `--debug`, restore not run, unlock run, remote cleaned.
 #[test]
 fn director_restore_pre_restore_lock_failure_shows_its_output_and_unlocks() {
@@ -554,7 +554,7 @@ fn director_restore_pre_restore_lock_failure_shows_its_output_and_unlocks() {
 }
 
 /// "and there is a post-restore-unlock script which fails": the restore completed, the unlock
-/// failure exits 8 (UnlockError, bbr.md §1.5), its output is shown, the remote is cleaned.
+/// failure exits 8 (UnlockError, docs/cli.md#exit-codes), its output is shown, the remote is cleaned.
 #[test]
 fn director_restore_post_restore_unlock_failure_exits_8_after_restoring() {
     let h = Harness::new();
@@ -739,7 +739,7 @@ fn director_restore_to_a_host_that_does_not_resolve() {
 }
 
 // ---------------------------------------------------------------------------------------
-// §8.6 integration/director/pre_backup_check_test.go
+// integration/director/pre_backup_check_test.go
 // ---------------------------------------------------------------------------------------
 
 /// "but the backup artifact directory already exists" (an empty directory, as Go's
@@ -832,11 +832,12 @@ fn director_pre_backup_check_of_a_host_that_does_not_resolve() {
 }
 
 // ---------------------------------------------------------------------------------------
-// §8.6 integration/director/restore_cleanup_test.go
+// integration/director/restore_cleanup_test.go
 // ---------------------------------------------------------------------------------------
 
 /// "successfully cleans up the director after a failed restore": the VM has only a backup
-/// script (backupable, not restorable: cleanup covers both, bbr.md §3.9) and an empty
+/// script (backupable, not restorable: cleanup covers both,
+/// docs/script-contract.md#the-marker-varvcapstorebbr-backup) and an empty
 /// `/var/vcap/store/bbr-backup`.
 #[test]
 fn director_restore_cleanup_removes_the_directory_on_a_backup_only_instance() {
@@ -850,7 +851,7 @@ fn director_restore_cleanup_removes_the_directory_on_a_backup_only_instance() {
 }
 
 // ---------------------------------------------------------------------------------------
-// §8.2 integration/deployment/cli_test.go, for `backup` and `restore --artifact-path ...`
+// integration/deployment/cli_test.go, for `backup` and `restore --artifact-path ...`
 // ---------------------------------------------------------------------------------------
 
 const DEPLOYMENT: &str = "my-new-deployment";
