@@ -356,7 +356,12 @@ impl ProcessManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bbr_testkit::{procs, wait};
     use std::time::Instant;
+
+    /// How long a test waits for something that happens at once unless the code under test
+    /// hangs: long enough for a loaded 2-core machine, short enough to fail a hang quickly.
+    const HANG: Duration = Duration::from_secs(60);
 
     fn argv(parts: &[&str]) -> Vec<String> {
         parts.iter().map(|s| (*s).to_owned()).collect()
@@ -413,17 +418,20 @@ mod tests {
     #[tokio::test]
     async fn big_output_without_newline_does_not_block() {
         let pm = ProcessManager::default();
-        let start = Instant::now();
-        let (out, res) = pm
-            .run(
+        // More than a pipe holds: unless the output is read while the child runs, the child
+        // blocks on its write and the run never ends.
+        let (out, res) = tokio::time::timeout(
+            HANG,
+            pm.run(
                 &argv(&["sh", "-c", "head -c 131073 /dev/zero | tr '\\0' x"]),
                 None,
-            )
-            .await;
+            ),
+        )
+        .await
+        .expect("the run hung: the child's output was not read while it ran");
         res.expect("success");
         assert_eq!(out.bytes.len(), 131_073);
         assert!(out.bytes.iter().all(|b| *b == b'x'));
-        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
@@ -475,27 +483,27 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn terminate_kills_25_concurrent_sleeps() {
-        let pm = Arc::new(ProcessManager::default());
+        // A grace far longer than the test's deadline: only SIGTERM itself can end the
+        // sleeps in time, not the SIGKILL that follows the grace.
+        let pm = Arc::new(ProcessManager::new(Duration::from_secs(600)));
         let mut tasks = Vec::new();
         for _ in 0..25 {
             let pm = pm.clone();
             tasks.push(tokio::spawn(async move {
-                pm.run(&argv(&["sleep", "42"]), None).await
+                pm.run(&argv(&["sleep", "600"]), None).await
             }));
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pm.running() < 25 {
-            assert!(Instant::now() < deadline, "children did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let start = Instant::now();
-        pm.terminate().await;
-        assert!(start.elapsed() < Duration::from_secs(5));
+        // The test body runs on its own thread (not a runtime worker), so this blocking
+        // wait leaves both workers to the runs.
+        wait::until("25 sleeps to start", HANG, || pm.running() == 25);
+        tokio::time::timeout(HANG, pm.terminate())
+            .await
+            .expect("the sleeps outlived SIGTERM to their process groups");
+        assert_eq!(pm.running(), 0, "every run ended");
         for t in tasks {
             let (_, res) = t.await.expect("join");
             assert_eq!(res, Err(ProcessError::Terminated));
         }
-        assert_eq!(pm.running(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,20 +514,25 @@ mod tests {
             text: "200ms".to_owned(),
         };
         let start = Instant::now();
-        // The shell ignores TERM, so only the KILL after the grace period ends it.
-        let (output, res) = pm
-            .run_with_limit(
-                &argv(&["sh", "-c", "trap '' TERM; echo started; sleep 30; sleep 30"]),
+        // The shell ignores TERM (its first sleep dies of it, the second never gets it), so
+        // only the KILL after the grace period ends it within the deadline; without the
+        // escalation it would run for 10 minutes.
+        let (output, res) = tokio::time::timeout(
+            HANG,
+            pm.run_with_limit(
+                &argv(&["sh", "-c", "trap '' TERM; echo started; sleep 600; sleep 600"]),
                 None,
                 Some(&limit),
-            )
-            .await;
+            ),
+        )
+        .await
+        .expect("the group outlived its time limit: no SIGKILL after the grace period");
+        // A lower bound holds however slow the machine: the limit and then the grace passed.
         assert!(
-            start.elapsed() < Duration::from_secs(5),
+            start.elapsed() >= Duration::from_millis(500),
             "{:?}",
             start.elapsed()
         );
-        assert!(start.elapsed() >= Duration::from_millis(500));
         let err = res.expect_err("timed out");
         assert_eq!(
             err,
@@ -542,9 +555,10 @@ mod tests {
     async fn terminate_reaches_the_whole_group_and_escalates() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pidfile = dir.path().join("grandchild.pid");
-        // The shell ignores TERM; its background grandchild records its pid.
+        // The shell ignores TERM; its background grandchild records its pid. Without the TERM
+        // to the group and the KILL after the grace, either would run for 10 minutes.
         let script = format!(
-            "trap '' TERM; sleep 60 & echo $! > {}; wait; sleep 60",
+            "trap '' TERM; sleep 600 & echo $! > {}; wait; sleep 600",
             pidfile.display()
         );
         let pm = Arc::new(ProcessManager::new(Duration::from_millis(500)));
@@ -552,33 +566,29 @@ mod tests {
             let pm = pm.clone();
             tokio::spawn(async move { pm.run(&argv(&["sh", "-c", &script]), None).await })
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let grandchild = loop {
-            if let Ok(text) = std::fs::read_to_string(&pidfile)
-                && let Ok(pid) = text.trim().parse::<i32>()
-            {
-                break pid;
-            }
-            assert!(Instant::now() < deadline, "script did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let start = Instant::now();
-        pm.terminate().await;
-        assert!(start.elapsed() < Duration::from_secs(5));
-        let (_, res) = task.await.expect("join");
+        // The test body runs on its own thread (not a runtime worker), so this blocking
+        // wait leaves both workers to the run.
+        let grandchild = wait::until_some("the script to record its grandchild", HANG, || {
+            std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|text| text.trim().parse::<i32>().ok())
+        });
+        // `terminate` gives up after the grace and 5 s more; the run itself only ends once
+        // the leader, which ignores TERM, has been killed.
+        let (_, res) = tokio::time::timeout(HANG, async {
+            pm.terminate().await;
+            task.await.expect("join")
+        })
+        .await
+        .expect("the script outlived terminate: no SIGKILL after the grace period");
         assert_eq!(res, Err(ProcessError::Terminated));
-        // The grandchild is gone (reaped by init, or a zombie about to be).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
-            match stat {
-                Err(_) => break,
-                Ok(s) if s.contains(") Z ") => break,
-                Ok(_) => {}
-            }
-            assert!(Instant::now() < deadline, "grandchild survived");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert_eq!(pm.running(), 0);
+        // The grandchild is gone too (reaped by init, or a zombie about to be).
+        wait::until(
+            &format!("the grandchild {grandchild} to end"),
+            HANG,
+            || !procs::is_alive(grandchild),
+        );
     }
 
     #[test]
