@@ -520,7 +520,11 @@ mod tests {
         let (output, res) = tokio::time::timeout(
             HANG,
             pm.run_with_limit(
-                &argv(&["sh", "-c", "trap '' TERM; echo started; sleep 600; sleep 600"]),
+                &argv(&[
+                    "sh",
+                    "-c",
+                    "trap '' TERM; echo started; sleep 600; sleep 600",
+                ]),
                 None,
                 Some(&limit),
             ),
@@ -584,11 +588,9 @@ mod tests {
         assert_eq!(res, Err(ProcessError::Terminated));
         assert_eq!(pm.running(), 0);
         // The grandchild is gone too (reaped by init, or a zombie about to be).
-        wait::until(
-            &format!("the grandchild {grandchild} to end"),
-            HANG,
-            || !procs::is_alive(grandchild),
-        );
+        wait::until(&format!("the grandchild {grandchild} to end"), HANG, || {
+            !procs::is_alive(grandchild)
+        });
     }
 
     #[test]
