@@ -1,8 +1,8 @@
-//! The failure matrix of the backup and restore workflows (reference bbr.md §3.6), run
-//! in memory against `bbr_core::testing` doubles: no root, sshd or network. Each scenario
-//! asserts the order of the script calls and the exit bits, with the VM tests
-//! (bbr-cli/tests/deployment_scenarios.rs, director_*.rs) as the oracle; those stay as the
-//! contract tests of the real transport.
+//! The failure matrix of the backup and restore workflows (docs/cli.md "Exit codes",
+//! docs/script-contract.md "When each script runs"), run in memory against
+//! `bbr_core::testing` doubles: no root, sshd or network. Each scenario asserts the order of
+//! the script calls and the exit bits, with the VM tests (bbr-cli/tests/deployment_*.rs,
+//! director_*.rs) as the oracle; those stay as the contract tests of the real transport.
 
 use bbr_core::report::MemoryReporter;
 use bbr_core::testing::{Call, FakeSource, Matcher, Reply, ScriptedRemote};
