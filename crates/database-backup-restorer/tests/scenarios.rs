@@ -1,5 +1,5 @@
-//! Scenarios from the original's specification (`sdk.md` §1.9 exit codes and error surface,
-//! §4.1 the original's database test inventory, §6 compatibility checklist) that `cli.rs`,
+//! Scenarios from the original's specification (docs/database-backup-restorer.md: exit codes and error
+//! surface, what it runs, differences; and the original's database system-test suite) that `cli.rs`,
 //! `postgres.rs` and `mariadb.rs` do not cover with the same strength: exact command lines,
 //! child environments, invocation counts, temporary TLS files, the restore list filter, what is
 //! in an artifact and whether the original's own commands can read it, and the exact error
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 const APP_PW: &str = "scn-pw-8Kd";
 
-/// First line of every action failure (sdk.md §1.4, §1.9).
+/// First line of every action failure (docs/database-backup-restorer.md "Output and exit codes").
 const HINT: &str = "You may need to delete the artifact-file that was created before re-running.";
 
 /// The connect timeout every PostgreSQL client gets by default (crate docs: ours, the
@@ -336,9 +336,9 @@ fn pg_connections(pg: &Pg, user: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // CLI (no server)
 
-/// sdk.md §1.2/§6.1: flag errors are checked before the config is read, and each is logged
+/// docs/database-backup-restorer.md "Command line": flag errors are checked before the config is read, and each is logged
 /// as `<timestamp> <error>` followed by the usage line, exit 1; Go's `--backup=true` syntax;
-/// §1.3: config checks in the original's order, each one winning over the later ones.
+/// "config.json": config checks in the original's order, each one winning over the later ones.
 #[test]
 fn cli_flag_errors_precede_config_errors_and_config_checks_keep_their_order() {
     let sb = Sandbox::new("");
@@ -442,9 +442,9 @@ fn cli_flag_errors_precede_config_errors_and_config_checks_keep_their_order() {
 // ---------------------------------------------------------------------------------------
 // PostgreSQL
 
-/// sdk.md §1.6, §4.1 (the original's binmock suite: exact argv, env, invocation counts),
-/// §6.2 (the wrappers' `PG_*_PATH` variables), §6.3 (argv, list filter, minimal env), §1.9
-/// (tool verbose output on success), §1.6 "restore does not consult `tables`".
+/// docs/database-backup-restorer.md "What it runs" (the original's binmock suite: exact argv, env, invocation counts),
+/// "What it runs" (the wrappers' `PG_*_PATH` variables), "What it runs" (argv, list filter, minimal env), "Output and exit codes"
+/// (tool verbose output on success), "What it runs": restore does not consult `tables`.
 #[test]
 fn pg_command_lines_environment_and_invocations_match_the_original() {
     let pg = Pg::start(Path::new(PG15_BIN), None);
@@ -638,7 +638,7 @@ fn pg_command_lines_environment_and_invocations_match_the_original() {
     assert_no_secrets_in_argv(&calls);
 }
 
-/// sdk.md §1.6 step 4: `pg_restore --list <artifact>` is run with no environment override,
+/// docs/database-backup-restorer.md "What it runs": `pg_restore --list <artifact>` is run with no environment override,
 /// so it inherits the caller's environment (unlike the connecting commands, whose
 /// environment is replaced). Nothing in the crate docs or README says we differ here.
 #[test]
@@ -690,8 +690,8 @@ fn pg_restore_list_inherits_the_callers_environment() {
     assert_eq!(env, env_of(&[("PGPASSWORD", APP_PW), PG_CONNECT_TIMEOUT]));
 }
 
-/// sdk.md §1.6 (PGSSLROOTCERT / PGSSLMODE verify-full|verify-ca / PGSSLCERT / PGSSLKEY),
-/// §1.8 (PEM texts written to private temporary files, removed afterwards), §4.1 (TLS user
+/// docs/database-backup-restorer.md "What it runs" (PGSSLROOTCERT / PGSSLMODE verify-full|verify-ca / PGSSLCERT / PGSSLKEY),
+/// "What it runs" (PEM texts written to private temporary files, removed afterwards), the original's system tests (TLS user
 /// cannot connect without TLS; mutual TLS; a user without TLS requirements and a TLS config),
 /// and the server's own view: every connection of the run used TLS.
 #[test]
@@ -844,7 +844,7 @@ fn pg_tls_material_reaches_libpq_through_private_files_and_the_environment() {
     );
 }
 
-/// sdk.md §1.6 step 4 / §6.3: the list filter keeps `--clean` from dropping schemas and
+/// docs/database-backup-restorer.md "What it runs": the list filter keeps `--clean` from dropping schemas and
 /// extensions: an extension the restoring user does not own, and the schemas, survive the
 /// restore untouched (same OIDs), while the tables are dropped and recreated.
 #[test]
@@ -913,7 +913,7 @@ fn pg_restore_leaves_existing_schemas_and_extensions_alone() {
     );
 }
 
-/// sdk.md §6.5 / §1.8: the artifact is one PostgreSQL custom-format archive, interchangeable
+/// docs/database-backup-restorer.md "What it runs": the artifact is one PostgreSQL custom-format archive, interchangeable
 /// with the original: an archive made by the original's exact `pg_dump` command restores with
 /// ours, and ours restores with the original's exact restore steps; nothing else is written
 /// next to it. Rows and the sequence come back exactly.
@@ -928,7 +928,7 @@ fn pg_artifacts_are_interchangeable_with_the_originals_commands() {
         cmd.env_clear().env("PGPASSWORD", APP_PW);
     };
 
-    // The original's backup (sdk.md §1.6 step 3), restored by us.
+    // The original's backup (docs/database-backup-restorer.md "What it runs"), restored by us.
     let theirs = sb.path("theirs.dump");
     let mut cmd = Command::new(pg15("pg_dump"));
     cmd.args(pg_prefix(&pg, "app"))
@@ -958,7 +958,7 @@ fn pg_artifacts_are_interchangeable_with_the_originals_commands() {
             .starts_with(b"PGDMP")
     );
 
-    // Restored with the original's steps (sdk.md §1.6 steps 4 and 5).
+    // Restored with the original's steps (docs/database-backup-restorer.md "What it runs", the original's restore steps).
     pg_mutate(&pg, "app", "appdb");
     assert_ne!(pg_fingerprint(&pg, "appdb"), before);
     let list = sb.path("backup-restore-sdk-list");
@@ -989,7 +989,7 @@ fn pg_artifacts_are_interchangeable_with_the_originals_commands() {
     );
 }
 
-/// sdk.md §1.5/§1.9/§1.10: failures exit 1 with the original's texts. The version check
+/// docs/database-backup-restorer.md "Output and exit codes": failures exit 1 with the original's texts. The version check
 /// prints `Unable to check version of Postgres: <err>\n<stdout>\n<stderr>`; restore never
 /// creates the database; a file that is not an archive and a dump that cannot be written are
 /// action failures (the tool's own message) that leave the database alone. Unlike the
@@ -1047,7 +1047,7 @@ fn pg_failures_exit_1_with_the_originals_messages() {
     assert_eq!(pg_fingerprint(&pg, "appdb"), before);
 }
 
-/// sdk.md §1.4/§1.9: an action failure is logged as the error, which for a failed child is
+/// docs/database-backup-restorer.md "Output and exit codes": an action failure is logged as the error, which for a failed child is
 /// Go's `exit status N`, after the hint line (`log.Fatalf("You may need to delete the
 /// artifact-file that was created before re-running.\n%s\n", err)` with an `*exec.ExitError`)
 /// when the failed backup created the artifact file; ours gives no hint otherwise.
@@ -1212,10 +1212,10 @@ fn maria_prefix(m: &Maria, user: &str) -> Vec<String> {
     ]
 }
 
-/// sdk.md §1.7, §4.1 (binmock: exact argv, `MYSQL_PWD`, invocation counts, restore stdin),
-/// §6.2 (the wrappers' `MARIADB_*_PATH` variables, pointing at programs named like the
-/// original's package's `mysql`/`mysqldump`), §6.3 (legacy cipher list without `tls`, no
-/// `--set-gtid-purged` for MariaDB, minimal env), §6.5 (artifact is plain SQL text with
+/// docs/database-backup-restorer.md "What it runs" (binmock: exact argv, `MYSQL_PWD`, invocation counts, restore stdin),
+/// "What it runs" (the wrappers' `MARIADB_*_PATH` variables, pointing at programs named like the
+/// original's package's `mysql`/`mysqldump`), "What it runs" (legacy cipher list without `tls`, no
+/// `--set-gtid-purged` for MariaDB, minimal env), "What it runs" (artifact is plain SQL text with
 /// mysqldump's defaults: DROP TABLE IF EXISTS and triggers, no routines), and the
 /// system tests' tables subset, missing tables and `CREATE TABLE \`people\`` in the restore
 /// output.
@@ -1406,7 +1406,7 @@ fn mariadb_command_lines_environment_stdin_and_artifact_match_the_original() {
     assert_no_secrets_in_argv(&rec.calls());
 }
 
-/// sdk.md §1.5/§1.7/§1.9: a failed MariaDB version check logs just the client's stderr; a
+/// docs/database-backup-restorer.md "Output and exit codes" / "What it runs": a failed MariaDB version check logs just the client's stderr; a
 /// restore is not transactional (an error mid-file leaves what ran before it).
 #[test]
 fn mariadb_failures_exit_1_with_the_originals_messages() {
@@ -1450,7 +1450,7 @@ fn mariadb_failures_exit_1_with_the_originals_messages() {
     );
 }
 
-/// sdk.md §1.4/§1.9: as for PostgreSQL, the error is Go's `exit status N`, after the hint
+/// docs/database-backup-restorer.md "Output and exit codes": as for PostgreSQL, the error is Go's `exit status N`, after the hint
 /// when the failed backup created the file.
 #[test]
 fn mariadb_action_failures_log_exit_status_after_the_hint() {
@@ -1531,9 +1531,9 @@ fn certs_for_name(dir: &Path, name: &str) -> Certs {
     }
 }
 
-/// sdk.md §1.7 legacy SSL flags (`--ssl-ca` [`--ssl-cert` `--ssl-key`] and
-/// `--ssl-verify-server-cert` unless `skip_host_verify`), §1.8 (PEM texts in private
-/// temporary files, removed afterwards), §4.1 MySQL TLS system tests: host (an IP) not in the
+/// docs/database-backup-restorer.md "What it runs" legacy SSL flags (`--ssl-ca` [`--ssl-cert` `--ssl-key`] and
+/// `--ssl-verify-server-cert` unless `skip_host_verify`), "What it runs" (PEM texts in private
+/// temporary files, removed afterwards), the original's MySQL TLS system tests: host (an IP) not in the
 /// certificate → exit 1, `skip_host_verify` works, mutual TLS with valid and malformed client
 /// certificates, a user without TLS requirements with a TLS config.
 #[test]
