@@ -552,12 +552,39 @@ mod tests {
         assert!(text.contains("\"error\":\"exit status 4\""), "{text}");
     }
 
-    #[tokio::test]
+    /// How long the overlapping-run test waits for what happens at once unless it hangs.
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Sends one byte through `fifo` once a reader has it open (opening a FIFO for writing
+    /// without blocking fails until then).
+    fn release(fifo: &Path) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut writer =
+            bbr_testkit::wait::until_some("the prepare step to open its FIFO", LIMIT, || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+                    .open(fifo)
+                    .ok()
+            });
+        writer.write_all(b"x").expect("release the prepare step");
+    }
+
+    // Multi-threaded: the test body blocks its own thread in its waits while the runs go on
+    // on the runtime's workers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn overlapping_runs_with_exit_if_in_progress() {
         let f = fixture();
+        // The first run's prepare step holds until the test sends it a byte through a FIFO,
+        // so the second run overlaps it however slowly this machine runs (a fixed sleep
+        // would race the second run on a loaded machine).
+        let fifo = f.root.join("release");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
         let settings = RunSettings {
             source_folder: f.source.display().to_string(),
-            source_executable: "sleep 0.5".into(),
+            // `timeout`: a reader left behind by a failed test does not wait for ever.
+            source_executable: format!("timeout 300 head -c 1 {}", fifo.display()),
             exit_if_in_progress: true,
             ..RunSettings::default()
         };
@@ -567,21 +594,36 @@ mod tests {
             let ex = ex.clone();
             tokio::spawn(async move { ex.execute().await })
         };
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        while !f.log.contents().contains("Perform backup started") {
-            assert!(Instant::now() < deadline);
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let err = ex.execute().await.expect_err("rejected");
+        bbr_testkit::wait::until("the first run to start its backup", LIMIT, || {
+            f.log.contents().contains("Perform backup started")
+        });
+        let err = tokio::time::timeout(LIMIT, ex.execute())
+            .await
+            .expect("the second run was not turned away: it waits on a backup of its own")
+            .expect_err("rejected");
         assert_eq!(err.message, IN_PROGRESS_MESSAGE);
-        first.await.expect("join").expect("first run");
+        release(&fifo);
+        tokio::time::timeout(LIMIT, first)
+            .await
+            .expect("the first run did not end once released")
+            .expect("join")
+            .expect("first run");
         let text = f.log.contents();
         assert_eq!(text.matches("Perform backup started").count(), 1);
         assert!(text.contains(&format!(
             "\"message\":\"ServiceBackup.{IN_PROGRESS_MESSAGE}\""
         )));
         // Sequential runs are fine.
-        ex.execute().await.expect("after the first finished");
+        let third = {
+            let ex = ex.clone();
+            tokio::spawn(async move { ex.execute().await })
+        };
+        release(&fifo);
+        tokio::time::timeout(LIMIT, third)
+            .await
+            .expect("the run after the first did not end once released")
+            .expect("join")
+            .expect("after the first finished");
         assert_eq!(*up.calls.lock().unwrap_or_else(|e| e.into_inner()), 2);
     }
 
