@@ -522,12 +522,14 @@ mod tests {
         let client = AlertsClient::new(config(&cc.url(), "http://127.0.0.1:9", 1))
             .expect("client")
             .with_initial_backoff(Duration::from_millis(200));
-        let start = Instant::now();
-        let err = client
-            .send_backup_failure("", "x")
-            .await
-            .expect_err("fails");
-        assert!(start.elapsed() < Duration::from_secs(3));
+        // The 1 s limit is what is under test. A generous multiple of it catches retries
+        // that never stop (the service answers 503 for ever), or a limit not applied (the
+        // 60 s default), without timing a loaded machine's scheduling.
+        let err =
+            tokio::time::timeout(Duration::from_secs(30), client.send_backup_failure("", "x"))
+                .await
+                .expect("the retries outlived the 1 s alert timeout")
+                .expect_err("fails");
         assert!(
             matches!(err, AlertError::TimedOut)
                 || err.to_string().starts_with("CF INFO request failed"),
@@ -541,13 +543,19 @@ mod tests {
         let cc =
             StandIn::start_delayed(Duration::from_secs(5), |_req| Reply::json(200, "{}")).await;
         let client = AlertsClient::new(config(&cc.url(), "http://127.0.0.1:9", 1)).expect("client");
-        let start = Instant::now();
-        let err = client
-            .send_backup_failure("", "x")
-            .await
-            .expect_err("timeout");
+        // TimedOut is the evidence: had the client waited for the 5 s answer, it would have
+        // failed otherwise ("{}" has no token endpoint). The outer limit only catches a hang.
+        let err =
+            tokio::time::timeout(Duration::from_secs(30), client.send_backup_failure("", "x"))
+                .await
+                .expect("the alert outlived its 1 s timeout")
+                .expect_err("timeout");
         assert_eq!(err, AlertError::TimedOut);
         assert_eq!(err.to_string(), "sending service alert timed out");
-        assert!(start.elapsed() < Duration::from_secs(3));
+        let asked = cc.requests().len();
+        assert!(
+            asked <= 1,
+            "no retry while the first request waits: {asked} requests"
+        );
     }
 }

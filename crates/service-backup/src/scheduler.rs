@@ -130,7 +130,9 @@ mod tests {
     use super::*;
     use crate::lager::{LogFormat, Sink};
 
-    #[tokio::test]
+    // Multi-threaded: the test body blocks its own thread in its wait while the scheduler
+    // runs on the runtime's workers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fires_repeatedly_and_stops() {
         let (sink, log) = Sink::memory(LogFormat::Pretty);
         let logger = Logger::new("ServiceBackup", sink);
@@ -144,13 +146,16 @@ mod tests {
             let s = scheduler.clone();
             tokio::spawn(async move { s.run().await })
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while log.contents().matches("Backups Disabled").count() < 2 {
-            assert!(std::time::Instant::now() < deadline, "did not fire twice");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // Every second: two runs take about two seconds; the limit only catches a hang.
+        let limit = Duration::from_secs(60);
+        bbr_testkit::wait::until("the every-second schedule to fire twice", limit, || {
+            log.contents().matches("Backups Disabled").count() >= 2
+        });
         scheduler.stop();
-        runner.await.expect("join");
+        tokio::time::timeout(limit, runner)
+            .await
+            .expect("the scheduler loop did not return after stop")
+            .expect("join");
         assert!(scheduler.wait_for_runs(Duration::from_secs(5)).await);
         let count = log.contents().matches("Backups Disabled").count();
         tokio::time::sleep(Duration::from_millis(1200)).await;
