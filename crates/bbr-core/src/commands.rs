@@ -278,7 +278,21 @@ mod tests {
 #[cfg(test)]
 mod shell_tests {
     use super::*;
+    use bbr_testkit::wait;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    /// How long these tests wait for what takes seconds at most unless the kill fails.
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    /// Waits up to [`LIMIT`] for `child` to exit; kills it and fails naming `what` if not.
+    fn exit_of(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+        wait::within(LIMIT, || child.try_wait().unwrap()).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {LIMIT:?}");
+        })
+    }
 
     /// The kill command must work under dash (`/bin/sh` on Debian and Ubuntu stemcells).
     #[test]
@@ -302,17 +316,10 @@ mod shell_tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let exit = loop {
-            if let Some(exit) = child.try_wait().unwrap() {
-                break exit;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the group was never signalled: the process outlived the kill");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let exit = exit_of(
+            &mut child,
+            "the group was never signalled: the process outlived the kill",
+        );
         assert_eq!(exit.signal(), Some(libc::SIGTERM), "{exit:?}");
     }
 
@@ -332,17 +339,9 @@ mod shell_tests {
             .arg(run)
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::fs::read_to_string(pid_file)
-            .map(|p| p.trim().is_empty())
-            .unwrap_or(true)
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the pid file never appeared"
-            );
-            std::thread::yield_now();
-        }
+        wait::until("the script's pid file", LIMIT, || {
+            std::fs::read_to_string(pid_file).is_ok_and(|p| !p.trim().is_empty())
+        });
         let kill = kill_script(pid_file).shell().to_string();
         let status = std::process::Command::new("sh")
             .arg("-c")
@@ -350,7 +349,8 @@ mod shell_tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let exit = child.wait().unwrap();
+        // The script sleeps for 100 s: only the kill ends it within the limit.
+        let exit = exit_of(&mut child, "the script outlived the kill of its group");
         assert_ne!(exit.code(), Some(0), "the script was killed, not completed");
         assert!(
             !std::path::Path::new(pid_file).exists(),
