@@ -3,10 +3,9 @@
 use crate::hostkey::{ClientHandler, HostKeyPolicy, Verdict};
 use crate::root_runner::{self, RootRunner, RunnerError};
 use async_trait::async_trait;
-use bbr_core::commands::RootCommand;
-use bbr_core::remote::{
+use bbr_remote::{
     Exited, HELD_OUTPUT_GRACE, HELD_OUTPUT_LIMIT, Output, OutputSink, Remote, RemoteError,
-    StdoutSink, Stream,
+    RootCommand, StdoutSink, Stream,
 };
 use bytes::Bytes;
 use futures::future::Either;

@@ -13,8 +13,10 @@
 //! `sudo -n` channel per command for the rest of the run, so errors read as they always did.
 //! Artifact streams (`tar`) always use channels of their own.
 
-use bbr_core::commands::{RootCommand, shell_quote};
-use bbr_core::remote::{Exited, HELD_OUTPUT_GRACE, HELD_OUTPUT_LIMIT, Output, OutputSink, Stream};
+use bbr_remote::{
+    Exited, HELD_OUTPUT_GRACE, HELD_OUTPUT_LIMIT, Output, OutputSink, RootCommand, Stream,
+    shell_quote,
+};
 use bytes::Bytes;
 use russh::client;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
@@ -604,7 +606,7 @@ mod tests {
              echo \"pgid=$(cut -d' ' -f5 /proc/$$/stat) pid=$$ file=$(cat \"$PID_FILE\")\"\n\
              echo done >&2\nexit 5\n",
         );
-        let command = bbr_core::commands::run_script(
+        let command = bbr_remote::run_script(
             &script,
             &[
                 (
@@ -653,7 +655,7 @@ mod tests {
         let started = std::time::Instant::now();
         let (outputs, _) = converse(&[request(
             1,
-            &bbr_core::commands::run_script(&script, &[], 1, &pid_file),
+            &bbr_remote::run_script(&script, &[], 1, &pid_file),
         )]);
         // 124 is `timeout`'s: the limit struck, not the script's own end.
         assert_eq!(outputs[0].exit_code, 124, "{:?}", outputs[0]);
@@ -689,7 +691,7 @@ mod tests {
             .map(|id| {
                 request(
                     id,
-                    &bbr_core::commands::run_script(&script, &[], 1, &format!("{pid_file}{id}")),
+                    &bbr_remote::run_script(&script, &[], 1, &format!("{pid_file}{id}")),
                 )
             })
             .collect();
@@ -703,7 +705,7 @@ mod tests {
     fn a_missing_script_fails_like_timeout_reports_it() {
         let (outputs, _) = converse(&[request(
             1,
-            &bbr_core::commands::run_script("/nonexistent/bbr/backup", &[], 0, "/tmp/x.pid"),
+            &bbr_remote::run_script("/nonexistent/bbr/backup", &[], 0, "/tmp/x.pid"),
         )]);
         assert_eq!(outputs[0].exit_code, 127);
         assert!(
@@ -733,10 +735,7 @@ mod tests {
         let (outputs, _) = converse_with(
             &bootstrap_with(HELD_OUTPUT_GRACE, std::time::Duration::from_secs(600)),
             &[
-                request(
-                    1,
-                    &bbr_core::commands::run_script(&script, &[], 0, &pid_file),
-                ),
+                request(1, &bbr_remote::run_script(&script, &[], 0, &pid_file)),
                 shell(2, "echo plain"),
             ],
         );
@@ -785,7 +784,7 @@ mod tests {
             &bootstrap_with(Duration::from_secs(3), Duration::from_secs(6)),
             &[request(
                 1,
-                &bbr_core::commands::run_script(&script, &[], 0, &pid_file),
+                &bbr_remote::run_script(&script, &[], 0, &pid_file),
             )],
         );
         let elapsed = started.elapsed();
