@@ -23,8 +23,7 @@
 
 use crate::StorageError;
 use crate::local::{LocalFile, LocalTree, Skipped};
-use bbr_core::commands::shell_quote;
-use bbr_core::remote::{Output, Remote, RemoteError};
+use bbr_remote::{Output, Remote, RemoteError, shell_quote};
 use bbr_ssh::{ConnectOptions, Dialer, HostKeyPolicy, SshConnection, SshError};
 use futures::StreamExt;
 use russh::keys::{HashAlg, PublicKey};
