@@ -37,7 +37,18 @@
 //! discarded by the service), so no partial object becomes visible and an existing object at
 //! that key keeps its old content. A cancellation that arrives while the final commit request
 //! is in flight is still reported as [`StorageError::Cancelled`] and an abort is attempted, but
-//! the commit may already have taken effect.
+//! the commit may already have taken effect. If instead the future driving an S3 or Azure
+//! upload is *dropped* (a `select!` branch that lost, an aborted task), the abort is sent from
+//! a detached task on the current runtime; a dropped GCS upload leaves its resumable session
+//! open until the service expires it (a week). Neither ever becomes a visible object.
+//!
+//! # Reads and listings
+//!
+//! [`ObjectDestination::get_stream`] hands an object out chunk by chunk as it arrives (no
+//! read-ahead, so memory stays bounded), checking the byte count against the announced size.
+//! [`ObjectDestination::list_page`] lists one page (optionally folded at `/` into
+//! "directories"); [`list_all`](ObjectDestination::list_all) and
+//! [`list_children`](ObjectDestination::list_children) follow the pages to the end.
 //!
 //! # Keys
 //!
@@ -65,6 +76,7 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use object_store::client::HttpClient;
+use object_store::list::PaginatedListStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::StorageError;
@@ -93,6 +105,9 @@ pub struct S3Settings {
     pub access_key_id: String,
     /// Secret access key.
     pub secret_access_key: String,
+    /// Session token of temporary credentials (`AWS_SESSION_TOKEN`), sent as
+    /// `x-amz-security-token`.
+    pub session_token: Option<String>,
     /// Address the bucket as `<endpoint>/<bucket>` instead of `<bucket>.<endpoint host>`.
     pub force_path_style: bool,
     /// An extra trusted CA (PEM, one or more certificates) for a private endpoint.
@@ -107,6 +122,10 @@ impl fmt::Debug for S3Settings {
             .field("endpoint", &self.endpoint)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("force_path_style", &self.force_path_style)
             .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(|_| "<pem>"))
             .finish()
@@ -134,8 +153,12 @@ impl Default for AzureEndpoint {
 pub struct AzureSettings {
     /// Storage account name.
     pub account: String,
-    /// Shared access key (base64).
+    /// Shared access key (base64). May be empty when [`sas_token`](Self::sas_token) is set;
+    /// the key wins when both are.
     pub access_key: String,
+    /// A shared access signature (`sv=…&sig=…`, with or without the leading `?`), used when
+    /// there is no access key. Creating a container with one needs an account SAS that allows it.
+    pub sas_token: Option<String>,
     /// Container name.
     pub container: String,
     /// Blob service location.
@@ -147,6 +170,7 @@ impl fmt::Debug for AzureSettings {
         f.debug_struct("AzureSettings")
             .field("account", &self.account)
             .field("access_key", &"<redacted>")
+            .field("sas_token", &self.sas_token.as_ref().map(|_| "<redacted>"))
             .field("container", &self.container)
             .field("endpoint", &self.endpoint)
             .finish()
@@ -165,6 +189,9 @@ pub struct GcsSettings {
     /// API base URL, e.g. `http://127.0.0.1:4443` for fake-gcs-server; `None` means
     /// `https://storage.googleapis.com` (or the key file's `gcs_base_url`, if any).
     pub endpoint: Option<String>,
+    /// Send no credentials at all (an emulator such as fake-gcs-server, reached through
+    /// `STORAGE_EMULATOR_HOST`); `service_account_json` is then not needed and ignored.
+    pub anonymous: bool,
 }
 
 impl fmt::Debug for GcsSettings {
@@ -174,6 +201,7 @@ impl fmt::Debug for GcsSettings {
             .field("project_id", &self.project_id)
             .field("service_account_json", &"<redacted>")
             .field("endpoint", &self.endpoint)
+            .field("anonymous", &self.anonymous)
             .finish()
     }
 }
@@ -396,6 +424,182 @@ impl ObjectDestination {
         Ok(out)
     }
 
+    /// Upload a small object (for example bbr's `metadata`) from memory: a single PUT (or
+    /// media upload) when it fits in one part. Same guarantees as [`put_reader`](Self::put_reader).
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        data: &[u8],
+        cancel: &CancellationToken,
+    ) -> Result<u64, StorageError> {
+        self.put_reader(key, data, cancel).await
+    }
+
+    /// Open `key` for reading as a stream of chunks: nothing is read ahead beyond what the
+    /// HTTP client buffers (a few hundred KiB at most), so memory stays bounded whatever the
+    /// object size. A missing object (or bucket) is [`StorageError::NotFound`].
+    pub async fn get_stream(&self, key: &str) -> Result<ObjectStream, StorageError> {
+        let key = normalize_key(key)?;
+        let ctx = self.ctx();
+        let path = common::object_path(&key)?;
+        let result = self
+            .store()
+            .get(&path)
+            .await
+            .map_err(|e| ctx.object_store_error("downloading", &key, e))?;
+        Ok(ObjectStream {
+            size: result.meta.size,
+            inner: result.into_stream(),
+            received: 0,
+            done: false,
+            key,
+            label: self.label.clone(),
+            redactor: self.redactor.clone(),
+        })
+    }
+
+    /// The size of `key`, `None` if there is no such object.
+    pub async fn size_of(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let key = normalize_key(key)?;
+        let ctx = self.ctx();
+        let path = common::object_path(&key)?;
+        match self.store().head(&path).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(ctx.object_store_error("looking up", &key, e)),
+        }
+    }
+
+    /// Delete `key`. Deleting an object that does not exist is not an error (S3 cannot tell
+    /// the two apart; GCS's and Azure's 404 is treated the same way, except Azure's
+    /// `ContainerNotFound`).
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let key = normalize_key(key)?;
+        let ctx = self.ctx();
+        let path = common::object_path(&key)?;
+        if let Backend::Azure(a) = &self.backend {
+            return a.delete_blob(&key, &ctx).await;
+        }
+        match self.store().delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ctx.object_store_error("deleting", &key, e)),
+        }
+    }
+
+    /// One page of the listing under `prefix` (a "directory": `"a/b"` lists `a/b/...`; empty
+    /// for the whole bucket). With `delimited`, keys below the next `/` are folded into
+    /// [`ListPage::dirs`]. `page_token` continues from an earlier page's
+    /// [`ListPage::next_page`]; `max_keys` caps the page (`None`: the store's default, 1,000
+    /// for S3 and GCS, 5,000 for Azure).
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        page_token: Option<&str>,
+        max_keys: Option<usize>,
+    ) -> Result<ListPage, StorageError> {
+        let ctx = self.ctx();
+        let dir = if prefix.trim_matches('/').is_empty() {
+            None
+        } else {
+            Some(format!("{}/", normalize_key(prefix)?))
+        };
+        let opts = object_store::list::PaginatedListOptions {
+            delimiter: delimited.then_some(std::borrow::Cow::Borrowed("/")),
+            max_keys,
+            page_token: page_token.map(str::to_string),
+            ..Default::default()
+        };
+        let page = self
+            .paginated()
+            .list_paginated(dir.as_deref(), opts)
+            .await
+            .map_err(|e| ctx.object_store_error("listing", dir.as_deref().unwrap_or(""), e))?;
+        let mut objects: Vec<ObjectInfo> = page
+            .result
+            .objects
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: m.location.to_string(),
+                size: m.size,
+            })
+            .collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut dirs: Vec<String> = page
+            .result
+            .common_prefixes
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect();
+        dirs.sort();
+        Ok(ListPage {
+            objects,
+            dirs,
+            next_page: page.page_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// Every object under `prefix` (see [`list_page`](Self::list_page)), following pages of
+    /// `page_size` (`None`: the store's default) until the last; sorted by key.
+    pub async fn list_all(
+        &self,
+        prefix: &str,
+        page_size: Option<usize>,
+    ) -> Result<Vec<ObjectInfo>, StorageError> {
+        let listing = self.list_pages(prefix, false, page_size).await?;
+        Ok(listing.objects)
+    }
+
+    /// The direct children of `prefix`: the "directories" (full keys without the trailing
+    /// `/`, e.g. `backups/dep_20240102T030405Z`) and the objects right in it, over as many
+    /// pages as it takes; both sorted.
+    pub async fn list_children(
+        &self,
+        prefix: &str,
+        page_size: Option<usize>,
+    ) -> Result<ListPage, StorageError> {
+        self.list_pages(prefix, true, page_size).await
+    }
+
+    async fn list_pages(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        page_size: Option<usize>,
+    ) -> Result<ListPage, StorageError> {
+        let mut all = ListPage::default();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .list_page(prefix, delimited, token.as_deref(), page_size)
+                .await?;
+            all.objects.extend(page.objects);
+            all.dirs.extend(page.dirs);
+            match page.next_page {
+                Some(next) if token.as_deref() == Some(next.as_str()) => {
+                    return Err(self.ctx().other(format!(
+                        "listing {prefix:?}: the store returned the same page token twice"
+                    )));
+                }
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        all.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        all.objects.dedup_by(|a, b| a.key == b.key);
+        all.dirs.sort();
+        all.dirs.dedup();
+        Ok(all)
+    }
+
+    fn paginated(&self) -> &dyn PaginatedListStore {
+        match &self.backend {
+            Backend::S3(s) => s.paginated(),
+            Backend::Azure(a) => a.paginated(),
+            Backend::Gcs(g) => g.paginated(),
+        }
+    }
+
     fn store(&self) -> &dyn ObjectStore {
         match &self.backend {
             Backend::S3(s) => s.store(),
@@ -409,6 +613,177 @@ impl ObjectDestination {
             label: &self.label,
             http: &self.http,
             redactor: &self.redactor,
+        }
+    }
+}
+
+/// One object of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The full key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// One page of a listing, or (from [`ObjectDestination::list_children`] and
+/// [`ObjectDestination::list_all`]) all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Objects, sorted by key.
+    pub objects: Vec<ObjectInfo>,
+    /// "Directories" (common prefixes, without the trailing `/`), sorted; delimited
+    /// listings only.
+    pub dirs: Vec<String>,
+    /// The token for the next page; `None` on the last page.
+    pub next_page: Option<String>,
+}
+
+/// An object being read (from [`ObjectDestination::get_stream`]): a
+/// [`Stream`](futures::Stream) of chunks in order, as the HTTP client receives them, so at
+/// most one chunk plus the client's socket buffers is held at a time. Ends with an error
+/// naming the object if the connection drops, or if fewer or more bytes arrive than the
+/// size the store announced. [`into_reader`](Self::into_reader) gives an `AsyncRead`.
+pub struct ObjectStream {
+    key: String,
+    size: u64,
+    received: u64,
+    done: bool,
+    inner: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    label: String,
+    redactor: Redactor,
+}
+
+impl fmt::Debug for ObjectStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStream")
+            .field("destination", &self.label)
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .field("received", &self.received)
+            .finish()
+    }
+}
+
+impl ObjectStream {
+    /// The object's size as announced by the store.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Bytes handed out so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The same bytes as an [`AsyncRead`](tokio::io::AsyncRead); errors are
+    /// `std::io::Error`s wrapping the [`StorageError`] (its message names the object).
+    pub fn into_reader(self) -> ObjectReader {
+        ObjectReader {
+            stream: self,
+            chunk: bytes::Bytes::new(),
+        }
+    }
+
+    fn error(&self, message: String) -> StorageError {
+        StorageError::Other(self.redactor.redact(&format!(
+            "{}: downloading {:?}: {message}",
+            self.label, self.key
+        )))
+    }
+}
+
+impl futures::Stream for ObjectStream {
+    type Item = Result<bytes::Bytes, StorageError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.received += chunk.len() as u64;
+                if self.received > self.size {
+                    self.done = true;
+                    let e = self.error(format!(
+                        "received more than the announced {} bytes",
+                        self.size
+                    ));
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.done = true;
+                let e = common::object_store_error(
+                    &self.label,
+                    &self.redactor,
+                    "downloading",
+                    &self.key,
+                    e,
+                );
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                if self.received < self.size {
+                    let e = self.error(format!(
+                        "the stream ended after {} of {} bytes",
+                        self.received, self.size
+                    ));
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+/// An [`ObjectStream`] as an [`AsyncRead`](tokio::io::AsyncRead) (holds at most one chunk).
+#[derive(Debug)]
+pub struct ObjectReader {
+    stream: ObjectStream,
+    chunk: bytes::Bytes,
+}
+
+impl ObjectReader {
+    /// The object's size as announced by the store.
+    pub fn size(&self) -> u64 {
+        self.stream.size
+    }
+}
+
+impl tokio::io::AsyncRead for ObjectReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use futures::Stream;
+        use std::task::Poll;
+        loop {
+            if !self.chunk.is_empty() {
+                let n = self.chunk.len().min(buf.remaining());
+                let part = self.chunk.split_to(n);
+                buf.put_slice(&part);
+                return Poll::Ready(Ok(()));
+            }
+            match std::pin::Pin::new(&mut self.stream).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(std::io::Error::other(e))),
+                Poll::Ready(Some(Ok(chunk))) => self.chunk = chunk,
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ fn settings(container: &str) -> AzureSettings {
     AzureSettings {
         account: a.account().to_string(),
         access_key: a.access_key().to_string(),
+        sas_token: None,
         container: container.to_string(),
         endpoint: AzureEndpoint::Url(a.blob_endpoint()),
     }

@@ -23,6 +23,7 @@ fn settings(bucket: &str) -> GcsSettings {
         project_id: "test-project".to_string(),
         service_account_json: gcs_service_account_json("test-project").unwrap(),
         endpoint: Some(gcs().endpoint()),
+        anonymous: false,
     }
 }
 

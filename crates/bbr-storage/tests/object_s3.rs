@@ -24,6 +24,7 @@ fn settings(bucket: &str) -> S3Settings {
         endpoint: Some(w.endpoint()),
         access_key_id: w.access_key_id().to_string(),
         secret_access_key: w.secret_access_key().to_string(),
+        session_token: None,
         force_path_style: false, // 127.0.0.1 → path style automatically
         ca_cert_pem: None,
     }

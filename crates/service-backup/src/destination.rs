@@ -245,6 +245,7 @@ impl S3Uploader {
             endpoint: non_empty(&c.endpoint_url),
             access_key_id: c.access_key_id.clone(),
             secret_access_key: c.secret_access_key.clone(),
+            session_token: None,
             force_path_style: c.force_path_style,
             ca_cert_pem: load_ca_cert(&c.ca_cert)?,
         };
@@ -377,6 +378,7 @@ impl AzureUploader {
         let settings = AzureSettings {
             account: c.storage_account.clone(),
             access_key: c.storage_access_key.clone(),
+            sas_token: None,
             container: c.container.clone(),
             endpoint: azure_endpoint(&c.endpoint),
         };
@@ -479,6 +481,7 @@ impl GcsUploader {
             project_id: c.project_id.clone(),
             service_account_json: c.service_account_json.clone(),
             endpoint: non_empty(&c.endpoint),
+            anonymous: false,
         };
         let store = ObjectDestination::new(StoreSettings::Gcs(settings))
             .map_err(DestinationError::GcsClient)?;

@@ -247,6 +247,24 @@ fn redact_after(text: &str, marker: &str, keep: impl Fn(char) -> bool) -> String
     out
 }
 
+/// Wording for an `object_store` failure of the store `label` while `doing` something to
+/// `key`: [`StorageError::NotFound`] for a missing object (or bucket), redacted.
+pub(crate) fn object_store_error(
+    label: &str,
+    redactor: &Redactor,
+    doing: &str,
+    key: &str,
+    e: object_store::Error,
+) -> StorageError {
+    let not_found = matches!(e, object_store::Error::NotFound { .. });
+    let text = redactor.redact(&format!("{label}: {doing} {key:?}: {e}"));
+    if not_found {
+        StorageError::NotFound(text)
+    } else {
+        StorageError::Other(text)
+    }
+}
+
 /// Per-call context: how to name the destination in errors, the client, the redactor.
 pub(crate) struct Ctx<'a> {
     pub(crate) label: &'a str,
@@ -262,15 +280,7 @@ impl Ctx<'_> {
         key: &str,
         e: object_store::Error,
     ) -> StorageError {
-        let not_found = matches!(e, object_store::Error::NotFound { .. });
-        let text = self
-            .redactor
-            .redact(&format!("{}: {doing} {key:?}: {e}", self.label));
-        if not_found {
-            StorageError::NotFound(text)
-        } else {
-            StorageError::Other(text)
-        }
+        object_store_error(self.label, self.redactor, doing, key, e)
     }
 
     /// An error worded as `<label>: <message>`, redacted.

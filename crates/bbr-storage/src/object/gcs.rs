@@ -18,6 +18,7 @@ use http::{Method, StatusCode};
 use object_store::ObjectStore;
 use object_store::client::{HttpRequest, HttpRequestBody};
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
+use object_store::list::PaginatedListStore;
 use tokio_util::sync::CancellationToken;
 
 use super::common::{self, Ctx, Redactor, Reply};
@@ -59,6 +60,9 @@ impl Gcs {
     pub(crate) fn build(s: GcsSettings) -> Result<Built, StorageError> {
         if s.bucket.trim().is_empty() {
             return Err(StorageError::Config("GCS bucket name is empty".to_string()));
+        }
+        if s.anonymous {
+            return Self::build_anonymous(s);
         }
         if s.service_account_json.trim().is_empty() {
             return Err(StorageError::Config(format!(
@@ -122,7 +126,53 @@ impl Gcs {
         })
     }
 
+    /// No credentials at all (an emulator): `object_store` skips signing, and our own
+    /// requests carry no `Authorization` header (the static credential is empty).
+    fn build_anonymous(s: GcsSettings) -> Result<Built, StorageError> {
+        let base_raw = s
+            .endpoint
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .ok_or_else(|| {
+                StorageError::Config(format!(
+                    "GCS bucket {:?}: anonymous access needs an endpoint (an emulator)",
+                    s.bucket
+                ))
+            })?;
+        let base = common::parse_endpoint("GCS endpoint", &base_raw)?;
+        let opts = common::client_options(None)?;
+        let empty = object_store::StaticCredentialProvider::new(object_store::gcp::GcpCredential {
+            bearer: String::new(),
+        });
+        let store = GoogleCloudStorageBuilder::new()
+            .with_bucket_name(&s.bucket)
+            .with_credentials(Arc::new(empty))
+            .with_skip_signature(true)
+            .with_base_url(&common::url_base(&base))
+            .with_client_options(opts.clone())
+            .with_retry(common::retry_config())
+            .build()
+            .map_err(|e| StorageError::Config(format!("GCS bucket {:?}: {e}", s.bucket)))?;
+        let http = common::http_client(&opts)?;
+        Ok(Built {
+            label: format!("GCS bucket {:?} at {}", s.bucket, common::url_base(&base)),
+            backend: Backend::Gcs(Gcs {
+                store: Arc::new(store),
+                base,
+                bucket: s.bucket.clone(),
+                project: s.project_id,
+            }),
+            bucket: s.bucket,
+            http,
+            redactor: Redactor::default(),
+        })
+    }
+
     pub(crate) fn store(&self) -> &dyn ObjectStore {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn paginated(&self) -> &dyn PaginatedListStore {
         self.store.as_ref()
     }
 
@@ -498,6 +548,7 @@ mod tests {
             project_id: "p".into(),
             service_account_json: "{not json secretish".into(),
             endpoint: None,
+            anonymous: false,
         };
         let e =
             super::super::ObjectDestination::new(super::super::StoreSettings::Gcs(s)).unwrap_err();

@@ -8,6 +8,7 @@ use http::{Method, StatusCode};
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer, AwsCredential};
 use object_store::client::{HttpRequest, HttpRequestBody};
+use object_store::list::PaginatedListStore;
 
 use super::common::{self, Ctx, Redactor};
 use super::{Backend, Built, S3Settings, StoreHandle};
@@ -122,11 +123,19 @@ impl S3 {
         } else {
             common::url_base(&bucket_url)
         };
-        let store = AmazonS3Builder::new()
+        let session_token = s.session_token.clone().filter(|t| !t.is_empty());
+        let mut secrets = vec![s.secret_access_key.clone()];
+        secrets.extend(session_token.clone());
+        let redactor = Redactor::new(secrets);
+        let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&s.bucket)
             .with_region(&region)
             .with_access_key_id(&s.access_key_id)
-            .with_secret_access_key(&s.secret_access_key)
+            .with_secret_access_key(&s.secret_access_key);
+        if let Some(token) = &session_token {
+            builder = builder.with_token(token);
+        }
+        let store = builder
             .with_endpoint(store_endpoint)
             .with_virtual_hosted_style_request(!path_style)
             .with_allow_http(true)
@@ -135,10 +144,7 @@ impl S3 {
             .with_retry(common::retry_config())
             .build()
             .map_err(|e| {
-                StorageError::Config(
-                    Redactor::new([s.secret_access_key.clone()])
-                        .redact(&format!("S3 bucket {:?}: {e}", s.bucket)),
-                )
+                StorageError::Config(redactor.redact(&format!("S3 bucket {:?}: {e}", s.bucket)))
             })?;
         let http = common::http_client(&opts)?;
         let label = match &endpoint {
@@ -152,18 +158,22 @@ impl S3 {
                 region,
                 credential: AwsCredential {
                     key_id: s.access_key_id,
-                    secret_key: s.secret_access_key.clone(),
-                    token: None,
+                    secret_key: s.secret_access_key,
+                    token: session_token,
                 },
             }),
             bucket: s.bucket,
             label,
             http,
-            redactor: Redactor::new([s.secret_access_key]),
+            redactor,
         })
     }
 
     pub(crate) fn store(&self) -> &dyn ObjectStore {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn paginated(&self) -> &dyn PaginatedListStore {
         self.store.as_ref()
     }
 

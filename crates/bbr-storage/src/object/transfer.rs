@@ -347,12 +347,16 @@ pub(crate) async fn upload_multipart(
 
     // Not cancellable midway: a cancelled request could still create the upload on the
     // server, and without its id it could never be aborted. It is one short request.
-    let mut upload = store
-        .put_multipart(&path)
-        .await
-        .map_err(|e| ctx.object_store_error("starting a multipart upload of", key, e))?;
+    let mut guard =
+        AbortOnDrop(Some(store.put_multipart(&path).await.map_err(|e| {
+            ctx.object_store_error("starting a multipart upload of", key, e)
+        })?));
+    let Some(upload) = guard.0.as_mut() else {
+        return Err(ctx.other(format!("uploading {key:?}: the multipart upload vanished")));
+    };
     if cancel.is_cancelled() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), upload.abort()).await;
+        let _ = tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await;
+        guard.0 = None;
         return Err(StorageError::Cancelled);
     }
     let mut tasks: JoinSet<object_store::Result<()>> = JoinSet::new();
@@ -388,10 +392,35 @@ pub(crate) async fn upload_multipart(
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         // Best effort: the error that made us abort is the one worth reporting.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), upload.abort()).await;
+        let _ = tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await;
+        guard.0 = None;
         return Err(e);
     }
+    guard.0 = None;
     Ok(total)
+}
+
+/// How long an abort request may take before it is given up.
+const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Owns a started multipart upload until it is completed or aborted (then emptied). If the
+/// future that drives the upload is dropped instead (a `select!` branch that lost, an
+/// aborted task), the abort is sent from a detached task on the current tokio runtime, so
+/// the parts already sent do not linger as a pending upload. Best effort: with no runtime
+/// left (the process is exiting) nothing is sent; the store's own expiry (or a bucket
+/// lifecycle rule) then removes the pending upload, which is never visible as an object.
+struct AbortOnDrop(Option<Box<dyn MultipartUpload>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut upload) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await;
+            });
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
