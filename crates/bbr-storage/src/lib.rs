@@ -5,6 +5,9 @@
 //!   "create bucket / container if missing" calls `object_store` leaves out. Files are streamed
 //!   in bounded chunks (multipart / block list / resumable), never read whole into memory, and
 //!   an upload that fails or is cancelled is aborted so no partial object looks complete.
+//! - [`artifact_url`]: `s3://`, `az://` / `azure://` and `gs://` artifact URLs, and store
+//!   settings resolved from each cloud CLI's standard environment; [`artifact_store`]: the
+//!   primitives a bbr artifact in a store needs (list, stream-read, upload, delete).
 //! - [`local`]: the source folder side: the walk (special files and symbolic links leaving
 //!   the folder are skipped, never opened or followed) and non-blocking, checked opens.
 //! - [`scp`]: a directory on an SSH server, reached with bbr's own SSH transport (one
@@ -14,6 +17,8 @@
 
 #![warn(missing_docs)]
 
+pub mod artifact_store;
+pub mod artifact_url;
 pub mod error;
 pub mod local;
 pub mod object;
