@@ -7,6 +7,10 @@
 //! count as the file they link to; symlinks, directories and devices do not) must be
 //! exactly the checksum keys of its artifact. Artifacts are checked custom ones first,
 //! then per instance, in metadata order, like Go bbr.
+//!
+//! These checks stop at the first problem, as a restore must. `bbr artifact validate`
+//! ([`crate::validation`]) shares their parallel hashing and comparisons but lists every
+//! problem.
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -18,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::entry_name::EntryName;
 use crate::error::ArtifactError;
-use crate::metadata::{ArtifactMetadata, Metadata};
+use crate::metadata::{ArtifactMetadata, Checksums, Metadata};
 use crate::naming::{artifact_dir_name, custom_artifact_file, default_artifact_file};
 use crate::safety::check_entries_safe;
 use crate::tarstream::{TarEntryInfo, TarSummary, hash_tar_file, scan_tar_file};
@@ -307,47 +311,19 @@ impl ArtifactDir {
             .read_metadata()
             .map_err(ArtifactError::could_not_validate)?;
         let checks = self.validate_structure_of(&metadata)?;
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .clamp(1, MAX_HASH_THREADS)
-            .min(checks.len());
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<Result<TarSummary, ArtifactError>>>> =
-            Mutex::new((0..checks.len()).map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((check, _)) = checks.get(i) else {
-                            break;
-                        };
-                        let result = hash_tar_file(&check.path);
-                        let failed = result.is_err();
-                        if let Ok(mut slots) = results.lock() {
-                            slots[i] = Some(result);
-                        }
-                        if failed {
-                            // Let the others finish their current tar; take no more.
-                            next.store(checks.len(), Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        let paths: Vec<&Path> = checks
+            .iter()
+            .map(|(check, _)| check.path.as_path())
+            .collect();
+        let results = hash_tars(&paths, true);
         for ((check, artifact), result) in checks.iter().zip(results) {
             let Some(result) = result else {
                 continue; // not hashed because an earlier tar failed; that error wins
             };
             let summary = result.map_err(classify_tar_error)?;
             let actual = summary.file_checksums();
-            let mut entries: Vec<EntryName> = artifact
-                .checksums
-                .iter()
-                .filter(|(name, sum)| actual.get(*name) != Some(*sum))
-                .map(|(name, _)| name.clone())
+            let mut entries: Vec<EntryName> = checksum_mismatches(&artifact.checksums, &actual)
+                .into_iter()
                 .chain(
                     actual
                         .keys()
@@ -368,6 +344,74 @@ impl ArtifactDir {
     }
 }
 
+/// Hashes the tars at `paths` ([`hash_tar_file`]) on up to [`MAX_HASH_THREADS`] threads
+/// (bounded by the CPUs), each thread taking the next tar when it is done with one. The
+/// result at index `i` is that of `paths[i]`; with `fail_fast`, tars not yet started when
+/// one fails are not hashed (`None`).
+pub(crate) fn hash_tars(
+    paths: &[&Path],
+    fail_fast: bool,
+) -> Vec<Option<Result<TarSummary, ArtifactError>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_HASH_THREADS)
+        .min(paths.len());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<TarSummary, ArtifactError>>>> =
+        Mutex::new((0..paths.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else {
+                        break;
+                    };
+                    let result = hash_tar_file(path);
+                    let failed = result.is_err();
+                    if let Ok(mut slots) = results.lock() {
+                        slots[i] = Some(result);
+                    }
+                    if failed && fail_fast {
+                        // Let the others finish their current tar; take no more.
+                        next.store(paths.len(), Ordering::Relaxed);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The names recorded in `expected` whose checksum in `actual` differs or is absent.
+pub(crate) fn checksum_mismatches(expected: &Checksums, actual: &Checksums) -> Vec<EntryName> {
+    expected
+        .iter()
+        .filter(|(name, sum)| actual.get(*name) != Some(*sum))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// The checksum keys of `expected` absent from `files` (sorted), and the `files` that are
+/// not checksum keys.
+pub(crate) fn file_differences(
+    expected: &Checksums,
+    files: &[EntryName],
+) -> (Vec<EntryName>, Vec<EntryName>) {
+    let missing = expected
+        .keys()
+        .filter(|k| files.binary_search(k).is_err())
+        .cloned()
+        .collect();
+    let unexpected = files
+        .iter()
+        .filter(|f| !expected.contains_key(*f))
+        .cloned()
+        .collect();
+    (missing, unexpected)
+}
+
 /// Unreadable tar → `Could not validate backup`; malformed tar → `Backup is corrupted`.
 fn classify_tar_error(err: ArtifactError) -> ArtifactError {
     match err {
@@ -385,23 +429,13 @@ fn check_tar_matches(
 ) -> Result<usize, ArtifactError> {
     check_entries_safe(&summary.entries).map_err(|e| e.with_file(path).corrupted())?;
     let files = summary.file_names();
-    let missing: Vec<String> = artifact
-        .checksums
-        .keys()
-        .filter(|k| files.binary_search(k).is_err())
-        .map(EntryName::to_string)
-        .collect();
-    let unexpected: Vec<String> = files
-        .iter()
-        .filter(|f| !artifact.checksums.contains_key(*f))
-        .map(EntryName::to_string)
-        .collect();
+    let (missing, unexpected) = file_differences(&artifact.checksums, &files);
     if !missing.is_empty() || !unexpected.is_empty() {
         return Err(ArtifactError::EntriesMismatch {
             file: path.to_path_buf(),
             artifact: kind.to_string(),
-            missing,
-            unexpected,
+            missing: missing.iter().map(EntryName::to_string).collect(),
+            unexpected: unexpected.iter().map(EntryName::to_string).collect(),
         });
     }
     Ok(files.len())
@@ -410,7 +444,6 @@ fn check_tar_matches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::Checksums;
     use crate::testutil::RawTar;
     use sha2::{Digest, Sha256};
     use std::os::unix::fs::PermissionsExt;

@@ -178,6 +178,14 @@ pub enum ArtifactError {
         /// The entries whose SHA-256 differs, sorted.
         entries: Vec<String>,
     },
+    /// The directory whose artifacts are listed cannot be read.
+    #[error("cannot list the artifacts in {}: {}", .path.display(), go_io(.cause))]
+    ListDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying I/O error.
+        cause: io::Error,
+    },
     /// The artifact could not be validated (unreadable metadata or tar).
     #[error("Could not validate backup: {cause}")]
     CouldNotValidate {

@@ -15,6 +15,9 @@
 //! * [`safety`] — path-traversal and entry-type checks (no devices, no FIFOs) for tar
 //!   entries before a restore and after a backup drain;
 //! * [`artifact_dir`] — creating, opening and validating the artifact directory;
+//! * [`validation`] — the deep offline check of `bbr artifact validate`, listing every
+//!   problem of an artifact (restore's own check stops at the first);
+//! * [`listing`] — the artifact directories under a directory (`bbr artifact list`);
 //! * [`artifact_file`] — writing a drained tar and reading one for a restore with page-cache
 //!   hints (write-behind and drop, read-ahead), the crate's only file I/O through `libc`;
 //! * [`yaml_limits`] — YAML parser limits scaled from the input's size, for every reader of
@@ -27,6 +30,7 @@ pub mod artifact_dir;
 pub mod artifact_file;
 pub mod entry_name;
 pub mod error;
+pub mod listing;
 pub mod metadata;
 pub mod naming;
 pub mod safety;
@@ -34,6 +38,7 @@ pub mod tarstream;
 #[cfg(test)]
 mod testutil;
 pub mod timefmt;
+pub mod validation;
 mod yaml_emit;
 pub mod yaml_limits;
 
@@ -41,13 +46,15 @@ pub use artifact_dir::{ArtifactCheck, ArtifactDir, ArtifactKind, listed_artifact
 pub use artifact_file::{ArtifactFileReader, ArtifactFileWriter};
 pub use entry_name::EntryName;
 pub use error::ArtifactError;
+pub use listing::{ListedArtifact, list_artifacts};
 pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata, Metadata};
 pub use naming::{
     artifact_dir_name, backup_one_restore_all_name, custom_artifact_file, default_artifact_file,
 };
-pub use safety::{check_entries_safe, check_entry_kind, check_entry_safe};
+pub use safety::{check_entries_safe, check_entry_kind, check_entry_safe, unsafe_entries};
 pub use tarstream::{
     EntryKind, HeaderPatch, TarEntryInfo, TarHasher, TarSummary, hash_tar_file, scan_tar_file,
     setid_patches,
 };
 pub use timefmt::{artifact_timestamp, metadata_time};
+pub use validation::{Problem, ProblemKind, TarReport, ValidationReport, validate_artifact};

@@ -111,6 +111,25 @@ pub fn artifact_dir_name(deployment: &str, timestamp: &str) -> String {
     format!("{deployment}_{timestamp}")
 }
 
+/// Splits an artifact directory name `<name>_<YYYYMMDDTHHMMSSZ>` into the name and the
+/// time (UTC) it encodes; `None` when `dir_name` is not one: no `_`, a suffix that is not
+/// exactly 8 digits, `T`, 6 digits, `Z`, an impossible date or time, or an unsafe or empty
+/// name. The name is what comes before the last `_` (deployment names may hold `_`).
+pub fn parse_artifact_dir_name(dir_name: &str) -> Option<(&str, chrono::DateTime<chrono::Utc>)> {
+    let (name, stamp) = dir_name.rsplit_once('_')?;
+    let b = stamp.as_bytes();
+    let shape = b.len() == 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z';
+    if !shape || unsafe_reason(name).is_some() {
+        return None;
+    }
+    let time = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()?;
+    Some((name, time.and_utc()))
+}
+
 /// The name of a backup-one-restore-all artifact: `<job>-<release>-backup-one-restore-all`.
 pub fn backup_one_restore_all_name(job: &str, release: &str) -> String {
     format!("{job}-{release}-backup-one-restore-all")
@@ -160,6 +179,32 @@ mod tests {
         let e = check_safe_name("job name", "a\nb", "found on x/0").unwrap_err();
         assert!(e.to_string().contains("'a\\nb'"), "{e}");
         assert!(check_safe_name("job name", "redis", "here").is_ok());
+    }
+
+    #[test]
+    fn artifact_dir_names_parse_back() {
+        let (name, time) = parse_artifact_dir_name("my_dep_20170123T141002Z").expect("parses");
+        assert_eq!(name, "my_dep");
+        assert_eq!(time.to_rfc3339(), "2017-01-23T14:10:02+00:00");
+        assert_eq!(
+            artifact_dir_name(name, &crate::timefmt::artifact_timestamp(time.into())),
+            "my_dep_20170123T141002Z"
+        );
+        for bad in [
+            "nodate",
+            "dep_",
+            "_20170123T141002Z",
+            "dep_20170123T141002",
+            "dep_20170123T141002Zx",
+            "dep_2017012xT141002Z",
+            "dep_20171323T141002Z",
+            "dep_20170123T250000Z",
+            "dep_+0170123T141002Z",
+            "dep_20170123t141002Z",
+            "dep_20170123T141002Z.log",
+        ] {
+            assert_eq!(parse_artifact_dir_name(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! strips them (see [`crate::tarstream::setid_patches`]).
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use crate::entry_name::EntryName;
 use crate::error::ArtifactError;
@@ -103,7 +104,29 @@ pub fn check_entry_safe(entry: &TarEntryInfo) -> Result<(), ArtifactError> {
 
 /// Runs [`check_entry_safe`] on every entry and also refuses entries extracted through
 /// a symlink of the same archive and link targets that leave such a symlink with `..`.
+/// Returns the first refusal; [`unsafe_entries`] lists them all.
 pub fn check_entries_safe(entries: &[TarEntryInfo]) -> Result<(), ArtifactError> {
+    let mut first = None;
+    walk_unsafe(entries, |err| {
+        first = Some(err);
+        ControlFlow::Break(())
+    });
+    first.map_or(Ok(()), Err)
+}
+
+/// Every refusal [`check_entries_safe`] would make, one per unsafe entry, in stream order
+/// (the deep validation of `bbr artifact validate` reports them all).
+pub fn unsafe_entries(entries: &[TarEntryInfo]) -> Vec<ArtifactError> {
+    let mut all = Vec::new();
+    walk_unsafe(entries, |err| {
+        all.push(err);
+        ControlFlow::Continue(())
+    });
+    all
+}
+
+/// Calls `found` with the refusal of each unsafe entry, in stream order, until it breaks.
+fn walk_unsafe(entries: &[TarEntryInfo], mut found: impl FnMut(ArtifactError) -> ControlFlow<()>) {
     let symlinks: HashSet<Vec<u8>> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::Symlink)
@@ -119,10 +142,10 @@ pub fn check_entries_safe(entries: &[TarEntryInfo]) -> Result<(), ArtifactError>
             .find(|p| symlinks.contains(p))
             .map(EntryName::from)
     };
-    for entry in entries {
+    let check = |entry: &TarEntryInfo| -> Result<(), ArtifactError> {
         check_entry_safe(entry)?;
         if symlinks.is_empty() {
-            continue;
+            return Ok(());
         }
         let parts: Vec<&[u8]> = components(entry.name.as_bytes()).collect();
         if let Some(parent) = parts.split_last().map(|(_, parent)| parent)
@@ -136,7 +159,7 @@ pub fn check_entries_safe(entries: &[TarEntryInfo]) -> Result<(), ArtifactError>
         let mut stack: Vec<&[u8]> = match entry.kind {
             EntryKind::Symlink => parts[..parts.len().saturating_sub(1)].to_vec(),
             EntryKind::Hardlink => Vec::new(),
-            _ => continue,
+            _ => return Ok(()),
         };
         let target = entry
             .link_name
@@ -156,8 +179,15 @@ pub fn check_entries_safe(entries: &[TarEntryInfo]) -> Result<(), ArtifactError>
                 stack.push(c);
             }
         }
+        Ok(())
+    };
+    for entry in entries {
+        if let Err(err) = check(entry)
+            && found(err).is_break()
+        {
+            return;
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -298,6 +328,29 @@ mod tests {
             file("./real/file"),
         ];
         check_entries_safe(&entries).expect("safe");
+    }
+
+    #[test]
+    fn unsafe_entries_lists_every_refusal_and_check_entries_safe_the_first() {
+        let mut fifo = file("./pipe");
+        fifo.kind = EntryKind::Fifo;
+        let entries = vec![
+            file("./"),
+            file("../a"),
+            file("./fine"),
+            link("./l", EntryKind::Symlink, "/etc"),
+            file("./l/x"),
+            fifo,
+        ];
+        let all = unsafe_entries(&entries);
+        let names: Vec<Option<&str>> = all.iter().map(ArtifactError::entry).collect();
+        assert_eq!(
+            names,
+            [Some("../a"), Some("./l"), Some("./l/x"), Some("./pipe")]
+        );
+        let first = check_entries_safe(&entries).expect_err("unsafe");
+        assert_eq!(first.to_string(), all[0].to_string());
+        assert!(unsafe_entries(&[file("./"), file("./a")]).is_empty());
     }
 
     #[test]

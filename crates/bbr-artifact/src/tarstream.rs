@@ -339,14 +339,17 @@ impl TarHasher {
     }
 }
 
-/// Hashes a tar file through a [`TarHasher`], reading 256 KiB at a time. Errors name
-/// the file.
+/// Hashes a tar file through a [`TarHasher`], reading 256 KiB at a time with the kernel
+/// asked to read ahead ([`ArtifactFileReader`](crate::ArtifactFileReader)), so that a
+/// tar not in the page cache streams from disk while the previous chunk is hashed.
+/// Errors name the file.
 pub fn hash_tar_file(path: &Path) -> Result<TarSummary, ArtifactError> {
     let read_err = |cause| ArtifactError::ReadFile {
         path: path.to_path_buf(),
         cause,
     };
-    let mut file = File::open(path).map_err(read_err)?;
+    let mut file =
+        crate::artifact_file::ArtifactFileReader::new(File::open(path).map_err(read_err)?);
     let mut hasher = TarHasher::new();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
