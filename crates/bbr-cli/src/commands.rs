@@ -13,9 +13,11 @@
 //! 2. add its flags to [`crate::flags::FLAGS`], each with the [`crate::flags::Scope`]s that
 //!    accept it (command level or one subcommand), its env vars, default and `required`;
 //!    help order is table order;
-//! 3. subcommands other than the five workflow ones get their own typed ids: make
-//!    [`SubcommandDef::id`] an enum over the commands' subcommand enums (the parser and the
-//!    help only carry and print the row, they never match on the id);
+//! 3. subcommands other than the five workflow ones get their own typed enum, wrapped in a
+//!    [`SubcommandId`] variant (as [`ArtifactSubcommand`] is); the parser and the help only
+//!    carry and print the row, they never match on the id. A subcommand that takes
+//!    positional arguments names them in [`SubcommandDef::operands`]; flags may then be
+//!    mixed with them (`validate PATH --json`);
 //! 4. write the typed resolve step in [`crate::resolve`] (flags → an `…Invocation` struct,
 //!    in the order its checks must be reported) and a variant of
 //!    [`crate::resolve::Invocation`];
@@ -31,6 +33,46 @@ pub enum CommandId {
     Deployment,
     /// `bbr director`: one VM reached over plain SSH.
     Director,
+    /// `bbr artifact`: local backup artifacts, no director or VM involved.
+    Artifact,
+}
+
+/// The subcommands of `bbr artifact`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactSubcommand {
+    /// `validate PATH`: the deep offline check of one artifact.
+    Validate,
+    /// `list PATH`: the artifacts under a directory.
+    List,
+}
+
+impl ArtifactSubcommand {
+    /// The canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArtifactSubcommand::Validate => "validate",
+            ArtifactSubcommand::List => "list",
+        }
+    }
+}
+
+/// Which subcommand a [`SubcommandDef`] row is, typed per command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubcommandId {
+    /// A workflow subcommand of `bbr director` / `bbr deployment`.
+    Workflow(Subcommand),
+    /// A subcommand of `bbr artifact`.
+    Artifact(ArtifactSubcommand),
+}
+
+impl SubcommandId {
+    /// The canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubcommandId::Workflow(s) => s.name(),
+            SubcommandId::Artifact(s) => s.name(),
+        }
+    }
 }
 
 /// The workflow subcommands of `bbr director` and `bbr deployment`.
@@ -65,11 +107,32 @@ impl Subcommand {
 #[derive(Debug)]
 pub struct SubcommandDef {
     /// Which subcommand this row is.
-    pub id: Subcommand,
+    pub id: SubcommandId,
     /// Canonical name first, then aliases (`backup`, `b`).
     pub names: &'static [&'static str],
     /// The usage line of the help (differs per command).
     pub usage: &'static str,
+    /// Its positional arguments as the help's usage line shows them (`PATH`); empty when
+    /// it takes none. A subcommand with operands accepts its flags before, between and
+    /// after them (up to `--`).
+    pub operands: &'static str,
+    /// The help's DESCRIPTION section (lines separated by `\n`); empty for none.
+    pub description: &'static str,
+}
+
+/// A workflow subcommand row (no operands, no description).
+const fn workflow(
+    id: Subcommand,
+    names: &'static [&'static str],
+    usage: &'static str,
+) -> SubcommandDef {
+    SubcommandDef {
+        id: SubcommandId::Workflow(id),
+        names,
+        usage,
+        operands: "",
+        description: "",
+    }
 }
 
 impl SubcommandDef {
@@ -106,31 +169,27 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "deployment",
         usage: "Backup BOSH deployments",
         subcommands: &[
-            SubcommandDef {
-                id: Subcommand::PreBackupCheck,
-                names: &["pre-backup-check", "c"],
-                usage: "Check a deployment can be backed up",
-            },
-            SubcommandDef {
-                id: Subcommand::Backup,
-                names: &["backup", "b"],
-                usage: "Backup a deployment",
-            },
-            SubcommandDef {
-                id: Subcommand::Restore,
-                names: &["restore", "r"],
-                usage: "Restore a deployment from backup",
-            },
-            SubcommandDef {
-                id: Subcommand::BackupCleanup,
-                names: &["backup-cleanup"],
-                usage: "Cleanup a deployment after a backup was interrupted",
-            },
-            SubcommandDef {
-                id: Subcommand::RestoreCleanup,
-                names: &["restore-cleanup"],
-                usage: "Cleanup a deployment after a restore was interrupted",
-            },
+            workflow(
+                Subcommand::PreBackupCheck,
+                &["pre-backup-check", "c"],
+                "Check a deployment can be backed up",
+            ),
+            workflow(Subcommand::Backup, &["backup", "b"], "Backup a deployment"),
+            workflow(
+                Subcommand::Restore,
+                &["restore", "r"],
+                "Restore a deployment from backup",
+            ),
+            workflow(
+                Subcommand::BackupCleanup,
+                &["backup-cleanup"],
+                "Cleanup a deployment after a backup was interrupted",
+            ),
+            workflow(
+                Subcommand::RestoreCleanup,
+                &["restore-cleanup"],
+                "Cleanup a deployment after a restore was interrupted",
+            ),
         ],
     },
     CommandDef {
@@ -138,30 +197,51 @@ pub static COMMANDS: &[CommandDef] = &[
         name: "director",
         usage: "Backup BOSH director",
         subcommands: &[
+            workflow(
+                Subcommand::PreBackupCheck,
+                &["pre-backup-check", "c"],
+                "Check a BOSH Director can be backed up",
+            ),
+            workflow(
+                Subcommand::Backup,
+                &["backup", "b"],
+                "Backup a BOSH Director",
+            ),
+            workflow(
+                Subcommand::Restore,
+                &["restore", "r"],
+                "Restore a deployment from backup",
+            ),
+            workflow(
+                Subcommand::BackupCleanup,
+                &["backup-cleanup"],
+                "Cleanup a director after a backup was interrupted",
+            ),
+            workflow(
+                Subcommand::RestoreCleanup,
+                &["restore-cleanup"],
+                "Cleanup a director after a restore was interrupted",
+            ),
+        ],
+    },
+    CommandDef {
+        id: CommandId::Artifact,
+        name: "artifact",
+        usage: "Validate and list local backup artifacts",
+        subcommands: &[
             SubcommandDef {
-                id: Subcommand::PreBackupCheck,
-                names: &["pre-backup-check", "c"],
-                usage: "Check a BOSH Director can be backed up",
+                id: SubcommandId::Artifact(ArtifactSubcommand::Validate),
+                names: &["validate"],
+                usage: "Check a backup artifact without restoring it",
+                operands: "PATH",
+                description: "Checks the artifact directory PATH offline: its metadata, that every tar it lists\nexists, is complete and holds only safe entries, that the files of each tar are the\nones metadata records, and every file's SHA-256. Every problem is listed.\nExits 0 when the artifact is valid, 1 when it is not.",
             },
             SubcommandDef {
-                id: Subcommand::Backup,
-                names: &["backup", "b"],
-                usage: "Backup a BOSH Director",
-            },
-            SubcommandDef {
-                id: Subcommand::Restore,
-                names: &["restore", "r"],
-                usage: "Restore a deployment from backup",
-            },
-            SubcommandDef {
-                id: Subcommand::BackupCleanup,
-                names: &["backup-cleanup"],
-                usage: "Cleanup a director after a backup was interrupted",
-            },
-            SubcommandDef {
-                id: Subcommand::RestoreCleanup,
-                names: &["restore-cleanup"],
-                usage: "Cleanup a director after a restore was interrupted",
+                id: SubcommandId::Artifact(ArtifactSubcommand::List),
+                names: &["list"],
+                usage: "List the backup artifacts in a directory",
+                operands: "PATH",
+                description: "Lists the artifact directories (<name>_<YYYYMMDDTHHMMSSZ>) directly inside PATH,\nnewest first, with deployment, time, size and whether each is complete\n(has a readable metadata). Other entries are ignored.",
             },
         ],
     },
@@ -180,9 +260,17 @@ mod tests {
     fn subcommand_aliases() {
         let director = command("director").unwrap();
         let id = |name| director.subcommand(name).map(|s| s.id);
-        assert_eq!(id("c"), Some(Subcommand::PreBackupCheck));
-        assert_eq!(id("b"), Some(Subcommand::Backup));
-        assert_eq!(id("r"), Some(Subcommand::Restore));
+        assert_eq!(
+            id("c"),
+            Some(SubcommandId::Workflow(Subcommand::PreBackupCheck))
+        );
+        assert_eq!(id("b"), Some(SubcommandId::Workflow(Subcommand::Backup)));
+        assert_eq!(id("r"), Some(SubcommandId::Workflow(Subcommand::Restore)));
+        let artifact = command("artifact").unwrap();
+        assert_eq!(
+            artifact.subcommand("validate").map(|s| s.id),
+            Some(SubcommandId::Artifact(ArtifactSubcommand::Validate))
+        );
         assert_eq!(id("x"), None);
         assert!(command("nope").is_none());
     }

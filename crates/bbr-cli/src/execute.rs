@@ -32,6 +32,7 @@ pub async fn run(invocation: Invocation) -> i32 {
             Deployments::All => run_all(inv).await,
             Deployments::One(name) => run_deployment(&inv, name).await,
         },
+        Invocation::Artifact(inv) => crate::artifact::run(&inv),
     }
 }
 
@@ -227,14 +228,14 @@ async fn run_subcommand(
             let errors = workflow::pre_backup_check(source, run_options, logger).await;
             let name = source.deployment_name();
             let verdict = if errors.is_empty() { "can" } else { "cannot" };
-            match mode {
-                CommandId::Director => {
-                    logger.print_raw(&format!("Director {verdict} be backed up."))
-                }
-                CommandId::Deployment => logger.print_raw(&format!(
+            // Only the two workflow modes run a workflow.
+            if mode == CommandId::Director {
+                logger.print_raw(&format!("Director {verdict} be backed up."))
+            } else {
+                logger.print_raw(&format!(
                     "[{}] Deployment '{name}' {verdict} be backed up.",
                     chrono::Utc::now().format("%H:%M:%S")
-                )),
+                ))
             }
             if errors.is_empty() {
                 return 0;

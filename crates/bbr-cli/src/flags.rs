@@ -9,7 +9,7 @@
 //! both rows carry the same [`FlagId`]. Keep rows of one level in that level's help order
 //! (Go bbr's): the unit tests below pin the order through the help texts.
 
-use crate::commands::{CommandId, Subcommand};
+use crate::commands::{ArtifactSubcommand, CommandId, Subcommand, SubcommandId};
 
 /// What a flag means, independent of its spelling and of which row declared it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub enum FlagId {
     ArtifactPath,
     /// `--unsafe-lock-free` (deployment backup).
     UnsafeLockFree,
+    /// `--json` (artifact validate, list).
+    Json,
 }
 
 /// A level of the command line that accepts flags.
@@ -52,7 +54,7 @@ pub enum Scope {
     /// `bbr <command> [these flags] <subcommand>`.
     Command(CommandId),
     /// `bbr <command> ... <subcommand> [these flags]`.
-    Subcommand(CommandId, Subcommand),
+    Subcommand(CommandId, SubcommandId),
 }
 
 /// One flag as a level accepts it.
@@ -84,8 +86,9 @@ impl FlagDef {
     }
 }
 
-use CommandId::{Deployment as DEP, Director as DIR};
+use CommandId::{Artifact as ART, Deployment as DEP, Director as DIR};
 use Scope::{Command as C, Subcommand as S};
+use SubcommandId::{Artifact as A, Workflow as W};
 
 const fn flag(id: FlagId, names: &'static [&'static str], help: &'static str) -> FlagDef {
     FlagDef {
@@ -229,7 +232,7 @@ pub static FLAGS: &[FlagDef] = &[
     // Subcommand flags.
     FlagDef {
         takes_value: false,
-        accepted_by: &[S(DEP, Subcommand::Backup)],
+        accepted_by: &[S(DEP, W(Subcommand::Backup))],
         ..flag(
             FlagId::WithManifest,
             &["with-manifest"],
@@ -237,7 +240,7 @@ pub static FLAGS: &[FlagDef] = &[
         )
     },
     FlagDef {
-        accepted_by: &[S(DIR, Subcommand::Backup), S(DEP, Subcommand::Backup)],
+        accepted_by: &[S(DIR, W(Subcommand::Backup)), S(DEP, W(Subcommand::Backup))],
         ..flag(
             FlagId::ArtifactPath,
             &["artifact-path", "a"],
@@ -246,7 +249,10 @@ pub static FLAGS: &[FlagDef] = &[
     },
     FlagDef {
         required: true,
-        accepted_by: &[S(DIR, Subcommand::Restore), S(DEP, Subcommand::Restore)],
+        accepted_by: &[
+            S(DIR, W(Subcommand::Restore)),
+            S(DEP, W(Subcommand::Restore)),
+        ],
         ..flag(
             FlagId::ArtifactPath,
             &["artifact-path", "a"],
@@ -255,12 +261,26 @@ pub static FLAGS: &[FlagDef] = &[
     },
     FlagDef {
         takes_value: false,
-        accepted_by: &[S(DEP, Subcommand::Backup)],
+        accepted_by: &[S(DEP, W(Subcommand::Backup))],
         ..flag(
             FlagId::UnsafeLockFree,
             &["unsafe-lock-free"],
             "Experimental feature to skip locking steps when backing up the BOSH deployment. Cannot be used in combination with the all-deployments flag",
         )
+    },
+    FlagDef {
+        takes_value: false,
+        accepted_by: &[S(ART, A(ArtifactSubcommand::Validate))],
+        ..flag(
+            FlagId::Json,
+            &["json"],
+            "Print the report as JSON on stdout (and nothing else)",
+        )
+    },
+    FlagDef {
+        takes_value: false,
+        accepted_by: &[S(ART, A(ArtifactSubcommand::List))],
+        ..flag(FlagId::Json, &["json"], "Print the list as JSON on stdout")
     },
 ];
 

@@ -84,25 +84,41 @@ pub fn command_help(c: &CommandDef) -> String {
         .iter()
         .map(|s| (s.names.join(", "), s.usage.to_string()))
         .collect();
-    format!(
-        "NAME:\n   bbr {name} - {usage}\n\nUSAGE:\n   bbr {name} [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n{subs}\nOPTIONS:\n{options}",
+    let options = flag_rows(Scope::Command(c.id));
+    let mut out = format!(
+        "NAME:\n   bbr {name} - {usage}\n\nUSAGE:\n   bbr {name} {opts}subcommand [subcommand options]\n\nSUBCOMMANDS:\n{subs}",
         name = c.name,
         usage = c.usage,
+        opts = if options.is_empty() { "" } else { "[options] " },
         subs = columns(&subs),
-        options = columns(&flag_rows(Scope::Command(c.id))),
-    )
+    );
+    if !options.is_empty() {
+        out.push_str(&format!("\nOPTIONS:\n{}", columns(&options)));
+    }
+    out
 }
 
 /// `bbr <command> <subcommand> --help`.
 pub fn subcommand_help(c: &CommandDef, s: &SubcommandDef) -> String {
     let options = flag_rows(Scope::Subcommand(c.id, s.id));
     let mut out = format!(
-        "NAME:\n   bbr {command} {sub} - {usage}\n\nUSAGE:\n   bbr {command} {sub}{options}\n",
+        "NAME:\n   bbr {command} {sub} - {usage}\n\nUSAGE:\n   bbr {command} {sub}{options}{operands}\n",
         command = c.name,
         sub = s.name(),
         usage = s.usage,
         options = if options.is_empty() { "" } else { " [options]" },
+        operands = if s.operands.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", s.operands)
+        },
     );
+    if !s.description.is_empty() {
+        out.push_str("\nDESCRIPTION:\n");
+        for line in s.description.lines() {
+            out.push_str(&format!("   {line}\n"));
+        }
+    }
     if !options.is_empty() {
         out.push_str(&format!("\nOPTIONS:\n{}", columns(&options)));
     }
@@ -135,7 +151,7 @@ mod tests {
     fn app_help_whole() {
         assert_eq!(
             app_help("1.2.3"),
-            "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
+            "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   artifact    Validate and list local backup artifacts\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
         );
     }
 
@@ -167,6 +183,27 @@ mod tests {
         assert_eq!(
             topic(&["director", "c"]),
             "NAME:\n   bbr director pre-backup-check - Check a BOSH Director can be backed up\n\nUSAGE:\n   bbr director pre-backup-check\n"
+        );
+    }
+
+    #[test]
+    fn artifact_help_whole() {
+        assert_eq!(
+            topic(&["artifact"]),
+            "NAME:\n   bbr artifact - Validate and list local backup artifacts\n\nUSAGE:\n   bbr artifact subcommand [subcommand options]\n\nSUBCOMMANDS:\n   validate  Check a backup artifact without restoring it\n   list      List the backup artifacts in a directory\n"
+        );
+        assert_eq!(
+            topic(&["artifact", "validate"]),
+            "NAME:\n   bbr artifact validate - Check a backup artifact without restoring it\n\nUSAGE:\n   bbr artifact validate [options] PATH\n\nDESCRIPTION:\n   Checks the artifact directory PATH offline: its metadata, that every tar it lists\n   exists, is complete and holds only safe entries, that the files of each tar are the\n   ones metadata records, and every file's SHA-256. Every problem is listed.\n   Exits 0 when the artifact is valid, 1 when it is not.\n\nOPTIONS:\n   --json  Print the report as JSON on stdout (and nothing else)\n"
+        );
+        let list = topic(&["artifact", "list"]);
+        assert!(
+            list.contains("USAGE:\n   bbr artifact list [options] PATH\n"),
+            "{list}"
+        );
+        assert!(
+            list.contains("--json  Print the list as JSON on stdout"),
+            "{list}"
         );
     }
 

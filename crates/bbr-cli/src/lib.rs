@@ -13,6 +13,7 @@
 //! | [`connect`] | `BOSH_ALL_PROXY`, the director client, director-mode SSH, the known_hosts rule |
 //! | [`execute`] | runs an invocation, prints the error block and footers, exit codes |
 //! | [`all_deployments`] | `bbr deployment --all-deployments` |
+//! | [`artifact`] | `bbr artifact validate` / `list`: local artifacts, offline |
 //! | [`director`] | the director-mode deployment source (`bosh/0` over plain SSH) |
 //! | [`output`] | log lines and progress on stdout |
 //! | [`signals`] | SIGINT and SIGTERM |
@@ -20,6 +21,7 @@
 //! The contract kept is in docs/cli.md.
 
 pub mod all_deployments;
+pub mod artifact;
 pub mod commands;
 pub mod connect;
 pub mod director;
@@ -59,6 +61,7 @@ pub fn run(args: Vec<String>) -> i32 {
         Err(rejection) => return rejection.report(),
     };
     let invocation = match resolve::resolve(line, &env) {
+        Ok(resolve::Invocation::Artifact(inv)) => return artifact::run(&inv), // no runtime
         Ok(invocation) => invocation,
         Err(Refusal::Usage(rejection)) => return rejection.report(),
         Err(Refusal::Invalid(sub, e)) => return execute::fail(sub, e.to_string()),

@@ -36,7 +36,9 @@ pub struct CommandLine {
     pub flags: FlagValues,
     /// Subcommand-level flags, env fallbacks applied.
     pub sub_flags: FlagValues,
-    /// Arguments after the subcommand's flags (no command takes any yet).
+    /// The positional arguments: for a subcommand with [`SubcommandDef::operands`], every
+    /// non-flag argument (flags may come between them); for the others, everything after
+    /// the subcommand's flags.
     pub operands: Vec<String>,
 }
 
@@ -90,17 +92,21 @@ struct Level {
     rest: Vec<String>,
     /// `-h`/`--help` was among the flags.
     help: bool,
+    /// The flags ended at `--` (so `rest` holds operands only).
+    ended_by_double_dash: bool,
 }
 
 /// Parses flags of `scope` from the front of `args` until the first non-flag argument.
 fn parse_level(scope: Scope, args: &[String]) -> Result<Level, UsageError> {
     let mut flags = FlagValues::default();
     let mut help = false;
+    let mut ended_by_double_dash = false;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
         if arg == "--" {
             i += 1;
+            ended_by_double_dash = true;
             break;
         }
         let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
@@ -139,7 +145,35 @@ fn parse_level(scope: Scope, args: &[String]) -> Result<Level, UsageError> {
         flags,
         rest: args[i..].to_vec(),
         help,
+        ended_by_double_dash,
     })
+}
+
+/// Parses flags of `scope` anywhere among `args` (up to `--`), for subcommands that take
+/// operands: `rest` is then the operands, in order.
+fn parse_interspersed(scope: Scope, args: &[String]) -> Result<Level, UsageError> {
+    let mut all = Level {
+        flags: FlagValues::default(),
+        rest: Vec::new(),
+        help: false,
+        ended_by_double_dash: false,
+    };
+    let mut args = args;
+    loop {
+        let level = parse_level(scope, args)?;
+        all.flags.values.extend(level.flags.values);
+        all.help |= level.help;
+        if level.ended_by_double_dash {
+            all.rest.extend(level.rest);
+            return Ok(all);
+        }
+        let consumed = args.len() - level.rest.len();
+        let Some(operand) = args.get(consumed) else {
+            return Ok(all);
+        };
+        all.rest.push(operand.clone());
+        args = &args[consumed + 1..];
+    }
 }
 
 /// Parses the arguments after the program name; `env` looks up environment variables for
@@ -166,8 +200,13 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Re
     })?;
     let sub_help = HelpTopic::Subcommand(command, sub);
     let sub_scope = Scope::Subcommand(command.id, sub.id);
-    let sub_level =
-        parse_level(sub_scope, &level.rest[1..]).map_err(|e| Rejection::with_help(e, sub_help))?;
+    let sub_args = &level.rest[1..];
+    let sub_level = if sub.operands.is_empty() {
+        parse_level(sub_scope, sub_args)
+    } else {
+        parse_interspersed(sub_scope, sub_args)
+    }
+    .map_err(|e| Rejection::with_help(e, sub_help))?;
     if sub_level.help {
         return Ok(Request::Help(sub_help, 0));
     }
@@ -186,7 +225,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::{CommandId, Subcommand};
+    use crate::commands::{ArtifactSubcommand, CommandId, Subcommand, SubcommandId};
 
     fn strings(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
@@ -220,7 +259,7 @@ mod tests {
             &no_env,
         );
         assert_eq!(l.command.id, CommandId::Director);
-        assert_eq!(l.sub.id, Subcommand::Backup);
+        assert_eq!(l.sub.id, SubcommandId::Workflow(Subcommand::Backup));
         assert_eq!(l.flags.get(FlagId::Host), Some("h:2222"));
         assert_eq!(l.flags.get(FlagId::Username), Some("vcap"));
         assert_eq!(l.flags.get(FlagId::PrivateKeyPath), Some("k"));
@@ -262,6 +301,44 @@ mod tests {
             refused(&["director", "--target", "h", "backup"]),
             UsageError::UnknownFlag(_)
         ));
+    }
+
+    #[test]
+    fn operands_mix_with_flags_until_double_dash() {
+        for args in [
+            &["artifact", "validate", "--json", "/a"][..],
+            &["artifact", "validate", "/a", "--json"],
+            &["artifact", "validate", "-json=true", "/a"],
+        ] {
+            let l = line(args, &no_env);
+            assert_eq!(l.command.id, CommandId::Artifact);
+            assert_eq!(
+                l.sub.id,
+                SubcommandId::Artifact(ArtifactSubcommand::Validate)
+            );
+            assert!(l.sub_flags.is_set(FlagId::Json), "{args:?}");
+            assert_eq!(l.operands, ["/a"], "{args:?}");
+        }
+        let l = line(&["artifact", "list", "a", "--", "--json", "b"], &no_env);
+        assert!(!l.sub_flags.is_set(FlagId::Json));
+        assert_eq!(l.operands, ["a", "--json", "b"]);
+        let l = line(&["artifact", "list", "a", "b"], &no_env);
+        assert_eq!(l.operands, ["a", "b"]);
+        assert!(matches!(
+            refused(&["artifact", "validate", "/a", "--bogus"]),
+            UsageError::UnknownFlag(n) if n == "bogus"
+        ));
+        assert!(matches!(
+            parse(&strings(&["artifact", "list", "/a", "-h"]), &no_env),
+            Ok(Request::Help(HelpTopic::Subcommand(_, _), 0))
+        ));
+        // Workflow subcommands keep urfave's rule: flags stop at the first operand.
+        let l = line(
+            &["director", "restore", "x", "--artifact-path", "p"],
+            &no_env,
+        );
+        assert_eq!(l.sub_flags.get(FlagId::ArtifactPath), None);
+        assert_eq!(l.operands, ["x", "--artifact-path", "p"]);
     }
 
     #[test]

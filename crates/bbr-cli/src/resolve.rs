@@ -3,7 +3,8 @@
 //! makes, in the order it reports them (docs/cli.md, "`bbr deployment` flags and
 //! environment"). Nothing after this step reads a flag or an environment variable.
 
-use crate::commands::{CommandId, Subcommand};
+use crate::artifact::{ArtifactInvocation, ArtifactLocation};
+use crate::commands::{ArtifactSubcommand, CommandId, Subcommand, SubcommandId};
 use crate::connect::{self, GIVE_KNOWN_HOSTS_FLAG};
 use crate::flags::{FlagId, Scope};
 use crate::help::HelpTopic;
@@ -34,6 +35,8 @@ pub enum Invocation {
     Director(DirectorInvocation),
     /// `bbr deployment ...`.
     Deployment(DeploymentInvocation),
+    /// `bbr artifact ...`.
+    Artifact(ArtifactInvocation),
 }
 
 /// Settings both modes have.
@@ -130,9 +133,22 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Resolves a parsed command line against the environment `env`.
 pub fn resolve(line: CommandLine, env: Env<'_>) -> Result<Invocation, Refusal> {
-    match line.command.id {
-        CommandId::Director => director(line, env).map(Invocation::Director),
-        CommandId::Deployment => deployment(line, env).map(Invocation::Deployment),
+    match (line.command.id, line.sub.id) {
+        (CommandId::Director, SubcommandId::Workflow(sub)) => {
+            director(line, sub, env).map(Invocation::Director)
+        }
+        (CommandId::Deployment, SubcommandId::Workflow(sub)) => {
+            deployment(line, sub, env).map(Invocation::Deployment)
+        }
+        (CommandId::Artifact, SubcommandId::Artifact(sub)) => {
+            artifact(&line, sub).map(Invocation::Artifact)
+        }
+        // The command table gives each command only its own kind of subcommand.
+        (_, id) => Err(Rejection::with_help(
+            UsageError::UnknownCommand(id.name().to_string()),
+            HelpTopic::Command(line.command),
+        )
+        .into()),
     }
 }
 
@@ -163,7 +179,7 @@ fn sub_scope(line: &CommandLine) -> (Scope, HelpTopic) {
 }
 
 /// `--max-parallel`, `--script-timeout` and the settings from the environment.
-fn common(line: &CommandLine, env: Env<'_>) -> Result<Common, Rejection> {
+fn common(line: &CommandLine, sub: Subcommand, env: Env<'_>) -> Result<Common, Rejection> {
     let max_parallel = match line.flags.get(FlagId::MaxParallel).map(str::parse::<usize>) {
         None => 10,
         Some(Ok(n)) if n > 0 => n,
@@ -181,7 +197,7 @@ fn common(line: &CommandLine, env: Env<'_>) -> Result<Common, Rejection> {
     let sudo_each_command = env(SUDO_EACH_COMMAND_ENV)
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
     Ok(Common {
-        sub: line.sub.id,
+        sub,
         debug: line.flags.is_set(FlagId::Debug),
         max_parallel,
         script_timeouts,
@@ -191,12 +207,16 @@ fn common(line: &CommandLine, env: Env<'_>) -> Result<Common, Rejection> {
     })
 }
 
-fn director(line: CommandLine, env: Env<'_>) -> Result<DirectorInvocation, Refusal> {
+fn director(
+    line: CommandLine,
+    sub: Subcommand,
+    env: Env<'_>,
+) -> Result<DirectorInvocation, Refusal> {
     let (scope, help) = command_scope(&line);
     check_required(&line, scope, help)?;
     let (scope, help) = sub_scope(&line);
     check_required(&line, scope, help)?;
-    let common = common(&line, env)?;
+    let common = common(&line, sub, env)?;
     let flags = &line.flags;
     let known_hosts = match flags.get(FlagId::KnownHosts) {
         Some(p) => PathBuf::from(p),
@@ -214,7 +234,11 @@ fn director(line: CommandLine, env: Env<'_>) -> Result<DirectorInvocation, Refus
     })
 }
 
-fn deployment(line: CommandLine, env: Env<'_>) -> Result<DeploymentInvocation, Refusal> {
+fn deployment(
+    line: CommandLine,
+    sub: Subcommand,
+    env: Env<'_>,
+) -> Result<DeploymentInvocation, Refusal> {
     let (scope, help) = command_scope(&line);
     check_required(&line, scope, help)?;
     let flags = &line.flags;
@@ -224,7 +248,6 @@ fn deployment(line: CommandLine, env: Env<'_>) -> Result<DeploymentInvocation, R
     }
     let (scope, sub_help) = sub_scope(&line);
     check_required(&line, scope, sub_help)?;
-    let sub = line.sub.id;
     let unsafe_lock_free = line.sub_flags.is_set(FlagId::UnsafeLockFree);
     if all && unsafe_lock_free {
         return Err(Rejection::alone(UsageError::UnsafeLockFreeWithAll).into());
@@ -232,7 +255,7 @@ fn deployment(line: CommandLine, env: Env<'_>) -> Result<DeploymentInvocation, R
     if all && matches!(sub, Subcommand::Restore | Subcommand::RestoreCleanup) {
         return Err(Rejection::alone(UsageError::AllDeploymentsUnsupported).into());
     }
-    let common = common(&line, env)?;
+    let common = common(&line, sub, env)?;
     let task_timeout = match env(DIRECTOR_TASK_TIMEOUT_ENV) {
         Some(v) if !v.trim().is_empty() => values::parse_duration(v.trim())
             .map_err(|source| Rejection::alone(UsageError::TaskTimeout { source }))?,
@@ -263,6 +286,32 @@ fn deployment(line: CommandLine, env: Env<'_>) -> Result<DeploymentInvocation, R
         unsafe_lock_free,
         task_timeout,
         common,
+    })
+}
+
+/// `bbr artifact <validate|list> PATH [--json]`: exactly one non-empty PATH, a local
+/// directory (an object-store URL is refused until it is supported).
+fn artifact(line: &CommandLine, sub: ArtifactSubcommand) -> Result<ArtifactInvocation, Refusal> {
+    let (_, help) = sub_scope(line);
+    let what = line.sub.operands;
+    let location = match line.operands.as_slice() {
+        [] => return Err(Rejection::with_help(UsageError::MissingOperand(what), help).into()),
+        [path] if path.is_empty() => {
+            return Err(Rejection::with_help(UsageError::MissingOperand(what), help).into());
+        }
+        [path] => {
+            ArtifactLocation::parse(path).map_err(|e| Rejection::alone(UsageError::Location(e)))?
+        }
+        [_, extra, ..] => {
+            return Err(
+                Rejection::with_help(UsageError::ExtraOperand(extra.clone(), what), help).into(),
+            );
+        }
+    };
+    Ok(ArtifactInvocation {
+        sub,
+        location,
+        json: line.sub_flags.is_set(FlagId::Json),
     })
 }
 
@@ -360,6 +409,44 @@ mod tests {
         ) {
             Err(Refusal::Invalid(Subcommand::PreBackupCheck, InvalidSetting::Host(_))) => {}
             _ => panic!("a bad port is a run error of pre-backup-check"),
+        }
+    }
+
+    #[test]
+    fn artifact_takes_one_path() {
+        let Ok(Invocation::Artifact(a)) = resolved(&["artifact", "validate", "/x", "--json"], &[])
+        else {
+            panic!("not an artifact run")
+        };
+        assert_eq!(a.sub, ArtifactSubcommand::Validate);
+        assert_eq!(a.location, ArtifactLocation::Local(PathBuf::from("/x")));
+        assert!(a.json);
+        let Ok(Invocation::Artifact(a)) = resolved(&["artifact", "list", "rel/dir"], &[]) else {
+            panic!("not an artifact run")
+        };
+        assert_eq!(a.sub, ArtifactSubcommand::List);
+        assert!(!a.json);
+        assert!(matches!(
+            usage(resolved(&["artifact", "validate"], &[])),
+            UsageError::MissingOperand("PATH")
+        ));
+        assert!(matches!(
+            usage(resolved(&["artifact", "validate", ""], &[])),
+            UsageError::MissingOperand("PATH")
+        ));
+        assert!(matches!(
+            usage(resolved(&["artifact", "list", "a", "b"], &[])),
+            UsageError::ExtraOperand(b, "PATH") if b == "b"
+        ));
+        match usage(resolved(
+            &["artifact", "validate", "s3://bucket/dep_1"],
+            &[],
+        )) {
+            UsageError::Location(e) => assert_eq!(
+                e.to_string(),
+                "object-store artifact paths are not supported yet: s3://bucket/dep_1"
+            ),
+            other => panic!("{other}"),
         }
     }
 

@@ -50,6 +50,15 @@ pub enum UsageError {
     /// No known_hosts file can be named.
     #[error(transparent)]
     KnownHosts(KnownHostsError),
+    /// A subcommand's positional argument is absent or empty (`PATH`).
+    #[error("{0} argument is required.")]
+    MissingOperand(&'static str),
+    /// More positional arguments than the subcommand takes.
+    #[error("unexpected argument '{0}': only one {1} is accepted.")]
+    ExtraOperand(String, &'static str),
+    /// An artifact location bbr cannot use (yet).
+    #[error(transparent)]
+    Location(#[from] crate::artifact::LocationError),
 }
 
 impl UsageError {
@@ -129,6 +138,14 @@ mod tests {
             }
             .to_string(),
             r#"BBR_DIRECTOR_TASK_TIMEOUT: time: invalid duration "soon": use e.g. 90s, 15m or 1h30m"#
+        );
+        assert_eq!(
+            UsageError::MissingOperand("PATH").to_string(),
+            "PATH argument is required."
+        );
+        assert_eq!(
+            UsageError::ExtraOperand("b".into(), "PATH").to_string(),
+            "unexpected argument 'b': only one PATH is accepted."
         );
         assert_eq!(
             UsageError::ScriptTimeout(ScriptTimeoutError::NotAPair("x".into())).to_string(),
