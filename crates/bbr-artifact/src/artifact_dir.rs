@@ -352,6 +352,15 @@ pub(crate) fn hash_tars(
     paths: &[&Path],
     fail_fast: bool,
 ) -> Vec<Option<Result<TarSummary, ArtifactError>>> {
+    hash_each(paths, fail_fast, |path| hash_tar_file(path))
+}
+
+/// [`hash_tars`] with any hashing function: `hash(&items[i])` on the same bounded threads.
+pub(crate) fn hash_each<T: Sync>(
+    paths: &[T],
+    fail_fast: bool,
+    hash: impl Fn(&T) -> Result<TarSummary, ArtifactError> + Sync,
+) -> Vec<Option<Result<TarSummary, ArtifactError>>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, MAX_HASH_THREADS)
@@ -367,7 +376,7 @@ pub(crate) fn hash_tars(
                     let Some(path) = paths.get(i) else {
                         break;
                     };
-                    let result = hash_tar_file(path);
+                    let result = hash(path);
                     let failed = result.is_err();
                     if let Ok(mut slots) = results.lock() {
                         slots[i] = Some(result);

@@ -17,6 +17,8 @@
 //! * [`artifact_dir`] — creating, opening and validating the artifact directory;
 //! * [`validation`] — the deep offline check of `bbr artifact validate`, listing every
 //!   problem of an artifact (restore's own check stops at the first);
+//! * [`files`] — what validation and listing read ([`ArtifactFiles`], [`ArtifactTree`]),
+//!   a local directory or (implemented by bbr-cli) an object-store prefix;
 //! * [`listing`] — the artifact directories under a directory (`bbr artifact list`);
 //! * [`artifact_file`] — writing a drained tar and reading one for a restore with page-cache
 //!   hints (write-behind and drop, read-ahead), the crate's only file I/O through `libc`;
@@ -30,6 +32,7 @@ pub mod artifact_dir;
 pub mod artifact_file;
 pub mod entry_name;
 pub mod error;
+pub mod files;
 pub mod listing;
 pub mod metadata;
 pub mod naming;
@@ -46,15 +49,18 @@ pub use artifact_dir::{ArtifactCheck, ArtifactDir, ArtifactKind, listed_artifact
 pub use artifact_file::{ArtifactFileReader, ArtifactFileWriter};
 pub use entry_name::EntryName;
 pub use error::ArtifactError;
-pub use listing::{ListedArtifact, list_artifacts};
+pub use files::{ArtifactFiles, ArtifactTree, FileEntry, LocalArtifact, LocalTree};
+pub use listing::{ListedArtifact, list_artifacts, list_artifacts_in};
 pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata, Metadata};
 pub use naming::{
     artifact_dir_name, backup_one_restore_all_name, custom_artifact_file, default_artifact_file,
 };
 pub use safety::{check_entries_safe, check_entry_kind, check_entry_safe, unsafe_entries};
 pub use tarstream::{
-    EntryKind, HeaderPatch, TarEntryInfo, TarHasher, TarSummary, hash_tar_file, scan_tar_file,
-    setid_patches,
+    EntryKind, HeaderPatch, TarEntryInfo, TarHasher, TarSummary, hash_tar_file, hash_tar_reader,
+    scan_tar_file, setid_patches,
 };
 pub use timefmt::{artifact_timestamp, metadata_time};
-pub use validation::{Problem, ProblemKind, TarReport, ValidationReport, validate_artifact};
+pub use validation::{
+    Problem, ProblemKind, TarReport, ValidationReport, validate_artifact, validate_files,
+};

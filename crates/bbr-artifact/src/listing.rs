@@ -6,14 +6,14 @@
 //! listing can tell without [`crate::validation`]). Everything else in the directory is
 //! ignored.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::artifact_dir::ArtifactDir;
 use crate::error::{ArtifactError, go_io};
+use crate::files::{ArtifactTree, LocalTree};
 use crate::naming::parse_artifact_dir_name;
+use crate::validation::read_metadata;
 
 /// One artifact directory found by [`list_artifacts`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,28 +44,37 @@ impl ListedArtifact {
 /// only when `parent` itself cannot be listed; an artifact that cannot be inspected is
 /// listed as incomplete, saying why.
 pub fn list_artifacts(parent: &Path) -> Result<Vec<ListedArtifact>, ArtifactError> {
-    let list_err = |cause| ArtifactError::ListDir {
-        path: parent.to_path_buf(),
+    list_artifacts_in(&LocalTree(parent.to_path_buf()), parent)
+}
+
+/// [`list_artifacts`] over any [`ArtifactTree`] (a directory, an object-store prefix);
+/// `location` names it (each artifact's `path` is `location` joined with its name).
+pub fn list_artifacts_in(
+    tree: &dyn ArtifactTree,
+    location: &Path,
+) -> Result<Vec<ListedArtifact>, ArtifactError> {
+    let children = tree.children().map_err(|cause| ArtifactError::ListDir {
+        path: location.to_path_buf(),
         cause,
-    };
+    })?;
     let mut found = Vec::new();
-    for entry in fs::read_dir(parent).map_err(list_err)? {
-        let entry = entry.map_err(list_err)?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue; // not UTF-8: not a name bbr writes
-        };
+    for name in children {
         let Some((deployment, time)) = parse_artifact_dir_name(&name) else {
             continue;
         };
-        let path = entry.path();
-        if !fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
-        let (size_bytes, size_problem) = match dir_size(&path) {
-            Ok(size) => (size, None),
+        let path = location.join(&name);
+        let files = tree.child(&name);
+        let (size_bytes, size_problem) = match files.files() {
+            Ok(entries) => (
+                entries
+                    .iter()
+                    .filter_map(|e| e.size)
+                    .fold(0u64, u64::saturating_add),
+                None,
+            ),
             Err(cause) => (0, Some(format!("cannot be listed: {}", go_io(&cause)))),
         };
-        let incomplete = match ArtifactDir::open(&path).and_then(|d| d.read_metadata()) {
+        let incomplete = match read_metadata(files.as_ref(), &path) {
             Ok(_) => size_problem,
             Err(ArtifactError::MetadataRead { cause, .. })
                 if cause.kind() == std::io::ErrorKind::NotFound =>
@@ -98,22 +107,12 @@ fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or_default()
 }
 
-/// Sum of the sizes of the regular files directly inside `dir` (symlinks not followed).
-fn dir_size(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0u64;
-    for entry in fs::read_dir(dir)? {
-        let meta = entry?.metadata()?;
-        if meta.is_file() {
-            total = total.saturating_add(meta.len());
-        }
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifact_dir::ArtifactDir;
     use crate::metadata::Metadata;
+    use std::fs;
 
     #[test]
     fn lists_artifacts_newest_first_and_flags_incomplete_ones() {

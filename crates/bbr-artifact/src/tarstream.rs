@@ -350,6 +350,16 @@ pub fn hash_tar_file(path: &Path) -> Result<TarSummary, ArtifactError> {
     };
     let mut file =
         crate::artifact_file::ArtifactFileReader::new(File::open(path).map_err(read_err)?);
+    hash_tar_reader(&mut file, path)
+}
+
+/// [`hash_tar_file`] over any reader (an object-store stream, ...); `path` names the tar
+/// in errors (a read error is [`ArtifactError::ReadFile`]).
+pub fn hash_tar_reader(file: &mut dyn Read, path: &Path) -> Result<TarSummary, ArtifactError> {
+    let read_err = |cause| ArtifactError::ReadFile {
+        path: path.to_path_buf(),
+        cause,
+    };
     let mut hasher = TarHasher::new();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {

@@ -15,23 +15,21 @@
 //! Files other than `*.tar` (`manifest.yml`, a Go bbr fixture's stray files) are ignored.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
 use std::fmt;
-use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::artifact_dir::{
-    ArtifactDir, ArtifactKind, METADATA_FILE, checksum_mismatches, file_differences, hash_tars,
+    ArtifactDir, ArtifactKind, METADATA_FILE, checksum_mismatches, file_differences, hash_each,
     listed_artifacts,
 };
 use crate::entry_name::EntryName;
 use crate::error::{ArtifactError, go_io};
-use crate::metadata::ArtifactMetadata;
+use crate::files::{ArtifactFiles, LocalArtifact};
+use crate::metadata::{ArtifactMetadata, Metadata};
 use crate::naming::check_listed_artifact;
 use crate::safety::unsafe_entries;
-use crate::tarstream::{EntryKind, TarSummary};
+use crate::tarstream::{EntryKind, TarSummary, hash_tar_reader};
 
 /// What kind of problem a [`Problem`] is. [`ProblemKind::as_str`] is its stable name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -197,21 +195,44 @@ impl ValidationReport {
 /// A tar to hash: its name, its artifact in `metadata` if listed.
 struct TarJob<'m> {
     name: String,
-    path: PathBuf,
     listed: Option<(ArtifactKind, &'m ArtifactMetadata)>,
 }
 
 /// Validates the artifact directory at `path`, listing every problem (see the module docs).
 /// Never fails: an unreadable directory is itself a [`ProblemKind::Directory`] problem.
 pub fn validate_artifact(path: &Path) -> ValidationReport {
-    let mut report = ValidationReport {
+    let directory_problem = |reason: String| ValidationReport {
         path: path.to_path_buf(),
+        tars: Vec::new(),
+        problems: vec![Problem::new(ProblemKind::Directory, ".", reason)],
+    };
+    match ArtifactDir::open(path) {
+        Ok(_) => validate_files(&LocalArtifact(path.to_path_buf()), path),
+        Err(ArtifactError::OpenDir { cause, .. }) => directory_problem(format!(
+            "cannot open the artifact directory: {}",
+            go_io(&cause)
+        )),
+        Err(_) => directory_problem("is not a directory".to_string()),
+    }
+}
+
+/// Validates the artifact whose files `files` gives, listing every problem (see the module
+/// docs); `location` names it in the report (a directory, or a URL such as
+/// `s3://bucket/prefix/dep_20240101T000000Z`). Never fails: an artifact whose files cannot
+/// be listed because it does not exist is one [`ProblemKind::Directory`] problem.
+pub fn validate_files(files: &dyn ArtifactFiles, location: &Path) -> ValidationReport {
+    let mut report = ValidationReport {
+        path: location.to_path_buf(),
         tars: Vec::new(),
         problems: Vec::new(),
     };
-    let dir = match ArtifactDir::open(path) {
-        Ok(dir) => dir,
-        Err(ArtifactError::OpenDir { cause, .. }) => {
+    let on_disk = match files.files() {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|e| e.name)
+            .filter(|n| n.ends_with(".tar"))
+            .collect(),
+        Err(cause) if cause.kind() == ErrorKind::NotFound => {
             report.problems.push(Problem::new(
                 ProblemKind::Directory,
                 ".",
@@ -219,17 +240,6 @@ pub fn validate_artifact(path: &Path) -> ValidationReport {
             ));
             return report;
         }
-        Err(_) => {
-            report.problems.push(Problem::new(
-                ProblemKind::Directory,
-                ".",
-                "is not a directory",
-            ));
-            return report;
-        }
-    };
-    let on_disk = match tars_on_disk(path) {
-        Ok(names) => names,
         Err(cause) => {
             report.problems.push(Problem::new(
                 ProblemKind::Directory,
@@ -242,7 +252,7 @@ pub fn validate_artifact(path: &Path) -> ValidationReport {
             Vec::new()
         }
     };
-    let metadata = match dir.read_metadata() {
+    let metadata = match read_metadata(files, location) {
         Ok(m) => Some(m),
         Err(e) => {
             report.problems.push(metadata_problem(e));
@@ -272,7 +282,6 @@ pub fn validate_artifact(path: &Path) -> ValidationReport {
                 continue;
             }
             jobs.push(TarJob {
-                path: dir.file_path(&name),
                 name,
                 listed: Some((kind, artifact)),
             });
@@ -284,11 +293,7 @@ pub fn validate_artifact(path: &Path) -> ValidationReport {
         .collect();
     unlisted.sort();
     for name in unlisted {
-        jobs.push(TarJob {
-            path: dir.file_path(&name),
-            name,
-            listed: None,
-        });
+        jobs.push(TarJob { name, listed: None });
     }
 
     // Stat first: a missing tar is reported as such and not hashed.
@@ -303,8 +308,8 @@ pub fn validate_artifact(path: &Path) -> ValidationReport {
                 "is not listed in metadata",
             ));
         }
-        match fs::metadata(&job.path) {
-            Ok(m) => sizes.push(Some(m.len())),
+        match files.size(&job.name) {
+            Ok(size) => sizes.push(Some(size)),
             Err(cause) => {
                 sizes.push(None);
                 problems.push(match (&job.listed, cause.kind()) {
@@ -324,11 +329,20 @@ pub fn validate_artifact(path: &Path) -> ValidationReport {
         pre.push(problems);
     }
     let to_hash: Vec<usize> = (0..jobs.len()).filter(|&i| sizes[i].is_some()).collect();
-    let paths: Vec<&Path> = to_hash.iter().map(|&i| jobs[i].path.as_path()).collect();
+    let hash = |&i: &usize| {
+        let file = location.join(&jobs[i].name);
+        let mut reader = files
+            .open(&jobs[i].name)
+            .map_err(|cause| ArtifactError::ReadFile {
+                path: file.clone(),
+                cause,
+            })?;
+        hash_tar_reader(&mut reader, &file)
+    };
     let mut hashed: HashMap<usize, Result<TarSummary, ArtifactError>> = to_hash
         .iter()
         .copied()
-        .zip(hash_tars(&paths, false))
+        .zip(hash_each(&to_hash, false, hash))
         .filter_map(|(i, r)| r.map(|r| (i, r)))
         .collect();
 
@@ -353,16 +367,30 @@ pub fn validate_artifact(path: &Path) -> ValidationReport {
     report
 }
 
-/// The `*.tar` names directly inside `path` (whatever their type; non-UTF-8 names lossily).
-fn tars_on_disk(path: &Path) -> std::io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(path)? {
-        let name: OsString = entry?.file_name();
-        if name.as_bytes().ends_with(b".tar") {
-            names.push(name.to_string_lossy().into_owned());
-        }
-    }
-    Ok(names)
+/// Reads and parses `metadata` of `files` (errors as [`ArtifactDir::read_metadata`]'s,
+/// naming `location/metadata`).
+pub(crate) fn read_metadata(
+    files: &dyn ArtifactFiles,
+    location: &Path,
+) -> Result<Metadata, ArtifactError> {
+    let path = location.join(METADATA_FILE);
+    let text = files
+        .read_metadata()
+        .and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.utf8_error()))
+        })
+        .map_err(|cause| ArtifactError::MetadataRead {
+            path: path.clone(),
+            cause,
+        })?;
+    Metadata::parse(&text).map_err(|e| match e {
+        ArtifactError::MetadataParse { message, .. } => ArtifactError::MetadataParse {
+            path: Some(path),
+            message,
+        },
+        other => other,
+    })
 }
 
 fn metadata_problem(err: ArtifactError) -> Problem {
@@ -532,9 +560,10 @@ fn duplicate_entries(summary: &TarSummary) -> Vec<(EntryName, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{Checksums, Metadata};
+    use crate::metadata::Checksums;
     use crate::testutil::RawTar;
     use sha2::{Digest, Sha256};
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn sha(data: &[u8]) -> String {
