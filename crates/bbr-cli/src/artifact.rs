@@ -9,55 +9,54 @@
 
 use crate::commands::ArtifactSubcommand;
 use crate::output::Logger;
-use bbr_artifact::{ListedArtifact, ValidationReport, list_artifacts, validate_artifact};
+use bbr_artifact::{
+    ListedArtifact, ValidationReport, list_artifacts, list_artifacts_in, validate_artifact,
+    validate_files,
+};
 use bbr_core::error::{BbrError, ErrorList, exit_code};
 use bbr_core::report::ReporterExt;
+use bbr_storage::artifact_store::ArtifactStore;
+use bbr_storage::artifact_url::{ArtifactUrl, ArtifactUrlError, CloudEnv};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+mod store;
 
 /// Where an artifact (or a directory of artifacts) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArtifactLocation {
     /// A directory on this machine.
     Local(PathBuf),
+    /// A prefix in an object store (`s3://`, `az://`/`azure://`, `gs://`).
+    Store(ArtifactUrl),
 }
 
 /// A PATH operand bbr cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocationError {
-    /// `s3://`, `az://`, `gs://` or any other `scheme://` URL (user info hidden).
-    #[error("object-store artifact paths are not supported yet: {0}")]
-    ObjectStore(String),
+    /// A `scheme://…` URL that is not a usable artifact URL (another scheme, credentials,
+    /// a query, a bad bucket name, …); the message quotes it with secrets redacted.
+    /// (Boxed: usage errors travel by value.)
+    #[error(transparent)]
+    Url(Box<ArtifactUrlError>),
 }
 
-impl ArtifactLocation {
-    /// A `scheme://…` operand is a URL (refused for now, see [`LocationError`]); anything
-    /// else is a local path (`./s3://x` is a local directory).
-    pub fn parse(operand: &str) -> Result<ArtifactLocation, LocationError> {
-        match operand.split_once("://") {
-            Some((scheme, rest)) if is_scheme(scheme) => {
-                Err(LocationError::ObjectStore(without_userinfo(scheme, rest)))
-            }
-            _ => Ok(ArtifactLocation::Local(PathBuf::from(operand))),
-        }
+impl From<ArtifactUrlError> for LocationError {
+    fn from(e: ArtifactUrlError) -> Self {
+        LocationError::Url(Box::new(e))
     }
 }
 
-/// An RFC 3986 scheme: a letter, then letters, digits, `+`, `-`, `.`.
-fn is_scheme(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-}
-
-/// `scheme://rest` with any `user:secret@` before the host replaced, so a credential given
-/// in the URL is never printed.
-fn without_userinfo(scheme: &str, rest: &str) -> String {
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
-        None => format!("{scheme}://{rest}"),
+impl ArtifactLocation {
+    /// An `s3://`, `az://`, `azure://` or `gs://` URL is a store location, another
+    /// `scheme://…` is refused ([`LocationError`]); anything else is a local path
+    /// (`./s3://x` is a local directory).
+    pub fn parse(operand: &str) -> Result<ArtifactLocation, LocationError> {
+        Ok(match ArtifactUrl::classify(operand)? {
+            Some(url) => ArtifactLocation::Store(url),
+            None => ArtifactLocation::Local(PathBuf::from(operand)),
+        })
     }
 }
 
@@ -74,11 +73,59 @@ pub struct ArtifactInvocation {
 
 /// Runs the invocation; returns the exit code (0 valid / listed, 1 otherwise).
 pub fn run(inv: &ArtifactInvocation) -> i32 {
-    let ArtifactLocation::Local(path) = &inv.location;
-    match inv.sub {
-        ArtifactSubcommand::Validate => validate(path, inv.json),
-        ArtifactSubcommand::List => list(path, inv.json),
+    match &inv.location {
+        ArtifactLocation::Local(path) => match inv.sub {
+            ArtifactSubcommand::Validate => validate(path, inv.json, || validate_artifact(path)),
+            ArtifactSubcommand::List => list(path, inv.json, || list_artifacts(path)),
+        },
+        ArtifactLocation::Store(url) => run_store(inv, url),
     }
+}
+
+/// `validate` / `list` of a store location: the client from the cloud CLI environment, a
+/// runtime of its own (this command has none), the bucket checked first so that a refusal
+/// (wrong credentials) or a missing bucket is one clear error, then the same checks as for
+/// a directory through [`store::StoreFiles`] / [`store::StoreTree`].
+fn run_store(inv: &ArtifactInvocation, url: &ArtifactUrl) -> i32 {
+    let shown = PathBuf::from(url.to_string());
+    let artifact_store = match ArtifactStore::from_env(url.clone(), &CloudEnv::from_process()) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("could not start the runtime: {e}")),
+    };
+    let handle = runtime.handle().clone();
+    // This thread is not one of the runtime's: blocking on it is allowed.
+    if let Err(e) = handle.block_on(artifact_store.check_bucket()) {
+        return fail(store::naming_url(url, &e.to_string()));
+    }
+    match inv.sub {
+        ArtifactSubcommand::Validate => validate(&shown, inv.json, || {
+            validate_files(
+                &store::StoreFiles::new(&artifact_store, "", &handle),
+                &shown,
+            )
+        }),
+        ArtifactSubcommand::List => list(&shown, inv.json, || {
+            list_artifacts_in(&store::StoreTree::new(&artifact_store, &handle), &shown)
+        }),
+    }
+}
+
+/// Prints `message` as the error block on stderr; exit 1.
+fn fail(message: String) -> i32 {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "{}",
+        ErrorList(vec![BbrError::general(message)]).render()
+    );
+    exit_code::GENERAL
 }
 
 fn print_json(value: &Value) {
@@ -92,15 +139,15 @@ fn exit_for(ok: bool) -> i32 {
     if ok { 0 } else { exit_code::GENERAL }
 }
 
-fn validate(path: &std::path::Path, as_json: bool) -> i32 {
+fn validate(path: &Path, as_json: bool, check: impl FnOnce() -> ValidationReport) -> i32 {
     if as_json {
-        let report = validate_artifact(path);
+        let report = check();
         print_json(&validation_json(&report));
         return exit_for(report.is_valid());
     }
     let logger = Logger::new(false);
     logger.info(format!("Validating backup artifact {}...", path.display()));
-    let report = validate_artifact(path);
+    let report = check();
     for p in &report.problems {
         logger.error(format!("{}: {}", report.file_path(p).display(), p.reason));
     }
@@ -166,18 +213,14 @@ pub fn validation_json(report: &ValidationReport) -> Value {
     })
 }
 
-fn list(path: &std::path::Path, as_json: bool) -> i32 {
-    let artifacts = match list_artifacts(path) {
+fn list(
+    path: &Path,
+    as_json: bool,
+    find: impl FnOnce() -> Result<Vec<ListedArtifact>, bbr_artifact::ArtifactError>,
+) -> i32 {
+    let artifacts = match find() {
         Ok(a) => a,
-        Err(e) => {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "{}",
-                ErrorList(vec![BbrError::general(e.to_string())]).render()
-            );
-            return exit_code::GENERAL;
-        }
+        Err(e) => return fail(e.to_string()),
     };
     if as_json {
         print_json(&list_json(path, &artifacts));
@@ -225,7 +268,7 @@ fn list(path: &std::path::Path, as_json: bool) -> i32 {
 }
 
 /// The JSON document of `bbr artifact list --json` (docs/cli.md#json-of-list).
-pub fn list_json(path: &std::path::Path, artifacts: &[ListedArtifact]) -> Value {
+pub fn list_json(path: &Path, artifacts: &[ListedArtifact]) -> Value {
     json!({
         "path": path.display().to_string(),
         "artifacts": artifacts.iter().map(|a| json!({
@@ -245,22 +288,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_refused_and_paths_are_local() {
+    fn store_urls_other_urls_and_local_paths() {
         for (operand, shown) in [
             ("s3://bucket/prefix", "s3://bucket/prefix"),
-            ("az://container/p", "az://container/p"),
-            ("gs://b", "gs://b"),
-            (
-                "s3://AKIA:secret@host:9000/b/p",
-                "s3://<redacted>@host:9000/b/p",
-            ),
-            ("https://u@h/x@y", "https://<redacted>@h/x@y"),
+            ("az://container/p/", "az://container/p"),
+            ("azure://container/p", "az://container/p"),
+            ("gs://bkt", "gs://bkt"),
         ] {
-            assert_eq!(
-                ArtifactLocation::parse(operand),
-                Err(LocationError::ObjectStore(shown.to_string())),
-                "{operand}"
-            );
+            match ArtifactLocation::parse(operand) {
+                Ok(ArtifactLocation::Store(url)) => assert_eq!(url.to_string(), shown),
+                other => panic!("{operand}: {other:?}"),
+            }
+        }
+        for (operand, error) in [
+            (
+                "s3://AKIA:secret@host/b/p",
+                "s3://<redacted>@host/b/p: an artifact URL must not contain credentials; they come from the environment",
+            ),
+            (
+                "https://u@h/x",
+                "https://<redacted>@h/x: unsupported artifact URL scheme \"https\" (use s3://, az://, azure:// or gs://)",
+            ),
+        ] {
+            let e = ArtifactLocation::parse(operand).expect_err(operand);
+            assert_eq!(e.to_string(), error);
         }
         for local in [
             "/abs/dep_20240101T000000Z",

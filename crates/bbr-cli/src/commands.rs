@@ -33,7 +33,8 @@ pub enum CommandId {
     Deployment,
     /// `bbr director`: one VM reached over plain SSH.
     Director,
-    /// `bbr artifact`: local backup artifacts, no director or VM involved.
+    /// `bbr artifact`: backup artifacts in a directory or an object store, no director or VM
+    /// involved.
     Artifact,
 }
 
@@ -227,21 +228,21 @@ pub static COMMANDS: &[CommandDef] = &[
     CommandDef {
         id: CommandId::Artifact,
         name: "artifact",
-        usage: "Validate and list local backup artifacts",
+        usage: "Validate and list backup artifacts",
         subcommands: &[
             SubcommandDef {
                 id: SubcommandId::Artifact(ArtifactSubcommand::Validate),
                 names: &["validate"],
                 usage: "Check a backup artifact without restoring it",
                 operands: "PATH",
-                description: "Checks the artifact directory PATH offline: its metadata, that every tar it lists\nexists, is complete and holds only safe entries, that the files of each tar are the\nones metadata records, and every file's SHA-256. Every problem is listed.\nExits 0 when the artifact is valid, 1 when it is not.",
+                description: "Checks the artifact directory PATH offline: its metadata, that every tar it lists\nexists, is complete and holds only safe entries, that the files of each tar are the\nones metadata records, and every file's SHA-256. Every problem is listed.\nExits 0 when the artifact is valid, 1 when it is not.\nPATH may be s3://BUCKET/PREFIX, az://CONTAINER/PREFIX or gs://BUCKET/PREFIX, with\ncredentials from the cloud CLIs' environment variables (AWS_*, AZURE_STORAGE_*,\nGOOGLE_APPLICATION_CREDENTIALS, STORAGE_EMULATOR_HOST).",
             },
             SubcommandDef {
                 id: SubcommandId::Artifact(ArtifactSubcommand::List),
                 names: &["list"],
                 usage: "List the backup artifacts in a directory",
                 operands: "PATH",
-                description: "Lists the artifact directories (<name>_<YYYYMMDDTHHMMSSZ>) directly inside PATH,\nnewest first, with deployment, time, size and whether each is complete\n(has a readable metadata). Other entries are ignored.",
+                description: "Lists the artifact directories (<name>_<YYYYMMDDTHHMMSSZ>) directly inside PATH,\nnewest first, with deployment, time, size and whether each is complete\n(has a readable metadata). Other entries are ignored.\nPATH may be an object-store URL, as for validate.",
             },
         ],
     },

@@ -151,7 +151,7 @@ mod tests {
     fn app_help_whole() {
         assert_eq!(
             app_help("1.2.3"),
-            "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   artifact    Validate and list local backup artifacts\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
+            "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   artifact    Validate and list backup artifacts\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
         );
     }
 
@@ -190,11 +190,11 @@ mod tests {
     fn artifact_help_whole() {
         assert_eq!(
             topic(&["artifact"]),
-            "NAME:\n   bbr artifact - Validate and list local backup artifacts\n\nUSAGE:\n   bbr artifact subcommand [subcommand options]\n\nSUBCOMMANDS:\n   validate  Check a backup artifact without restoring it\n   list      List the backup artifacts in a directory\n"
+            "NAME:\n   bbr artifact - Validate and list backup artifacts\n\nUSAGE:\n   bbr artifact subcommand [subcommand options]\n\nSUBCOMMANDS:\n   validate  Check a backup artifact without restoring it\n   list      List the backup artifacts in a directory\n"
         );
         assert_eq!(
             topic(&["artifact", "validate"]),
-            "NAME:\n   bbr artifact validate - Check a backup artifact without restoring it\n\nUSAGE:\n   bbr artifact validate [options] PATH\n\nDESCRIPTION:\n   Checks the artifact directory PATH offline: its metadata, that every tar it lists\n   exists, is complete and holds only safe entries, that the files of each tar are the\n   ones metadata records, and every file's SHA-256. Every problem is listed.\n   Exits 0 when the artifact is valid, 1 when it is not.\n\nOPTIONS:\n   --json  Print the report as JSON on stdout (and nothing else)\n"
+            "NAME:\n   bbr artifact validate - Check a backup artifact without restoring it\n\nUSAGE:\n   bbr artifact validate [options] PATH\n\nDESCRIPTION:\n   Checks the artifact directory PATH offline: its metadata, that every tar it lists\n   exists, is complete and holds only safe entries, that the files of each tar are the\n   ones metadata records, and every file's SHA-256. Every problem is listed.\n   Exits 0 when the artifact is valid, 1 when it is not.\n   PATH may be s3://BUCKET/PREFIX, az://CONTAINER/PREFIX or gs://BUCKET/PREFIX, with\n   credentials from the cloud CLIs' environment variables (AWS_*, AZURE_STORAGE_*,\n   GOOGLE_APPLICATION_CREDENTIALS, STORAGE_EMULATOR_HOST).\n\nOPTIONS:\n   --json  Print the report as JSON on stdout (and nothing else)\n"
         );
         let list = topic(&["artifact", "list"]);
         assert!(

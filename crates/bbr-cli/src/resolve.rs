@@ -290,7 +290,7 @@ fn deployment(
 }
 
 /// `bbr artifact <validate|list> PATH [--json]`: exactly one non-empty PATH, a local
-/// directory (an object-store URL is refused until it is supported).
+/// directory or an `s3://`, `az://`, `azure://`, `gs://` URL (another URL is refused).
 fn artifact(line: &CommandLine, sub: ArtifactSubcommand) -> Result<ArtifactInvocation, Refusal> {
     let (_, help) = sub_scope(line);
     let what = line.sub.operands;
@@ -439,12 +439,12 @@ mod tests {
             UsageError::ExtraOperand(b, "PATH") if b == "b"
         ));
         match usage(resolved(
-            &["artifact", "validate", "s3://bucket/dep_1"],
+            &["artifact", "validate", "ftp://bucket/dep_1"],
             &[],
         )) {
             UsageError::Location(e) => assert_eq!(
                 e.to_string(),
-                "object-store artifact paths are not supported yet: s3://bucket/dep_1"
+                "ftp://bucket/dep_1: unsupported artifact URL scheme \"ftp\" (use s3://, az://, azure:// or gs://)"
             ),
             other => panic!("{other}"),
         }

@@ -56,7 +56,7 @@ pub enum UsageError {
     /// More positional arguments than the subcommand takes.
     #[error("unexpected argument '{0}': only one {1} is accepted.")]
     ExtraOperand(String, &'static str),
-    /// An artifact location bbr cannot use (yet).
+    /// An artifact location bbr cannot use (a URL of another scheme, with credentials, ...).
     #[error(transparent)]
     Location(#[from] crate::artifact::LocationError),
 }

@@ -582,7 +582,7 @@ fn usage_errors_and_help() {
     let run = bbr(&["help"]);
     assert!(
         run.stdout
-            .contains("\n   artifact    Validate and list local backup artifacts\n"),
+            .contains("\n   artifact    Validate and list backup artifacts\n"),
         "{}",
         run.all()
     );
@@ -644,16 +644,17 @@ fn usage_errors_and_help() {
     assert_eq!(run.code, 1);
     assert!(
         run.stderr.contains(
-            "object-store artifact paths are not supported yet: s3://<redacted>@bucket/dep_20240101T000000Z"
+            "s3://<redacted>@bucket/dep_20240101T000000Z: an artifact URL must not contain credentials; they come from the environment"
         ),
         "{}",
         run.all()
     );
-    assert!(!run.stderr.contains("secret"), "{}", run.all());
-    let run = bbr(&["artifact", "list", "gs://bucket/prefix"]);
+    assert!(!run.all().contains("secret"), "{}", run.all());
+    let run = bbr(&["artifact", "list", "ftp://bucket/prefix"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("not supported yet: gs://bucket/prefix"),
+        run.stderr
+            .contains("ftp://bucket/prefix: unsupported artifact URL scheme \"ftp\""),
         "{}",
         run.all()
     );
