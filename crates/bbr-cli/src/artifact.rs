@@ -1,9 +1,11 @@
 //! `bbr artifact validate PATH [--json]` and `bbr artifact list PATH [--json]`
-//! (docs/cli.md#bbr-artifact): offline commands on local artifacts, no director or VM.
+//! (docs/cli.md#bbr-artifact): offline commands on artifacts in a local directory or an
+//! object store (`s3://`, `az://`, `gs://`), no director or VM.
 //!
 //! The checks themselves are [`bbr_artifact::validate_artifact`] and
-//! [`bbr_artifact::list_artifacts`]; this module parses the PATH operand into an
-//! [`ArtifactLocation`] and prints the outcome: log lines in Go bbr's layout on stdout and
+//! [`bbr_artifact::list_artifacts`] (for a store, [`bbr_artifact::validate_files`] and
+//! [`bbr_artifact::list_artifacts_in`] over [`store`]); this module parses the PATH operand
+//! into an [`ArtifactLocation`] and prints the outcome: log lines in Go bbr's layout on stdout and
 //! the error block on stderr, or one JSON document on stdout whose schema is documented in
 //! docs/cli.md and pinned by [`validation_json`] and [`list_json`].
 

@@ -2,7 +2,8 @@
 //! binary with only the cloud CLI variables in its environment, against the test kit's real
 //! stores: SeaweedFS (S3), Azurite (Azure Blob), fake-gcs-server (GCS). Go bbr's
 //! `redis-backup` fixture is uploaded and corrupted with independent clients (the AWS CLI,
-//! `azblob.py`, plain HTTP), never through bbr-storage.
+//! `azblob.py`, plain HTTP), never through bbr-storage. Memory is the peak RSS of the `bbr`
+//! process as `/usr/bin/time` reports it.
 
 use std::fs;
 use std::path::Path;
@@ -461,4 +462,110 @@ fn the_fixture_is_what_the_assertions_assume() {
     // The third header is appendonly.aof's (75630 bytes: content covers 1536..77166).
     assert!(tar[1024..].starts_with(b"./redis-server/appendonly.aof"));
     assert!(Path::new(env!("CARGO_BIN_EXE_bbr")).exists());
+}
+
+/// Peak RSS limit for validating a tar larger than it: proof that the tar is hashed as it
+/// streams, not downloaded into memory.
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+
+#[test]
+fn s3_a_tar_larger_than_the_memory_limit_is_hashed_as_it_streams() {
+    let weed = SeaweedFs::start().expect("SeaweedFS");
+    let bucket = "bbr-large";
+    weed.create_bucket(bucket).expect("bucket");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    // 192 MiB of incompressible bytes, written a MiB at a time.
+    let len_mib = 192;
+    {
+        let mut out = std::io::BufWriter::new(fs::File::create(src.join("data")).expect("data"));
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..len_mib {
+            for w in chunk.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w.copy_from_slice(&x.to_le_bytes());
+            }
+            std::io::Write::write_all(&mut out, &chunk).expect("write");
+        }
+    }
+    let tar = tmp.path().join("big-0-data.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("./data")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let out = Command::new("sha256sum")
+        .arg(src.join("data"))
+        .output()
+        .expect("sha256sum");
+    let sha = String::from_utf8_lossy(&out.stdout)[..64].to_string();
+    let metadata = tmp.path().join("metadata");
+    fs::write(
+        &metadata,
+        format!(
+            "instances:\n- name: big\n  index: \"0\"\n  artifacts:\n  - name: data\n    checksums:\n      ./data: {sha}\n"
+        ),
+    )
+    .expect("metadata");
+    let dir = "big_20240102T030405Z";
+    for (file, name) in [(&tar, "big-0-data.tar"), (&metadata, "metadata")] {
+        let key = format!("{dir}/{name}");
+        let out = weed
+            .aws()
+            .args([
+                "s3api",
+                "put-object",
+                "--bucket",
+                bucket,
+                "--key",
+                &key,
+                "--body",
+            ])
+            .arg(file)
+            .output()
+            .expect("aws");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "maxrss_kib=%M"])
+        .arg(env!("CARGO_BIN_EXE_bbr"))
+        .args(["artifact", "validate", &format!("s3://{bucket}/{dir}")])
+        .env_clear()
+        .env("TZ", "UTC")
+        .envs(s3_env(&weed))
+        .output()
+        .expect("run bbr under time");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "big-0-data.tar (artifact data of big/0): {} bytes, 1 files, checksums match",
+            fs::metadata(&tar).expect("stat").len()
+        )),
+        "{stdout}"
+    );
+    let rss: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {stderr}"));
+    eprintln!("peak RSS of bbr validating a {len_mib} MiB tar from S3: {rss} KiB");
+    assert!(
+        rss < RSS_LIMIT_KIB,
+        "peak RSS {rss} KiB for a {len_mib} MiB tar"
+    );
 }
