@@ -90,6 +90,11 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default upper bound of part bytes in flight at once (S3 and Azure upload parts concurrently).
 pub const DEFAULT_IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
 
+/// Bytes per ranged GET of [`ObjectDestination::get_stream`]: small enough that one range
+/// ends well inside the client's per-request timeout on a slow link (300 s allows about
+/// 0.1 MiB/s), large enough that one request per range costs nothing measurable.
+pub const DEFAULT_READ_RANGE: u64 = 32 * 1024 * 1024;
+
 /// An S3 (or S3-compatible) bucket.
 #[derive(Clone, Default)]
 pub struct S3Settings {
@@ -227,6 +232,7 @@ pub struct ObjectDestination {
     redactor: Redactor,
     part_size: usize,
     in_flight_bytes: usize,
+    read_range: u64,
 }
 
 enum Backend {
@@ -261,6 +267,7 @@ impl ObjectDestination {
             redactor: built.redactor,
             part_size: DEFAULT_PART_SIZE,
             in_flight_bytes: DEFAULT_IN_FLIGHT_BYTES,
+            read_range: DEFAULT_READ_RANGE,
         })
     }
 
@@ -275,6 +282,12 @@ impl ObjectDestination {
     /// [`DEFAULT_IN_FLIGHT_BYTES`]. Peak memory is about this plus one part being read.
     pub fn with_in_flight_bytes(mut self, bytes: usize) -> Self {
         self.in_flight_bytes = bytes;
+        self
+    }
+
+    /// Read objects in ranges of `bytes` (at least 1) instead of [`DEFAULT_READ_RANGE`].
+    pub fn with_read_range(mut self, bytes: u64) -> Self {
+        self.read_range = bytes.max(1);
         self
     }
 
@@ -437,19 +450,49 @@ impl ObjectDestination {
 
     /// Open `key` for reading as a stream of chunks: nothing is read ahead beyond what the
     /// HTTP client buffers (a few hundred KiB at most), so memory stays bounded whatever the
-    /// object size. A missing object (or bucket) is [`StorageError::NotFound`].
+    /// object size. The size comes from a HEAD, then the bytes from one ranged GET per
+    /// [`DEFAULT_READ_RANGE`] (see [`with_read_range`](Self::with_read_range)), in order.
+    /// A missing object (or bucket) is [`StorageError::NotFound`].
     pub async fn get_stream(&self, key: &str) -> Result<ObjectStream, StorageError> {
         let key = normalize_key(key)?;
         let ctx = self.ctx();
         let path = common::object_path(&key)?;
-        let result = self
+        let size = self
             .store()
-            .get(&path)
+            .head(&path)
             .await
-            .map_err(|e| ctx.object_store_error("downloading", &key, e))?;
+            .map_err(|e| ctx.object_store_error("downloading", &key, e))?
+            .size;
+        // One ranged GET per READ_RANGE bytes, one after the other: each request then ends
+        // well inside the client's per-request timeout however big the object is (a single
+        // GET of a large tar would be cut off by it mid-body).
+        use futures::{StreamExt, TryStreamExt};
+        let store = self.shared_store();
+        let step = self.read_range;
+        let starts = std::iter::successors(Some(0_u64), move |s| Some(s + step));
+        let ranges = starts
+            .take_while(move |&start| start < size)
+            .map(move |start| start..(start + step).min(size));
+        let inner = futures::stream::iter(ranges)
+            .then(move |range| {
+                let store = store.clone();
+                let path = path.clone();
+                async move {
+                    let options = object_store::GetOptions {
+                        range: Some(range.into()),
+                        ..Default::default()
+                    };
+                    store
+                        .get_opts(&path, options)
+                        .await
+                        .map(|r| r.into_stream())
+                }
+            })
+            .try_flatten()
+            .boxed();
         Ok(ObjectStream {
-            size: result.meta.size,
-            inner: result.into_stream(),
+            size,
+            inner,
             received: 0,
             done: false,
             key,
@@ -597,6 +640,14 @@ impl ObjectDestination {
             Backend::S3(s) => s.paginated(),
             Backend::Azure(a) => a.paginated(),
             Backend::Gcs(g) => g.paginated(),
+        }
+    }
+
+    fn shared_store(&self) -> Arc<dyn ObjectStore> {
+        match &self.backend {
+            Backend::S3(s) => s.shared_store(),
+            Backend::Azure(a) => a.shared_store(),
+            Backend::Gcs(g) => g.shared_store(),
         }
     }
 

@@ -173,6 +173,11 @@ impl S3 {
         self.store.as_ref()
     }
 
+    /// The same client, owned, for streams that outlive the borrow.
+    pub(crate) fn shared_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
     pub(crate) fn paginated(&self) -> &dyn PaginatedListStore {
         self.store.as_ref()
     }
