@@ -456,7 +456,7 @@ impl Maria {
     /// Starts a server (plain, or with TLS from `certs`).
     pub fn start(certs: Option<&Certs>) -> Maria {
         require(Path::new("/usr/sbin/mariadbd"));
-        let root = scratch();
+        let mut root = scratch();
         let data = root.path().join("data");
         std::fs::create_dir(&data).expect("mkdir data");
         chown("mysql", &data);
@@ -481,7 +481,35 @@ impl Maria {
             std::fs::create_dir(&data).expect("mkdir data");
             chown("mysql", &data);
         }
-        let port = free_port();
+        // A server that exits while starting (once seen under load, with an empty error
+        // log) is started once more on a fresh port; its stderr is kept for the message.
+        let mut first_failure = None;
+        for attempt in 0..2 {
+            let port = free_port();
+            let child = Self::spawn(&root, &data, port, certs);
+            let mut m = Maria {
+                child,
+                port,
+                data: data.clone(),
+                root,
+            };
+            match m.wait_ready() {
+                Ok(()) => return m,
+                Err(why) if attempt == 0 => {
+                    eprintln!("{why}\nretrying on a fresh port");
+                    first_failure = Some(why);
+                    let _ = std::fs::remove_file(m.data.join("mysqld.sock"));
+                    let _ = std::fs::remove_file(m.data.join("mysqld.pid"));
+                    root = std::mem::replace(&mut m.root, tempfile::TempDir::new().expect("tmp"));
+                }
+                Err(why) => panic!("{why}\n(first attempt: {first_failure:?})"),
+            }
+        }
+        unreachable!("the second attempt returns or panics")
+    }
+
+    fn spawn(root: &tempfile::TempDir, data: &Path, port: u16, certs: Option<&Certs>) -> Child {
+        let stderr = std::fs::File::create(root.path().join("stderr.log")).expect("stderr.log");
         let mut cmd = Command::new("/usr/sbin/mariadbd");
         cmd.args(["--no-defaults", "--user=mysql"])
             .arg(format!("--datadir={}", data.display()))
@@ -505,27 +533,28 @@ impl Maria {
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn mariadbd");
-        let mut m = Maria {
-            child,
-            port,
-            data,
-            root,
-        };
-        m.wait_ready();
-        m
+            .stderr(stderr);
+        cmd.spawn().expect("spawn mariadbd")
     }
 
-    fn wait_ready(&mut self) {
-        let _log = ShowOnFailure(self.root.path().join("error.log"));
+    /// Waits (60 s) until the server answers; `Err` says why when it exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let what = format!("mariadbd on port {} to answer", self.port);
-        wait::until(&what, Duration::from_secs(60), || {
+        let exited = wait::until_some(&what, Duration::from_secs(60), || {
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("mariadbd exited ({st})");
+                return Some(Some(st));
             }
-            self.try_sql("", "SELECT 1").is_ok()
+            self.try_sql("", "SELECT 1").is_ok().then_some(None)
         });
+        match exited {
+            None => Ok(()),
+            Some(st) => Err(format!(
+                "mariadbd on port {} exited ({st}); error log:\n{}\nstderr:\n{}",
+                self.port,
+                self.log(),
+                std::fs::read_to_string(self.root.path().join("stderr.log")).unwrap_or_default()
+            )),
+        }
     }
 
     /// The error log.
