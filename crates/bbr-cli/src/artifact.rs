@@ -73,48 +73,39 @@ pub struct ArtifactInvocation {
     pub json: bool,
 }
 
-/// Runs the invocation; returns the exit code (0 valid / listed, 1 otherwise).
-pub fn run(inv: &ArtifactInvocation) -> i32 {
+/// Runs the invocation; returns the exit code (0 valid / listed, 1 otherwise). `handle` is
+/// the process's runtime, used for store locations; call this from a thread that is not
+/// one of its workers (store reads block on it), e.g. through `spawn_blocking`.
+pub fn run(inv: &ArtifactInvocation, handle: &tokio::runtime::Handle) -> i32 {
     match &inv.location {
         ArtifactLocation::Local(path) => match inv.sub {
             ArtifactSubcommand::Validate => validate(path, inv.json, || validate_artifact(path)),
             ArtifactSubcommand::List => list(path, inv.json, || list_artifacts(path)),
         },
-        ArtifactLocation::Store(url) => run_store(inv, url),
+        ArtifactLocation::Store(url) => run_store(inv, url, handle),
     }
 }
 
-/// `validate` / `list` of a store location: the client from the cloud CLI environment, a
-/// runtime of its own (this command has none), the bucket checked first so that a refusal
-/// (wrong credentials) or a missing bucket is one clear error, then the same checks as for
-/// a directory through [`store::StoreFiles`] / [`store::StoreTree`].
-fn run_store(inv: &ArtifactInvocation, url: &ArtifactUrl) -> i32 {
+/// `validate` / `list` of a store location: the client from the cloud CLI environment,
+/// the bucket checked first so that a refusal (wrong credentials) or a missing bucket is
+/// one clear error, then the same checks as for a directory through
+/// [`store::StoreFiles`] / [`store::StoreTree`].
+fn run_store(inv: &ArtifactInvocation, url: &ArtifactUrl, handle: &tokio::runtime::Handle) -> i32 {
     let shown = PathBuf::from(url.to_string());
     let artifact_store = match ArtifactStore::from_env(url.clone(), &CloudEnv::from_process()) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(format!("could not start the runtime: {e}")),
-    };
-    let handle = runtime.handle().clone();
-    // This thread is not one of the runtime's: blocking on it is allowed.
+    // The caller's thread is not one of the runtime's workers: blocking on it is allowed.
     if let Err(e) = handle.block_on(artifact_store.check_bucket()) {
         return fail(store::naming_url(url, &e.to_string()));
     }
     match inv.sub {
         ArtifactSubcommand::Validate => validate(&shown, inv.json, || {
-            validate_files(
-                &store::StoreFiles::new(&artifact_store, "", &handle),
-                &shown,
-            )
+            validate_files(&store::StoreFiles::new(&artifact_store, "", handle), &shown)
         }),
         ArtifactSubcommand::List => list(&shown, inv.json, || {
-            list_artifacts_in(&store::StoreTree::new(&artifact_store, &handle), &shown)
+            list_artifacts_in(&store::StoreTree::new(&artifact_store, handle), &shown)
         }),
     }
 }

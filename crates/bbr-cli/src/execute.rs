@@ -32,7 +32,13 @@ pub async fn run(invocation: Invocation) -> i32 {
             Deployments::All => run_all(inv).await,
             Deployments::One(name) => run_deployment(&inv, name).await,
         },
-        Invocation::Artifact(inv) => crate::artifact::run(&inv),
+        // Synchronous checks that block on the runtime for store reads: off its workers.
+        Invocation::Artifact(inv) => {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || crate::artifact::run(&inv, &handle))
+                .await
+                .unwrap_or(exit_code::GENERAL)
+        }
     }
 }
 

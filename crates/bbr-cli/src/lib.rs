@@ -61,7 +61,6 @@ pub fn run(args: Vec<String>) -> i32 {
         Err(rejection) => return rejection.report(),
     };
     let invocation = match resolve::resolve(line, &env) {
-        Ok(resolve::Invocation::Artifact(inv)) => return artifact::run(&inv), // no runtime
         Ok(invocation) => invocation,
         Err(Refusal::Usage(rejection)) => return rejection.report(),
         Err(Refusal::Invalid(sub, e)) => return execute::fail(sub, e.to_string()),
