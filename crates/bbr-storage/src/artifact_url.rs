@@ -578,19 +578,10 @@ fn http_url(url: &str, var: &'static str, value: &str) -> Result<String, StoreEn
     };
     let value = value.trim();
     let parsed = url::Url::parse(value).map_err(|e| invalid(&format!("not a valid URL ({e})")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid("must be an http:// or https:// URL"));
+    match crate::object::endpoint_problem(&parsed) {
+        Some(reason) => Err(invalid(reason)),
+        None => Ok(value.trim_end_matches('/').to_string()),
     }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(invalid("must not contain credentials"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("has no host"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(invalid("must not have a query string or fragment"));
-    }
-    Ok(value.trim_end_matches('/').to_string())
 }
 
 fn read_file(url: &str, var: &'static str, path: &str) -> Result<String, StoreEnvError> {

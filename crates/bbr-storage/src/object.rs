@@ -83,6 +83,7 @@ use crate::StorageError;
 use common::Redactor;
 use transfer::{FileSource, PartPlan, ReaderSource};
 
+pub(crate) use common::endpoint_problem;
 pub use common::{escape_key, normalize_key, unescape_key};
 
 /// Default size of one uploaded part (S3 part, Azure block, GCS chunk).

@@ -383,6 +383,26 @@ pub(crate) fn xml_text(xml: &str, tag: &str) -> Option<String> {
     Some(xml[start..end].trim().to_string())
 }
 
+/// [`endpoint_problem`]'s reason for a URL with user info (never quote such a URL).
+pub(crate) const HAS_CREDENTIALS: &str = "must not contain credentials";
+
+/// Why `url` cannot be a store endpoint, if it cannot: it must be `http://` or `https://`,
+/// carry no credentials, name a host, and have no query or fragment. Credentials are
+/// checked first, so a caller may quote the URL in the other reasons.
+pub(crate) fn endpoint_problem(url: &url::Url) -> Option<&'static str> {
+    if !url.username().is_empty() || url.password().is_some() {
+        Some(HAS_CREDENTIALS)
+    } else if !matches!(url.scheme(), "http" | "https") {
+        Some("must be an http:// or https:// URL")
+    } else if url.host_str().is_none_or(str::is_empty) {
+        Some("has no host")
+    } else if url.query().is_some() || url.fragment().is_some() {
+        Some("must not have a query string or fragment")
+    } else {
+        None
+    }
+}
+
 /// Parse an endpoint URL; a value without a scheme is taken as `https://`.
 pub(crate) fn parse_endpoint(what: &str, raw: &str) -> Result<url::Url, StorageError> {
     let raw = raw.trim();
@@ -393,25 +413,11 @@ pub(crate) fn parse_endpoint(what: &str, raw: &str) -> Result<url::Url, StorageE
     };
     let url = url::Url::parse(&with_scheme)
         .map_err(|e| StorageError::Config(format!("{what} {raw:?} is not a valid URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(StorageError::Config(format!(
-            "{what} {raw:?} must be an http:// or https:// URL"
-        )));
+    match endpoint_problem(&url) {
+        Some(HAS_CREDENTIALS) => Err(StorageError::Config(format!("{what} {HAS_CREDENTIALS}"))),
+        Some(reason) => Err(StorageError::Config(format!("{what} {raw:?} {reason}"))),
+        None => Ok(url),
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(StorageError::Config(format!("{what} {raw:?} has no host")));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(StorageError::Config(format!(
-            "{what} {raw:?} must not have a query or fragment"
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(StorageError::Config(format!(
-            "{what} must not contain credentials"
-        )));
-    }
-    Ok(url)
 }
 
 /// The URL as text without a trailing slash.
