@@ -126,7 +126,9 @@ pub fn parse_artifact_dir_name(dir_name: &str) -> Option<(&str, chrono::DateTime
     if !shape || unsafe_reason(name).is_some() {
         return None;
     }
-    let time = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok()?;
+    let time =
+        chrono::NaiveDateTime::parse_from_str(stamp, crate::timefmt::ARTIFACT_TIMESTAMP_LAYOUT)
+            .ok()?;
     Some((name, time.and_utc()))
 }
 

@@ -174,11 +174,14 @@ fn utc_fallback(t: SystemTime) -> String {
         .to_string()
 }
 
-/// Formats `t` in UTC as `YYYYMMDDTHHMMSSZ` (Go layout `20060102T150405Z`), the
-/// timestamp part of the artifact directory name.
+/// `YYYYMMDDTHHMMSSZ` (Go layout `20060102T150405Z`), the timestamp part of the artifact
+/// directory name, for formatting and parsing alike.
+pub const ARTIFACT_TIMESTAMP_LAYOUT: &str = "%Y%m%dT%H%M%SZ";
+
+/// Formats `t` in UTC as [`ARTIFACT_TIMESTAMP_LAYOUT`].
 pub fn artifact_timestamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t)
-        .format("%Y%m%dT%H%M%SZ")
+        .format(ARTIFACT_TIMESTAMP_LAYOUT)
         .to_string()
 }
 
