@@ -14,6 +14,8 @@
 //!   file entry while the bytes stream in from the network;
 //! * [`safety`] — path-traversal and entry-type checks (no devices, no FIFOs) for tar
 //!   entries before a restore and after a backup drain;
+//! * [`gate`] — [`TarGate`], a reader that passes a tar on to the VM only as far as its
+//!   headers were parsed and found safe (restores straight from an object store);
 //! * [`artifact_dir`] — creating, opening and validating the artifact directory;
 //! * [`validation`] — the deep offline check of `bbr artifact validate`, listing every
 //!   problem of an artifact (restore's own check stops at the first);
@@ -33,6 +35,7 @@ pub mod artifact_file;
 pub mod entry_name;
 pub mod error;
 pub mod files;
+pub mod gate;
 pub mod listing;
 pub mod metadata;
 pub mod naming;
@@ -50,12 +53,15 @@ pub use artifact_file::{ArtifactFileReader, ArtifactFileWriter};
 pub use entry_name::EntryName;
 pub use error::ArtifactError;
 pub use files::{ArtifactFiles, ArtifactTree, FileEntry, LocalArtifact, LocalTree};
+pub use gate::{GateReport, StrippedSetid, TarGate, refusal_of};
 pub use listing::{ListedArtifact, list_artifacts, list_artifacts_in};
 pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata, Metadata};
 pub use naming::{
     artifact_dir_name, backup_one_restore_all_name, custom_artifact_file, default_artifact_file,
 };
-pub use safety::{check_entries_safe, check_entry_kind, check_entry_safe, unsafe_entries};
+pub use safety::{
+    StreamSafety, check_entries_safe, check_entry_kind, check_entry_safe, unsafe_entries,
+};
 pub use tarstream::{
     EntryKind, HeaderPatch, TarEntryInfo, TarHasher, TarSummary, hash_tar_file, hash_tar_reader,
     scan_tar_file, setid_patches,

@@ -14,7 +14,7 @@
 //! on every drained tar (backup). Set-uid/set-gid bits are not refused here: a restore
 //! strips them (see [`crate::tarstream::setid_patches`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use crate::entry_name::EntryName;
@@ -187,6 +187,178 @@ fn walk_unsafe(entries: &[TarEntryInfo], mut found: impl FnMut(ArtifactError) ->
         {
             return;
         }
+    }
+}
+
+/// The rules of [`check_entries_safe`] applied entry by entry, in stream order, for a tar
+/// that is checked while it streams to `tar -x` ([`crate::gate`]): each entry is judged
+/// against the entries before it only, before anything after it is known.
+///
+/// The batch rule is order-independent: an entry is refused when its path goes through a
+/// symlink of the archive, or when its link target leaves such a symlink with `..`,
+/// wherever that symlink stands. Here, for an entry `E` and a symlink `S` of the archive:
+///
+/// * `S` before (or equal to) `E`: `E` is refused with the batch rule's words;
+/// * `S` after `E`: `S` is refused instead, since `E` was already let through: a symlink
+///   is refused when the path of an earlier entry went through it (`the path of the
+///   earlier entry ./S/x goes through this symlink`) or when the target of an earlier link
+///   left it with `..` (`the target of the earlier link ./c leaves this symlink with
+///   '..'`).
+///
+/// So a whole tar is refused exactly when [`check_entries_safe`] refuses it, only the
+/// entry named may be the later one of the offending pair. Refusing the later symlink is
+/// enough: while `S` is not yet a symlink, `tar -x` wrote `E` into a real directory
+/// inside the root (or resolved its link target through one), and no entry after the
+/// refusal reaches `tar`.
+///
+/// Memory is linear in the bytes of the names and link targets seen (each path prefix is
+/// interned once); time is linear in those bytes too.
+#[derive(Debug, Default)]
+pub struct StreamSafety {
+    /// Interned path prefixes: the parent's id (8 bytes, little-endian) followed by the
+    /// component, to the prefix's id (the root, the empty path, is 0).
+    nodes: HashMap<Vec<u8>, u64>,
+    /// Scratch key for lookups.
+    key: Vec<u8>,
+    /// The symlinks seen so far, by prefix id, with their name (`a/b`, normalised).
+    symlinks: HashMap<u64, EntryName>,
+    /// Directories earlier entries were extracted into, with the first such entry
+    /// (an index into `names`).
+    parents: HashMap<u64, usize>,
+    /// Prefixes that earlier link targets left with `..`, with the first such link.
+    left: HashMap<u64, usize>,
+    /// Names of the earlier entries referred to by `parents` and `left`.
+    names: Vec<EntryName>,
+}
+
+const ROOT: u64 = 0;
+
+impl StreamSafety {
+    /// A checker that has seen no entry yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn node(&mut self, parent: u64, component: &[u8]) -> u64 {
+        self.key.clear();
+        self.key.extend_from_slice(&parent.to_le_bytes());
+        self.key.extend_from_slice(component);
+        if let Some(&id) = self.nodes.get(self.key.as_slice()) {
+            return id;
+        }
+        let id = self.nodes.len() as u64 + 1;
+        self.nodes.insert(self.key.clone(), id);
+        id
+    }
+
+    /// Index of `name` in `names`, pushed the first time it is needed for this entry.
+    fn name_index(
+        names: &mut Vec<EntryName>,
+        pushed: &mut Option<usize>,
+        name: &EntryName,
+    ) -> usize {
+        *pushed.get_or_insert_with(|| {
+            names.push(name.clone());
+            names.len() - 1
+        })
+    }
+
+    /// Checks the next entry of the stream ([`check_entry_safe`] and the cross-entry
+    /// rules against the entries before it) and records it for the entries after it.
+    pub fn check(&mut self, entry: &TarEntryInfo) -> Result<(), ArtifactError> {
+        check_entry_safe(entry)?;
+        let parts: Vec<&[u8]> = components(entry.name.as_bytes()).collect();
+        let mut ids = Vec::with_capacity(parts.len());
+        let mut cur = ROOT;
+        for c in &parts {
+            cur = self.node(cur, c);
+            ids.push(cur);
+        }
+        let own = ids.last().copied();
+        let ancestors = &ids[..ids.len().saturating_sub(1)];
+        if let Some(link) = ancestors.iter().find_map(|id| self.symlinks.get(id)) {
+            return Err(unsafe_entry(
+                entry,
+                format!("path goes through the symlink ./{link} of the archive"),
+            ));
+        }
+        let is_link = matches!(entry.kind, EntryKind::Symlink | EntryKind::Hardlink);
+        if entry.kind == EntryKind::Symlink
+            && let Some(own) = own
+        {
+            if let Some(&earlier) = self.parents.get(&own) {
+                return Err(unsafe_entry(
+                    entry,
+                    format!(
+                        "the path of the earlier entry {} goes through this symlink",
+                        self.names[earlier]
+                    ),
+                ));
+            }
+            if let Some(&earlier) = self.left.get(&own) {
+                return Err(unsafe_entry(
+                    entry,
+                    format!(
+                        "the target of the earlier link {} leaves this symlink with '..'",
+                        self.names[earlier]
+                    ),
+                ));
+            }
+            // Before the walk of its own target, as the batch rule counts it too.
+            self.symlinks
+                .entry(own)
+                .or_insert_with(|| EntryName::from(parts.join(&b'/')));
+        }
+        let mut pushed = None;
+        if is_link {
+            // The walk of the batch rule: (prefix id, first symlink among its prefixes).
+            let mut stack: Vec<(u64, Option<u64>)> = Vec::new();
+            if entry.kind == EntryKind::Symlink {
+                for &id in ancestors {
+                    let first = stack.last().and_then(|t| t.1);
+                    stack.push((id, first.or(self.symlinks.contains_key(&id).then_some(id))));
+                }
+            }
+            // Prefixes of `stack` below this length are already in `left`.
+            let mut marked = 0;
+            let target = entry
+                .link_name
+                .as_ref()
+                .map(EntryName::as_bytes)
+                .unwrap_or_default();
+            for c in components(target) {
+                if c == b".." {
+                    if let Some(link) = stack.last().and_then(|t| t.1) {
+                        let link = &self.symlinks[&link];
+                        return Err(unsafe_entry(
+                            entry,
+                            format!(
+                                "link target leaves the symlink ./{link} of the archive with '..'"
+                            ),
+                        ));
+                    }
+                    for &(id, _) in &stack[marked.min(stack.len())..] {
+                        if !self.left.contains_key(&id) {
+                            let i = Self::name_index(&mut self.names, &mut pushed, &entry.name);
+                            self.left.insert(id, i);
+                        }
+                    }
+                    stack.pop();
+                    marked = stack.len();
+                } else {
+                    let (parent, first) = stack.last().copied().unwrap_or((ROOT, None));
+                    let id = self.node(parent, c);
+                    stack.push((id, first.or(self.symlinks.contains_key(&id).then_some(id))));
+                }
+            }
+        }
+        for &id in ancestors {
+            if !self.parents.contains_key(&id) {
+                let i = Self::name_index(&mut self.names, &mut pushed, &entry.name);
+                self.parents.insert(id, i);
+            }
+        }
+        Ok(())
     }
 }
 

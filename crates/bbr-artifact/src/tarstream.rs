@@ -50,9 +50,9 @@ use crate::entry_name::EntryName;
 use crate::error::ArtifactError;
 use crate::metadata::Checksums;
 
-const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 /// Largest GNU long-name or PAX record accepted (they are buffered in memory).
-const META_LIMIT: u64 = 1 << 20;
+pub(crate) const META_LIMIT: u64 = 1 << 20;
 /// Read size of [`hash_tar_file`].
 const READ_CHUNK: usize = 256 * 1024;
 /// SHA-256 of the empty string.
@@ -481,7 +481,7 @@ struct Current {
 }
 
 #[derive(Debug)]
-struct Parser {
+pub(crate) struct Parser {
     hash: bool,
     state: State,
     hdr: [u8; BLOCK],
@@ -525,7 +525,7 @@ fn padding(size: u64) -> u64 {
 }
 
 impl Parser {
-    fn new(hash: bool) -> Self {
+    pub(crate) fn new(hash: bool) -> Self {
         Self {
             hash,
             state: State::Header,
@@ -549,7 +549,7 @@ impl Parser {
         }
     }
 
-    fn feed(&mut self, chunk: &[u8]) -> Result<(), ArtifactError> {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<(), ArtifactError> {
         if matches!(self.state, State::Failed) {
             return Err(corrupt(
                 None,
@@ -660,6 +660,37 @@ impl Parser {
             }
         }
         Ok(())
+    }
+
+    /// The entries parsed so far, in stream order.
+    pub(crate) fn entries(&self) -> &[TarEntryInfo] {
+        &self.summary.entries
+    }
+
+    /// How many bytes [`feed`](Self::feed) can take before the parser reaches its next
+    /// decision point: the end of the header block being filled, of a meta record or of
+    /// an entry's content and padding (unbounded after the end-of-archive marker). A feed
+    /// of at most this many bytes parses at most one header.
+    pub(crate) fn step_len(&self) -> u64 {
+        match &self.state {
+            State::Header => (BLOCK - self.hdr_len) as u64,
+            State::Content { remaining, pad } | State::Meta { remaining, pad, .. } => {
+                remaining.saturating_add(*pad)
+            }
+            State::End | State::Failed => u64::MAX,
+        }
+    }
+
+    /// Whether every byte fed so far belongs to a complete entry header (with the
+    /// long-name and PAX records governing it), that entry's content, or the
+    /// end-of-archive marker and what follows it: nothing is pending that could still
+    /// change what an already parsed header means.
+    pub(crate) fn is_settled(&self) -> bool {
+        match &self.state {
+            State::Header => self.hdr_len == 0 && self.pending.is_empty() && self.zero_blocks == 0,
+            State::Content { .. } | State::End => true,
+            State::Meta { .. } | State::Failed => false,
+        }
     }
 
     /// Bytes of content and padding that can be skipped without being looked at
@@ -1019,7 +1050,7 @@ impl Parser {
         Ok(out)
     }
 
-    fn finish(self) -> Result<TarSummary, ArtifactError> {
+    pub(crate) fn finish(self) -> Result<TarSummary, ArtifactError> {
         let pos = self.position();
         match self.state {
             State::End => {
