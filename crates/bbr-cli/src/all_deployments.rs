@@ -32,7 +32,7 @@ pub struct Settings {
     /// The subcommand (pre-backup-check, backup or backup-cleanup).
     pub sub: Subcommand,
     /// `--artifact-path` (backup) — also where backup log files go.
-    pub artifact_path: PathBuf,
+    pub artifact: crate::artifact::ArtifactPath,
     /// `--with-manifest`.
     pub with_manifest: bool,
     /// `--debug`.
@@ -159,9 +159,11 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
             let file = format!("{name}_{timestamp}.log");
             // Named as Go's filepath.Join names it: no "./" in front in the current directory.
             let path = match sub {
-                Subcommand::Backup if settings.artifact_path != Path::new(".") => {
-                    settings.artifact_path.join(file)
-                }
+                // A store's artifacts get their log files in the working directory.
+                Subcommand::Backup => match settings.artifact.local() {
+                    Some(dir) if dir != Path::new(".") => dir.join(file),
+                    _ => PathBuf::from(file),
+                },
                 _ => PathBuf::from(file),
             };
             match Logger::to_file(&path, settings.debug) {
@@ -209,7 +211,7 @@ async fn run_one(name: &str, connection: &Connection, settings: &Settings) -> Er
             stamp(&format!("Starting {verb} of {name}, log file: {path}"));
             let errors = if sub == Subcommand::Backup {
                 let request = BackupRequest {
-                    artifact_parent: settings.artifact_path.clone(),
+                    destination: settings.artifact.destination(),
                     started,
                     unsafe_lock_free: false,
                     with_manifest: settings.with_manifest,

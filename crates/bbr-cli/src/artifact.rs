@@ -24,6 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod store;
+pub mod stored;
 
 /// Where an artifact (or a directory of artifacts) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,67 @@ impl ArtifactLocation {
     }
 }
 
+/// What the `--artifact-path` of `backup` and `restore` names: a local directory, or an
+/// object-store prefix whose client is built from the cloud CLI environment.
+#[derive(Clone)]
+pub enum ArtifactPath {
+    /// A directory on this machine.
+    Local(PathBuf),
+    /// A prefix in an object store.
+    Stored(std::sync::Arc<dyn bbr_core::artifact_location::StoredArtifacts>),
+}
+
+impl ArtifactPath {
+    /// Resolves `--artifact-path` (`None`: the working directory). A store URL gets its
+    /// client here, from the process environment, so that a bad URL or missing
+    /// credentials fail before the director or any VM is contacted. Call from inside the
+    /// process's runtime.
+    pub fn resolve(path: Option<&Path>) -> Result<ArtifactPath, String> {
+        let Some(path) = path else {
+            return Ok(ArtifactPath::Local(PathBuf::from(".")));
+        };
+        let Some(text) = path.to_str() else {
+            return Ok(ArtifactPath::Local(path.to_path_buf()));
+        };
+        match ArtifactLocation::parse(text).map_err(|e| e.to_string())? {
+            ArtifactLocation::Local(p) => Ok(ArtifactPath::Local(p)),
+            ArtifactLocation::Store(url) => {
+                let store = ArtifactStore::from_env(url, &CloudEnv::from_process())
+                    .map_err(|e| e.to_string())?;
+                Ok(ArtifactPath::Stored(std::sync::Arc::new(
+                    stored::StoredPrefix::new(store, tokio::runtime::Handle::current()),
+                )))
+            }
+        }
+    }
+
+    /// Where a backup creates its artifact.
+    pub fn destination(&self) -> bbr_core::artifact_location::BackupDestination {
+        use bbr_core::artifact_location::BackupDestination;
+        match self {
+            ArtifactPath::Local(p) => BackupDestination::Local(p.clone()),
+            ArtifactPath::Stored(s) => BackupDestination::Stored(s.clone()),
+        }
+    }
+
+    /// Where a restore reads its artifact.
+    pub fn origin(&self) -> bbr_core::artifact_location::ArtifactOrigin {
+        use bbr_core::artifact_location::ArtifactOrigin;
+        match self {
+            ArtifactPath::Local(p) => ArtifactOrigin::Local(p.clone()),
+            ArtifactPath::Stored(s) => ArtifactOrigin::Stored(s.clone()),
+        }
+    }
+
+    /// The local directory, `None` for a store.
+    pub fn local(&self) -> Option<&Path> {
+        match self {
+            ArtifactPath::Local(p) => Some(p),
+            ArtifactPath::Stored(_) => None,
+        }
+    }
+}
+
 /// A resolved `bbr artifact` command line.
 #[derive(Debug)]
 pub struct ArtifactInvocation {
@@ -93,7 +155,7 @@ pub fn run(inv: &ArtifactInvocation, handle: &tokio::runtime::Handle) -> i32 {
 fn run_store(inv: &ArtifactInvocation, url: &ArtifactUrl, handle: &tokio::runtime::Handle) -> i32 {
     let shown = PathBuf::from(url.to_string());
     let artifact_store = match ArtifactStore::from_env(url.clone(), &CloudEnv::from_process()) {
-        Ok(s) => s,
+        Ok(s) => std::sync::Arc::new(s),
         Err(e) => return fail(e.to_string()),
     };
     // The caller's thread is not one of the runtime's workers: blocking on it is allowed.
@@ -102,10 +164,16 @@ fn run_store(inv: &ArtifactInvocation, url: &ArtifactUrl, handle: &tokio::runtim
     }
     match inv.sub {
         ArtifactSubcommand::Validate => validate(&shown, inv.json, || {
-            validate_files(&store::StoreFiles::new(&artifact_store, "", handle), &shown)
+            validate_files(
+                &store::StoreFiles::new(artifact_store.clone(), "", handle.clone()),
+                &shown,
+            )
         }),
         ArtifactSubcommand::List => list(&shown, inv.json, || {
-            list_artifacts_in(&store::StoreTree::new(&artifact_store, handle), &shown)
+            list_artifacts_in(
+                &store::StoreTree::new(artifact_store.clone(), handle.clone()),
+                &shown,
+            )
         }),
     }
 }

@@ -4,6 +4,7 @@
 //! and "Exit codes").
 
 use crate::all_deployments;
+use crate::artifact::ArtifactPath;
 use crate::commands::{CommandId, Subcommand};
 use crate::connect::{self, DirectorApi, KnownHosts};
 use crate::director::DirectorSource;
@@ -15,7 +16,6 @@ use bbr_core::error::{BbrError, ErrorList, exit_code};
 use bbr_core::report::ReporterExt;
 use bbr_core::workflow::{self, BackupRequest, RunOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The footer advising `backup-cleanup` after an all-deployments run.
@@ -74,6 +74,10 @@ fn director_api(inv: &DeploymentInvocation) -> DirectorApi<'_> {
 /// `bbr deployment --all-deployments ...`.
 async fn run_all(inv: DeploymentInvocation) -> i32 {
     let common = &inv.common;
+    let artifact = match ArtifactPath::resolve(common.artifact_path.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return fail(common.sub, e),
+    };
     let logger = Logger::new(common.debug);
     let stop = StopSignal::new();
     let connection =
@@ -83,10 +87,7 @@ async fn run_all(inv: DeploymentInvocation) -> i32 {
         };
     let settings = all_deployments::Settings {
         sub: common.sub,
-        artifact_path: common
-            .artifact_path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".")),
+        artifact,
         with_manifest: inv.with_manifest,
         debug: common.debug,
         root_runner: common.root_runner,
@@ -100,6 +101,10 @@ async fn run_all(inv: DeploymentInvocation) -> i32 {
 /// `bbr deployment --deployment NAME ...`.
 async fn run_deployment(inv: &DeploymentInvocation, deployment_name: &str) -> i32 {
     let common = &inv.common;
+    let artifact = match ArtifactPath::resolve(common.artifact_path.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return fail(common.sub, e),
+    };
     let logger = Logger::new(common.debug);
     let stop = StopSignal::new();
     let connection =
@@ -123,7 +128,7 @@ async fn run_deployment(inv: &DeploymentInvocation, deployment_name: &str) -> i3
         Err(e) => return fail(common.sub, e.to_string()),
     };
     let options = SubcommandOptions {
-        artifact_path: common.artifact_path.as_deref(),
+        artifact,
         with_manifest: inv.with_manifest,
         unsafe_lock_free: inv.unsafe_lock_free,
     };
@@ -141,6 +146,10 @@ async fn run_deployment(inv: &DeploymentInvocation, deployment_name: &str) -> i3
 /// `bbr director ...`.
 async fn run_director(inv: DirectorInvocation) -> i32 {
     let common = &inv.common;
+    let artifact = match ArtifactPath::resolve(common.artifact_path.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return fail(common.sub, e),
+    };
     let logger = Logger::new(common.debug);
     let stop = StopSignal::new();
     let dialer = match connect::proxy_dialer(
@@ -168,7 +177,7 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         options,
     );
     let sub_options = SubcommandOptions {
-        artifact_path: common.artifact_path.as_deref(),
+        artifact,
         with_manifest: false,
         unsafe_lock_free: false,
     };
@@ -186,8 +195,8 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
 }
 
 /// The subcommand flags a single run uses.
-struct SubcommandOptions<'a> {
-    artifact_path: Option<&'a Path>,
+struct SubcommandOptions {
+    artifact: ArtifactPath,
     with_manifest: bool,
     unsafe_lock_free: bool,
 }
@@ -198,7 +207,7 @@ async fn execute(
     source: &dyn bbr_core::source::DeploymentSource,
     run_options: RunOptions,
     logger: &Logger,
-    options: &SubcommandOptions<'_>,
+    options: &SubcommandOptions,
     mode: CommandId,
 ) -> i32 {
     let stop = run_options.stop.clone();
@@ -226,7 +235,7 @@ async fn run_subcommand(
     source: &dyn bbr_core::source::DeploymentSource,
     run_options: RunOptions,
     logger: &Logger,
-    options: &SubcommandOptions<'_>,
+    options: &SubcommandOptions,
     mode: CommandId,
 ) -> i32 {
     match sub {
@@ -258,9 +267,7 @@ async fn run_subcommand(
         }
         Subcommand::Backup => {
             let request = BackupRequest {
-                artifact_parent: options
-                    .artifact_path
-                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                destination: options.artifact.destination(),
                 started: std::time::SystemTime::now(),
                 unsafe_lock_free: options.unsafe_lock_free,
                 with_manifest: options.with_manifest,
@@ -273,9 +280,8 @@ async fn run_subcommand(
             finish(&outcome.errors, footer, "backup")
         }
         Subcommand::Restore => {
-            // Required by the flag table, so always given.
-            let path = options.artifact_path.unwrap_or(Path::new(""));
-            let errors = workflow::restore(source, run_options, path, logger).await;
+            let errors =
+                workflow::restore(source, run_options, &options.artifact.origin(), logger).await;
             finish(&errors, None, "restore")
         }
         Subcommand::BackupCleanup => {

@@ -8,6 +8,7 @@
 //! the [`remote::Remote`] trait, deployments are found through [`source::DeploymentSource`],
 //! and everything the operator should see goes to a [`report::Reporter`].
 
+pub mod artifact_location;
 pub mod commands;
 pub mod discovery;
 pub mod error;

@@ -19,19 +19,20 @@
 //! keeps a drain's page cache small and reads ahead of an upload.
 
 use crate::ARTIFACT_DIRECTORY;
+use crate::artifact_location::{ArtifactTarget, TarSink, TargetError};
 use crate::commands;
 use crate::error::{BbrError, ErrorKind};
 use crate::model::{Instance, Job};
 use crate::remote::{RemoteError, run_as_root_checked};
 use crate::report::{Reporter, ReporterExt, TransferProgress};
 use crate::stop::StopSignal;
-use bbr_artifact::EntryName;
-use bbr_artifact::artifact_file::{ArtifactFileReader, ArtifactFileWriter};
+use bbr_artifact::artifact_file::ArtifactFileReader;
 use bbr_artifact::metadata::Checksums;
 use bbr_artifact::safety::check_entry_kind;
 use bbr_artifact::tarstream::{
     EntryKind, HeaderPatch, TarEntryInfo, TarHasher, TarSummary, apply_patches, setid_patches,
 };
+use bbr_artifact::{ArtifactFiles, EntryName};
 use futures::FutureExt;
 use futures::channel::oneshot;
 use std::collections::BTreeMap;
@@ -117,44 +118,129 @@ async fn until_stopped<T>(
     }
 }
 
-/// Drains one job's artifact from `instance` into `target` (a `.tar` path) and returns the
-/// per-file checksums. The remote job directory is removed after a verified drain; after a
-/// failed one the partial local file is removed, so that the artifact directory only holds
-/// verified tars (the ones `metadata` lists).
+/// Drains one job's artifact from `instance` into the tar `file_name` of `target` and
+/// returns the per-file checksums. The tar is made visible (file synced, upload completed)
+/// only after the drain was verified, and the remote job directory is removed only then;
+/// after a failed drain the partial tar is removed or its upload aborted, so that an
+/// artifact only ever holds verified tars.
 pub async fn drain(
     instance: &Instance,
     job: &Job,
-    target: &Path,
+    target: &ArtifactTarget,
+    file_name: &str,
     stop: &StopSignal,
     reporter: &dyn Reporter,
 ) -> Result<Checksums, BbrError> {
-    let result = drain_into(instance, job, target, stop, reporter).await;
-    if result.is_err() && target.exists() {
-        match std::fs::remove_file(target) {
-            Ok(()) => reporter.info(format!(
-                "Removed the incomplete {} after the failed copy",
-                target.display()
-            )),
-            Err(e) => reporter.warn(format!(
-                "Could not remove the incomplete {}: {e}",
-                target.display()
-            )),
+    let fail = |m: String| BbrError::new(ErrorKind::Drain, m);
+    let location = target.file_location(file_name);
+    let sink = target.create_tar(file_name).map_err(|e| match e {
+        TargetError::Local(e) => fail(format!("Error creating file {location}: {e}")),
+        TargetError::Stored(e) => fail(format!("Error starting the upload of {location}: {e}")),
+    })?;
+    let (result, sink) = drain_into(instance, job, sink, &location, stop, reporter).await;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            discard(sink, target, &location, reporter).await;
+            return Err(e);
         }
+    };
+    let Some(sink) = sink else {
+        return Err(fail(format!(
+            "writing {location} failed: the artifact writer ended early"
+        )));
+    };
+    on_thread(move || sink.finish()).await.map_err(|e| {
+        fail(format!(
+            "Error streaming backup from remote instance. Error: writing {location} failed: {e}"
+        ))
+    })?;
+    let remote = instance.remote.as_ref();
+    let id = instance.identifier();
+    let dir = format!("{ARTIFACT_DIRECTORY}/{}", job.backup_artifact_name());
+    let removed = remote
+        .run_as_root(&commands::remove(&dir))
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "Unable to delete artifact directory on instance {id}: {e}"
+            ))
+        })?;
+    if !removed.success() {
+        return Err(fail(format!(
+            "Unable to delete artifact directory on instance {id}: {}",
+            removed.stderr_text()
+        )));
     }
-    result
+    reporter.info(format!(
+        "Finished validity checks -- for job {} on {id}...",
+        job.name
+    ));
+    Ok(summary.file_checksums())
+}
+
+/// Removes the partial tar or aborts its upload, saying so.
+async fn discard(
+    sink: Option<Box<dyn TarSink>>,
+    target: &ArtifactTarget,
+    location: &str,
+    reporter: &dyn Reporter,
+) {
+    let Some(sink) = sink else { return };
+    let what = if target.is_stored() {
+        ("Aborted the upload of", "Could not abort the upload of")
+    } else {
+        ("Removed", "Could not remove")
+    };
+    match on_thread(move || sink.abort()).await {
+        Ok(()) => reporter.info(format!(
+            "{} the incomplete {location} after the failed copy",
+            what.0
+        )),
+        Err(e) => reporter.warn(format!("{} the incomplete {location}: {e}", what.1)),
+    }
+}
+
+/// Runs a blocking call on a plain thread of its own and waits for it without blocking
+/// the caller's executor.
+pub(crate) async fn on_thread<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the thread ended early")))
 }
 
 /// Artifacts whose tar is at most this big are fetched as a captured root command's output
 /// instead of a stream on a channel of their own.
 const CAPTURED_ARCHIVE_LIMIT: u64 = 4 << 20;
 
+/// Streams the job's tar into `sink` and verifies it; gives the sink back beside the
+/// verdict (`None` only if the writer thread died), for [`drain`] to finish or discard.
 async fn drain_into(
     instance: &Instance,
     job: &Job,
-    target: &Path,
+    sink: Box<dyn TarSink>,
+    location: &str,
     stop: &StopSignal,
     reporter: &dyn Reporter,
-) -> Result<Checksums, BbrError> {
+) -> (Result<TarSummary, BbrError>, Option<Box<dyn TarSink>>) {
+    let mut slot = Some(sink);
+    let result = stream_and_verify(instance, job, &mut slot, location, stop, reporter).await;
+    (result, slot)
+}
+
+async fn stream_and_verify(
+    instance: &Instance,
+    job: &Job,
+    slot: &mut Option<Box<dyn TarSink>>,
+    location: &str,
+    stop: &StopSignal,
+    reporter: &dyn Reporter,
+) -> Result<TarSummary, BbrError> {
     let remote = instance.remote.as_ref();
     let id = instance.identifier();
     let artifact = job.backup_artifact_name();
@@ -194,9 +280,10 @@ async fn drain_into(
         "Copying backup -- {human} uncompressed -- for job {} on {id}...",
         job.name
     ));
-    let file = File::create(target)
-        .map_err(|e| fail(format!("Error creating file {}: {e}", target.display())))?;
-    let (to_writer, written) = spawn_writer(file);
+    let Some(sink) = slot.take() else {
+        return Err(fail(format!("{location}: the tar was already written")));
+    };
+    let (to_writer, written) = spawn_writer(sink);
     let mut progress = reporter.transfer(&job.name, &id, total);
     let result = {
         let mut sink = |chunk: &[u8]| -> std::io::Result<()> {
@@ -236,9 +323,13 @@ async fn drain_into(
     };
     drop(to_writer);
     // The writer's verdict first: a local write error (a full disk) explains a failed stream.
-    let written = written
-        .await
-        .unwrap_or_else(|_| Err(WriteFailure::Io("the artifact writer ended early".into())));
+    let written = match written.await {
+        Ok((sink, result)) => {
+            *slot = Some(sink);
+            result
+        }
+        Err(_) => Err(WriteFailure::Io("the artifact writer ended early".into())),
+    };
     // 100% only for a copy that really completed, never for one cut mid-way.
     progress.finish(
         matches!(&result, Some(Ok(o)) if o.success())
@@ -246,8 +337,7 @@ async fn drain_into(
     );
     if let Err(WriteFailure::Io(e)) = &written {
         return Err(fail(format!(
-            "Error streaming backup from remote instance. Error: writing {} failed: {e}",
-            target.display()
+            "Error streaming backup from remote instance. Error: writing {location} failed: {e}"
         )));
     }
     let output = match result {
@@ -317,34 +407,19 @@ async fn drain_into(
             differ.len()
         )));
     }
-    let removed = remote
-        .run_as_root(&commands::remove(&dir))
-        .await
-        .map_err(|e| {
-            fail(format!(
-                "Unable to delete artifact directory on instance {id}: {e}"
-            ))
-        })?;
-    if !removed.success() {
-        return Err(fail(format!(
-            "Unable to delete artifact directory on instance {id}: {}",
-            removed.stderr_text()
-        )));
-    }
-    reporter.info(format!(
-        "Finished validity checks -- for job {} on {id}...",
-        job.name
-    ));
-    Ok(summary.file_checksums())
+    Ok(summary)
 }
 
 /// Reads the local tar for an upload and hands every chunk both to the transport (as the
 /// result of `read`) and to a hasher thread, so that hashing overlaps with sending instead
 /// of delaying it (the equivalent of `tee >(openssl dgst -sha256)`).
 struct TeeReader {
-    /// The artifact, read ahead of the upload: an artifact made long before the restore is
-    /// on disk only, and waiting for each read stalls the upload.
-    file: ArtifactFileReader,
+    /// The tar: a local file read ahead of the upload (an artifact made long before the
+    /// restore is on disk only, and waiting for each read stalls the upload), or an
+    /// object's stream through the restore gate.
+    source: Box<dyn Read + Send>,
+    /// Bytes read from `source` so far.
+    position: u64,
     /// Header blocks sent rewritten (set-uid/set-gid bits stripped).
     patches: Vec<HeaderPatch>,
     to_hasher: Option<SyncSender<Vec<u8>>>,
@@ -353,13 +428,14 @@ struct TeeReader {
 
 impl TeeReader {
     fn new(
-        file: File,
+        source: Box<dyn Read + Send>,
         patches: Vec<HeaderPatch>,
         to_hasher: SyncSender<Vec<u8>>,
         progress: Arc<Mutex<Box<dyn TransferProgress>>>,
     ) -> TeeReader {
         TeeReader {
-            file: ArtifactFileReader::new(file),
+            source,
+            position: 0,
             patches,
             to_hasher: Some(to_hasher),
             progress,
@@ -372,8 +448,9 @@ const HASHER_QUEUE: usize = 4;
 
 impl Read for TeeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let offset = self.file.position();
-        let n = self.file.read(buf)?;
+        let offset = self.position;
+        let n = self.source.read(buf)?;
+        self.position += n as u64;
         apply_patches(&self.patches, offset, &mut buf[..n]);
         if n > 0 {
             if let Some(tx) = &self.to_hasher {
@@ -429,16 +506,104 @@ fn spawn_hasher() -> (SyncSender<Vec<u8>>, oneshot::Receiver<HashResult>) {
     (tx, done_rx)
 }
 
-/// Uploads the local `source` tar for `job` to `instance`, verifying it against `expected`
-/// while it streams. `setid` are the entries the structure check found with set-uid/set-gid
-/// bits: their headers are sent without those bits. Marks the instance's artifact directory
-/// as created.
+/// Where a restore reads one tar from.
+pub enum TarOrigin<'a> {
+    /// A local tar file; `setid` are the entries the structure check found with
+    /// set-uid/set-gid bits, whose headers are sent without those bits.
+    File {
+        /// The tar.
+        path: &'a Path,
+        /// Its set-uid/set-gid entries.
+        setid: &'a [TarEntryInfo],
+    },
+    /// The object `name` of a stored artifact, `size` bytes as listed. Its headers are
+    /// checked in the stream, before they reach the VM (see [`bbr_artifact::gate`]).
+    Stored {
+        /// The artifact.
+        files: Arc<dyn ArtifactFiles + Send + Sync>,
+        /// Shown in messages (the object's URL).
+        location: String,
+        /// The object's name in the artifact.
+        name: String,
+        /// Its size.
+        size: u64,
+    },
+}
+
+impl TarOrigin<'_> {
+    fn file_name(&self) -> String {
+        match self {
+            TarOrigin::File { path, .. } => path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            TarOrigin::Stored { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// A tar opened for an upload.
+struct OpenedTar {
+    reader: Box<dyn Read + Send>,
+    bytes: u64,
+    patches: Vec<HeaderPatch>,
+    /// What the gate saw in the stream (stored tars): the set-uid/set-gid entries it
+    /// stripped, its refusal.
+    gate: Option<bbr_artifact::GateReport>,
+}
+
+async fn open_tar(origin: &TarOrigin<'_>) -> Result<OpenedTar, BbrError> {
+    let fail = BbrError::general;
+    match origin {
+        TarOrigin::File { path, setid } => {
+            let file = File::open(path).map_err(|e| {
+                fail(format!(
+                    "Error reading artifact file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let patches = setid_patches(path, setid)
+                .map_err(|e| fail(format!("Backup is corrupted: {e}")))?;
+            Ok(OpenedTar {
+                reader: Box::new(ArtifactFileReader::new(file)),
+                bytes,
+                patches,
+                gate: None,
+            })
+        }
+        TarOrigin::Stored {
+            files,
+            location,
+            name,
+            size,
+        } => {
+            let (files, object) = (files.clone(), name.clone());
+            // The store's reads block: open it off the executor.
+            let reader = on_thread(move || files.open(&object))
+                .await
+                .map_err(|e| fail(format!("Error reading artifact file {location}: {e}")))?;
+            let gate = bbr_artifact::TarGate::new(reader, name.clone());
+            let report = gate.report();
+            Ok(OpenedTar {
+                reader: Box::new(gate),
+                bytes: *size,
+                patches: Vec::new(),
+                gate: Some(report),
+            })
+        }
+    }
+}
+
+/// Uploads the tar at `origin` for `job` to `instance`, verifying it against `expected`
+/// while it streams: headers of set-uid/set-gid entries are sent without those bits, and
+/// a stored tar's entries are checked before they reach the VM. Marks the instance's
+/// artifact directory as created.
 pub async fn upload(
     instance: &Instance,
     job: &Job,
-    source: &Path,
+    origin: &TarOrigin<'_>,
     expected: &Checksums,
-    setid: &[TarEntryInfo],
     stop: &StopSignal,
     reporter: &dyn Reporter,
 ) -> Result<(), BbrError> {
@@ -446,21 +611,15 @@ pub async fn upload(
     let id = instance.index_identifier();
     let artifact = job.restore_artifact_name();
     let dir = format!("{ARTIFACT_DIRECTORY}/{artifact}");
-    let file_name = source
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = origin.file_name();
     let fail = BbrError::general;
 
-    let file = File::open(source).map_err(|e| {
-        fail(format!(
-            "Error reading artifact file {}: {e}",
-            source.display()
-        ))
-    })?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let patches =
-        setid_patches(source, setid).map_err(|e| fail(format!("Backup is corrupted: {e}")))?;
+    let OpenedTar {
+        reader: source,
+        bytes,
+        patches,
+        gate,
+    } = open_tar(origin).await?;
     reporter.info(format!(
         "Copying backup -- {} uncompressed -- for job {} on {id}...",
         human_size(bytes),
@@ -484,7 +643,7 @@ pub async fn upload(
     }
     let progress = Arc::new(Mutex::new(reporter.transfer(&job.name, &id, bytes)));
     let (to_hasher, hashed) = spawn_hasher();
-    let reader = TeeReader::new(file, patches, to_hasher, progress.clone());
+    let reader = TeeReader::new(source, patches, to_hasher, progress.clone());
     let result = until_stopped(
         stop,
         remote.run_with_stdin(&commands::extract(&dir).with_sudo(), Box::new(reader)),
@@ -499,9 +658,26 @@ pub async fn upload(
                 "Upload of {file_name} to {id} stopped by a termination request"
             )));
         }
-        Some(Err(e)) => return Err(fail(format!("{e}"))),
+        Some(Err(e)) => {
+            // A refused entry: the gate's own words (the VM's tar saw none of it).
+            if let Some(refusal) = gate.as_ref().and_then(|g| g.refusal()) {
+                return Err(fail(refusal.to_string()));
+            }
+            return Err(fail(format!("{e}")));
+        }
         Some(Ok(o)) => o,
     };
+    if let Some(refusal) = gate.as_ref().and_then(|g| g.refusal()) {
+        return Err(fail(refusal.to_string()));
+    }
+    for p in gate.iter().flat_map(|g| g.stripped()) {
+        reporter.warn(format!(
+            "Restoring {} of {file_name} on {id} without its set-uid/set-gid bits (mode {:04o} becomes {:04o})",
+            p.entry,
+            p.old_mode,
+            p.old_mode & !bbr_artifact::tarstream::SETID_BITS
+        ));
+    }
     // Every byte sent was also given to the hasher; wait for it to catch up.
     let summary = match hashed.await {
         Ok(Ok(summary)) => summary,
@@ -550,7 +726,7 @@ pub async fn upload(
 
 /// Why the drain's writer thread did not produce a verified summary.
 enum WriteFailure {
-    /// Writing or syncing the local file failed.
+    /// Writing to the artifact (a local file, an upload) failed.
     Io(String),
     /// The stream is not a tar.
     NotTar(String),
@@ -560,21 +736,25 @@ enum WriteFailure {
 
 type WriteResult = Result<TarSummary, WriteFailure>;
 
-/// Starts the thread that writes a drained stream to `file` and hashes it as it goes, so
-/// that neither delays the SSH session that receives it; the summary (or failure) arrives
-/// once every sender is dropped and the file is synced.
-fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResult>) {
+/// What the drain's writer thread hands back: the sink, to finish or discard, and its
+/// verdict on the stream.
+type Written = (Box<dyn TarSink>, WriteResult);
+
+/// Starts the thread that writes a drained stream into `sink` and hashes it as it goes,
+/// so that neither delays the SSH session that receives it. Once every sender is dropped it
+/// flushes the sink and hands it back with the summary (or the failure): whether the tar
+/// is kept is decided by the caller, after the remote side reported success.
+fn spawn_writer(mut sink: Box<dyn TarSink>) -> (SyncSender<Vec<u8>>, oneshot::Receiver<Written>) {
     let (tx, rx) = sync_channel::<Vec<u8>>(HASHER_QUEUE);
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::spawn(move || {
-        let mut writer = ArtifactFileWriter::new(file);
         let mut hasher = TarHasher::new();
         let mut not_tar = None;
-        for chunk in rx.iter() {
-            if let Err(e) = writer.write_all(&chunk) {
-                // Dropping the receiver makes the sink fail, which stops the stream.
-                let _ = done_tx.send(Err(WriteFailure::Io(e.to_string())));
-                return;
+        let mut write_error = None;
+        while let Ok(chunk) = rx.recv() {
+            if let Err(e) = sink.write_all(&chunk) {
+                write_error = Some(e.to_string());
+                break;
             }
             if not_tar.is_none()
                 && let Err(e) = hasher.feed(&chunk)
@@ -582,15 +762,22 @@ fn spawn_writer(file: File) -> (SyncSender<Vec<u8>>, oneshot::Receiver<WriteResu
                 not_tar = Some(e.to_string());
             }
         }
-        let synced = writer.finish().map_err(|e| e.to_string());
-        let result = match (synced, not_tar) {
+        // Dropping the receiver makes the sender fail, which stops a stream cut short by
+        // a write error.
+        drop(rx);
+        if let Some(e) = write_error {
+            let _ = done_tx.send((sink, Err(WriteFailure::Io(e))));
+            return;
+        }
+        let flushed = sink.flush().map_err(|e| e.to_string());
+        let result = match (flushed, not_tar) {
             (Err(e), _) => Err(WriteFailure::Io(e)),
             (Ok(()), Some(e)) => Err(WriteFailure::NotTar(e)),
             (Ok(()), None) => hasher
                 .finish()
                 .map_err(|e| WriteFailure::Incomplete(e.to_string())),
         };
-        let _ = done_tx.send(result);
+        let _ = done_tx.send((sink, result));
     });
     (tx, done_rx)
 }

@@ -4,6 +4,7 @@
 //! the script calls and the exit bits, with the VM tests (bbr-cli/tests/deployment_*.rs,
 //! director_*.rs) as the oracle; those stay as the contract tests of the real transport.
 
+use bbr_core::artifact_location::{ArtifactOrigin, BackupDestination};
 use bbr_core::report::MemoryReporter;
 use bbr_core::testing::{Call, FakeSource, Matcher, Reply, ScriptedRemote};
 use bbr_core::workflow::{self, BackupOutcome, BackupRequest, RunOptions};
@@ -60,7 +61,7 @@ async fn backup(source: &FakeSource, stop: &StopSignal) -> Ran {
     let work = tempfile::tempdir().unwrap();
     let reporter = MemoryReporter::default();
     let request = BackupRequest {
-        artifact_parent: work.path().to_path_buf(),
+        destination: BackupDestination::Local(work.path().to_path_buf()),
         started: SystemTime::now(),
         unsafe_lock_free: false,
         with_manifest: false,
@@ -694,7 +695,7 @@ async fn artifact(work: &Path) -> PathBuf {
     let (source, _, _) = restorable();
     let reporter = MemoryReporter::default();
     let request = BackupRequest {
-        artifact_parent: work.to_path_buf(),
+        destination: BackupDestination::Local(work.to_path_buf()),
         started: SystemTime::now(),
         unsafe_lock_free: false,
         with_manifest: false,
@@ -712,7 +713,12 @@ async fn restore(
     let reporter = MemoryReporter::default();
     let errors = tokio::time::timeout(
         DEADLINE,
-        workflow::restore(source, options(stop), artifact, &reporter),
+        workflow::restore(
+            source,
+            options(stop),
+            &ArtifactOrigin::Local(artifact.to_path_buf()),
+            &reporter,
+        ),
     )
     .await
     .expect("the restore ended before the deadline");

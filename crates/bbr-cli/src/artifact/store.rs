@@ -10,6 +10,7 @@
 //! disk.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use bbr_artifact::{ArtifactFiles, ArtifactTree, FileEntry};
 use bbr_storage::StorageError;
@@ -30,7 +31,7 @@ pub(super) fn naming_url(url: &ArtifactUrl, text: &str) -> String {
 
 /// A store error as an I/O error: `NotFound` stays "does not exist", the rest keeps its
 /// (already redacted) text.
-fn io_error(e: StorageError) -> io::Error {
+pub(super) fn io_error(e: StorageError) -> io::Error {
     match e {
         StorageError::NotFound(text) => io::Error::new(io::ErrorKind::NotFound, text),
         other => io::Error::other(other.to_string()),
@@ -39,15 +40,15 @@ fn io_error(e: StorageError) -> io::Error {
 
 /// The objects of one artifact "directory": those directly below `dir` (relative to the
 /// store's URL; empty for the URL itself).
-pub struct StoreFiles<'a> {
-    store: &'a ArtifactStore,
+pub struct StoreFiles {
+    store: Arc<ArtifactStore>,
     dir: String,
-    handle: &'a Handle,
+    handle: Handle,
 }
 
-impl<'a> StoreFiles<'a> {
+impl StoreFiles {
     /// The artifact at `dir` below `store`'s URL (`""`: the URL is the artifact).
-    pub fn new(store: &'a ArtifactStore, dir: &str, handle: &'a Handle) -> StoreFiles<'a> {
+    pub fn new(store: Arc<ArtifactStore>, dir: &str, handle: Handle) -> StoreFiles {
         StoreFiles {
             store,
             dir: dir.trim_matches('/').to_string(),
@@ -72,7 +73,7 @@ impl<'a> StoreFiles<'a> {
     }
 }
 
-impl ArtifactFiles for StoreFiles<'_> {
+impl ArtifactFiles for StoreFiles {
     fn files(&self) -> io::Result<Vec<FileEntry>> {
         let objects = self
             .handle
@@ -125,19 +126,19 @@ impl ArtifactFiles for StoreFiles<'_> {
 }
 
 /// A store prefix holding artifact "directories".
-pub struct StoreTree<'a> {
-    store: &'a ArtifactStore,
-    handle: &'a Handle,
+pub struct StoreTree {
+    store: Arc<ArtifactStore>,
+    handle: Handle,
 }
 
-impl<'a> StoreTree<'a> {
+impl StoreTree {
     /// The artifacts directly below `store`'s URL.
-    pub fn new(store: &'a ArtifactStore, handle: &'a Handle) -> StoreTree<'a> {
+    pub fn new(store: Arc<ArtifactStore>, handle: Handle) -> StoreTree {
         StoreTree { store, handle }
     }
 }
 
-impl ArtifactTree for StoreTree<'_> {
+impl ArtifactTree for StoreTree {
     fn children(&self) -> io::Result<Vec<String>> {
         self.handle
             .block_on(self.store.list_dirs(""))
@@ -145,6 +146,10 @@ impl ArtifactTree for StoreTree<'_> {
     }
 
     fn child(&self, name: &str) -> Box<dyn ArtifactFiles + '_> {
-        Box::new(StoreFiles::new(self.store, name, self.handle))
+        Box::new(StoreFiles::new(
+            self.store.clone(),
+            name,
+            self.handle.clone(),
+        ))
     }
 }

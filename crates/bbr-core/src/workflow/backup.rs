@@ -5,6 +5,7 @@
 use super::session::{Session, bounded, one};
 use super::steps::{BackupStep, StepResult, drive, step_outcome};
 use super::{BackupOutcome, BackupRequest, RunOptions};
+use crate::artifact_location::ArtifactTarget;
 use crate::commands;
 use crate::error::{BbrError, ErrorKind, ErrorList};
 use crate::lock_order::Phase;
@@ -14,7 +15,6 @@ use crate::report::{Reporter, ReporterExt};
 use crate::script::{Capture, Script, run_script};
 use crate::source::DeploymentSource;
 use crate::transfer;
-use bbr_artifact::artifact_dir::ArtifactDir;
 use bbr_artifact::metadata::{ArtifactMetadata, Metadata};
 use bbr_artifact::naming;
 use std::sync::Mutex;
@@ -127,7 +127,7 @@ impl Session<'_> {
 
     pub(super) async fn drain(
         &self,
-        artifact: &ArtifactDir,
+        artifact: &ArtifactTarget,
         metadata: &Mutex<Metadata>,
     ) -> StepResult {
         let mut work = Vec::new();
@@ -152,8 +152,8 @@ impl Session<'_> {
                 } else {
                     naming::default_artifact_file(&instance.group, &instance.index, &job.name)
                 };
-                let target = artifact.file_path(&file);
-                let checksums = transfer::drain(&instance, &job, &target, stop, reporter).await?;
+                let checksums =
+                    transfer::drain(&instance, &job, artifact, &file, stop, reporter).await?;
                 let entry = ArtifactMetadata {
                     name: job.backup_artifact_name(),
                     checksums,
@@ -167,7 +167,7 @@ impl Session<'_> {
                     m.add_instance_artifact(&instance.group, &instance.index, entry);
                 }
                 artifact
-                    .write_metadata(&m)
+                    .record_progress(&m)
                     .map_err(|e| BbrError::new(ErrorKind::Drain, e.to_string()))
             },
         )
@@ -188,8 +188,11 @@ impl Session<'_> {
     }
 }
 
-/// Writes the deployment manifest as `manifest.yml` in the artifact directory.
-pub(super) async fn save_manifest(source: &dyn DeploymentSource, dir: &ArtifactDir) -> StepResult {
+/// Writes the deployment manifest as `manifest.yml` in the artifact.
+pub(super) async fn save_manifest(
+    source: &dyn DeploymentSource,
+    artifact: &ArtifactTarget,
+) -> StepResult {
     let name = source.deployment_name();
     let manifest = source.manifest().await.map_err(|e| {
         one(BbrError::general(format!(
@@ -197,12 +200,10 @@ pub(super) async fn save_manifest(source: &dyn DeploymentSource, dir: &ArtifactD
         )))
     })?;
     let Some(text) = manifest else { return Ok(()) };
-    std::fs::write(dir.file_path("manifest.yml"), text).map_err(|e| {
-        one(BbrError::general(format!(
-            "failed to save manifest: {}: {e}",
-            dir.file_path("manifest.yml").display()
-        )))
-    })
+    artifact
+        .save_manifest(&text)
+        .await
+        .map_err(|e| one(BbrError::general(format!("failed to save manifest: {e}"))))
 }
 
 /// Go's `time.Now()` rendering is not reproducible; bbr prints the local time instead.
@@ -221,24 +222,24 @@ pub async fn backup(
 ) -> BackupOutcome {
     let stop = options.stop.clone();
     let mut s = Session::new(source, options, reporter);
-    let mut artifact: Option<ArtifactDir> = None;
+    let mut artifact: Option<ArtifactTarget> = None;
     let metadata = Mutex::new(Metadata::default());
-    let errors = drive(
-        BackupStep::FindDeployment,
-        &stop,
-        async |current| match current {
+    // A stored artifact gets its `metadata` only when every step before succeeded.
+    let mut failed = false;
+    let errors = drive(BackupStep::FindDeployment, &stop, async |current| {
+        let result = match current {
             BackupStep::FindDeployment => s.find(true).await,
             BackupStep::Backupable => s.backupable().await,
             BackupStep::CreateArtifact => {
                 reporter.info(format!("Starting backup of {}...", s.name()));
                 let ts = bbr_artifact::timefmt::artifact_timestamp(request.started);
-                match ArtifactDir::create(&request.artifact_parent, s.name(), &ts) {
+                match ArtifactTarget::create(&request.destination, s.name(), &ts).await {
                     Ok(dir) => {
                         let written = {
                             let mut m = metadata.lock().expect("metadata lock");
                             m.backup_activity.start_time =
                                 Some(bbr_artifact::timefmt::metadata_time(request.started));
-                            dir.write_metadata(&m)
+                            dir.record_progress(&m)
                                 .map_err(|e| one(BbrError::general(e.to_string())))
                         };
                         let saved = match (written, request.with_manifest) {
@@ -273,21 +274,38 @@ pub async fn backup(
             },
             BackupStep::Cleanup => s.cleanup(false).await,
             BackupStep::AddFinishTime => match &artifact {
+                Some(a) if a.is_stored() && (failed || stop.is_raised()) => {
+                    let left = a.leftovers().await.unwrap_or_default();
+                    Err(one(BbrError::general(format!(
+                        "The backup failed, so no metadata was written to {}. {left}",
+                        a.location()
+                    ))))
+                }
                 Some(a) => {
-                    let mut m = metadata.lock().expect("metadata lock");
-                    m.backup_activity.finish_time =
-                        Some(bbr_artifact::timefmt::metadata_time(SystemTime::now()));
-                    a.write_metadata(&m)
+                    let m = {
+                        let mut m = metadata.lock().expect("metadata lock");
+                        m.backup_activity.finish_time =
+                            Some(bbr_artifact::timefmt::metadata_time(SystemTime::now()));
+                        m.clone()
+                    };
+                    a.complete(&m)
+                        .await
                         .map_err(|e| one(BbrError::general(e.to_string())))
                 }
                 None => Ok(()),
             },
-        },
-    )
+        };
+        failed |= result.is_err();
+        result
+    })
     .await;
     BackupOutcome {
         errors,
-        artifact: artifact.map(|a| a.path().to_path_buf()),
+        location: artifact.as_ref().map(ArtifactTarget::location),
+        artifact: match artifact {
+            Some(ArtifactTarget::Local(dir)) => Some(dir.path().to_path_buf()),
+            _ => None,
+        },
     }
 }
 

@@ -71,8 +71,9 @@ impl RunOptions {
 
 /// What a backup needs beyond the common options.
 pub struct BackupRequest {
-    /// Directory in which the artifact directory is created.
-    pub artifact_parent: PathBuf,
+    /// Where the artifact is created: inside a local directory or below an object-store
+    /// prefix.
+    pub destination: crate::artifact_location::BackupDestination,
     /// The command's start time (artifact name and `start_time`).
     pub started: SystemTime,
     /// Skip lock and unlock (`--unsafe-lock-free`).
@@ -85,6 +86,8 @@ pub struct BackupRequest {
 pub struct BackupOutcome {
     /// Errors, empty on success.
     pub errors: ErrorList,
-    /// The artifact directory, when one was created.
+    /// The local artifact directory, when one was created.
     pub artifact: Option<PathBuf>,
+    /// The artifact's path or URL, when one was created (local or stored).
+    pub location: Option<String>,
 }

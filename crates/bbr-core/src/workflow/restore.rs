@@ -5,15 +5,18 @@
 use super::RunOptions;
 use super::session::{Session, bounded, one, run_job_script};
 use super::steps::{RestoreStep, StepResult, drive};
+use crate::artifact_location::ArtifactOrigin;
 use crate::error::{BbrError, ErrorKind, ErrorList};
 use crate::lock_order::Phase;
 use crate::model::{Instance, Job, ScriptKind};
 use crate::report::{Reporter, ReporterExt};
 use crate::source::{DeploymentSource, FoundDeployment};
-use crate::transfer;
+use crate::transfer::{self, TarOrigin};
+use bbr_artifact::ArtifactFiles;
 use bbr_artifact::artifact_dir::ArtifactDir;
 use bbr_artifact::metadata::Metadata;
 use bbr_artifact::naming;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A restorable job, the artifact file it restores from and that file's recorded checksums.
@@ -32,44 +35,77 @@ pub(super) fn send_failure(errors: &[String]) -> BbrError {
     ))
 }
 
-/// `bbr restore` of the artifact directory at `artifact_path`.
+/// The artifact a restore reads, once its structure was checked.
+pub(super) enum OpenedArtifact {
+    /// A local artifact directory.
+    Local(ArtifactDir),
+    /// A stored artifact, with the size of each of its objects.
+    Stored {
+        files: Arc<dyn ArtifactFiles + Send + Sync>,
+        location: String,
+        sizes: HashMap<String, u64>,
+    },
+}
+
+/// `bbr restore` of the artifact at `origin`.
 pub async fn restore(
     source: &dyn DeploymentSource,
     options: RunOptions,
-    artifact_path: &std::path::Path,
+    origin: &ArtifactOrigin,
     reporter: &dyn Reporter,
 ) -> ErrorList {
     let stop = options.stop.clone();
     let mut s = Session::new(source, options, reporter);
-    let mut artifact: Option<ArtifactDir> = None;
+    let mut artifact: Option<OpenedArtifact> = None;
     let mut metadata = Metadata::default();
     // Per tar file: the set-uid/set-gid entries the structure check found (sent stripped).
-    let mut setid = std::collections::HashMap::new();
+    let mut setid = HashMap::new();
     drive(
         RestoreStep::ValidateArtifact,
         &stop,
         async |current| match current {
             RestoreStep::ValidateArtifact => {
                 reporter.info(format!("Starting restore of {}...", s.name()));
-                match ArtifactDir::open(artifact_path) {
-                    Err(e) => Err(one(BbrError::general(e.to_string()))),
-                    Ok(dir) => {
-                        reporter.info(format!("Validating backup artifact for {}...", s.name()));
-                        let checked = dir
-                            .validate_structure()
-                            .and_then(|checks| {
-                                setid = checks
-                                    .into_iter()
-                                    .map(|c| (c.file_name, c.setid_entries))
-                                    .collect();
-                                dir.read_metadata()
-                            })
-                            .map_err(|e| one(BbrError::general(e.to_string())));
-                        if let Ok(m) = &checked {
-                            metadata = m.clone();
+                match origin {
+                    ArtifactOrigin::Local(path) => match ArtifactDir::open(path) {
+                        Err(e) => Err(one(BbrError::general(e.to_string()))),
+                        Ok(dir) => {
+                            reporter
+                                .info(format!("Validating backup artifact for {}...", s.name()));
+                            let checked = dir
+                                .validate_structure()
+                                .and_then(|checks| {
+                                    setid = checks
+                                        .into_iter()
+                                        .map(|c| (c.file_name, c.setid_entries))
+                                        .collect();
+                                    dir.read_metadata()
+                                })
+                                .map_err(|e| one(BbrError::general(e.to_string())));
+                            if let Ok(m) = &checked {
+                                metadata = m.clone();
+                            }
+                            artifact = Some(OpenedArtifact::Local(dir));
+                            checked.map(|_| ())
                         }
-                        artifact = Some(dir);
-                        checked.map(|_| ())
+                    },
+                    ArtifactOrigin::Stored(store) => {
+                        reporter.info(format!("Validating backup artifact for {}...", s.name()));
+                        let files = store.artifact("");
+                        let location = store.location().trim_end_matches('/').to_string();
+                        let checked = check_stored(files.clone(), location.clone()).await;
+                        match checked {
+                            Ok((m, sizes)) => {
+                                metadata = m;
+                                artifact = Some(OpenedArtifact::Stored {
+                                    files,
+                                    location,
+                                    sizes,
+                                });
+                                Ok(())
+                            }
+                            Err(e) => Err(one(e)),
+                        }
                     }
                 }
             }
@@ -87,6 +123,73 @@ pub async fn restore(
         },
     )
     .await
+}
+
+/// The structure check of a stored artifact, before any VM is contacted: `metadata`
+/// exists (else the artifact is incomplete) and parses, and every tar it lists exists with
+/// a size a complete tar can have. The content is checked while it streams.
+async fn check_stored(
+    files: Arc<dyn ArtifactFiles + Send + Sync>,
+    location: String,
+) -> Result<(Metadata, HashMap<String, u64>), BbrError> {
+    let fail = BbrError::general;
+    let (meta_files, meta_location) = (files.clone(), location.clone());
+    let text = transfer::on_thread(move || meta_files.read_metadata())
+        .await
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                fail(format!(
+                    "Could not validate backup: {location} is incomplete: it has no metadata object (a backup that did not finish writes none); refusing to restore it"
+                ))
+            } else {
+                fail(format!(
+                    "Could not validate backup: reading {meta_location}/metadata failed: {e}"
+                ))
+            }
+        })?;
+    let text = String::from_utf8(text).map_err(|_| {
+        fail(format!(
+            "Could not validate backup: {location}/metadata is not UTF-8 text"
+        ))
+    })?;
+    let metadata = Metadata::parse(&text).map_err(|e| {
+        fail(format!(
+            "Could not validate backup: {location}/metadata: {e}"
+        ))
+    })?;
+    let listing = transfer::on_thread(move || files.files())
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "Could not validate backup: listing {location} failed: {e}"
+            ))
+        })?;
+    let sizes: HashMap<String, u64> = listing
+        .into_iter()
+        .filter_map(|f| Some((f.name, f.size?)))
+        .collect();
+    for (kind, _) in bbr_artifact::listed_artifacts(&metadata) {
+        naming::check_listed_artifact(&kind).map_err(|e| {
+            fail(format!(
+                "Could not validate backup: {location}/metadata: {e}"
+            ))
+        })?;
+        let name = kind.file_name();
+        match sizes.get(&name) {
+            None => {
+                return Err(fail(format!(
+                    "Backup is corrupted: {location}/{name} is missing (metadata lists {kind})"
+                )));
+            }
+            Some(&size) if size < 1024 || size % 512 != 0 => {
+                return Err(fail(format!(
+                    "Backup is corrupted: {location}/{name} is {size} bytes, not the size of a complete tar (a multiple of 512 bytes, at least 1024)"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((metadata, sizes))
 }
 
 impl Session<'_> {
@@ -157,9 +260,9 @@ impl Session<'_> {
     /// if it is still to be restored.
     pub(super) async fn copy_to_remote(
         &self,
-        artifact: &ArtifactDir,
+        artifact: &OpenedArtifact,
         metadata: &Metadata,
-        setid: &std::collections::HashMap<String, Vec<bbr_artifact::TarEntryInfo>>,
+        setid: &HashMap<String, Vec<bbr_artifact::TarEntryInfo>>,
     ) -> StepResult {
         let work: Vec<_> = self
             .restore_transfers(metadata)
@@ -172,16 +275,27 @@ impl Session<'_> {
             work,
             self.options.max_parallel,
             |(instance, job, file, expected)| async move {
-                transfer::upload(
-                    &instance,
-                    &job,
-                    &artifact.file_path(&file),
-                    &expected,
-                    setid.get(&file).map_or(&[][..], Vec::as_slice),
-                    stop,
-                    reporter,
-                )
-                .await
+                let path;
+                let origin = match artifact {
+                    OpenedArtifact::Local(dir) => {
+                        path = dir.file_path(&file);
+                        TarOrigin::File {
+                            path: &path,
+                            setid: setid.get(&file).map_or(&[][..], Vec::as_slice),
+                        }
+                    }
+                    OpenedArtifact::Stored {
+                        files,
+                        location,
+                        sizes,
+                    } => TarOrigin::Stored {
+                        files: files.clone(),
+                        location: format!("{location}/{file}"),
+                        size: sizes.get(&file).copied().unwrap_or(0),
+                        name: file.clone(),
+                    },
+                };
+                transfer::upload(&instance, &job, &origin, &expected, stop, reporter).await
             },
         )
         .await;
