@@ -89,6 +89,8 @@ pub enum Subcommand {
     BackupCleanup,
     /// `restore-cleanup`.
     RestoreCleanup,
+    /// `validate` (ours): check an artifact against the target without restoring it.
+    Validate,
 }
 
 impl Subcommand {
@@ -100,6 +102,7 @@ impl Subcommand {
             Subcommand::Restore => "restore",
             Subcommand::BackupCleanup => "backup-cleanup",
             Subcommand::RestoreCleanup => "restore-cleanup",
+            Subcommand::Validate => "validate",
         }
     }
 }
@@ -191,6 +194,11 @@ pub static COMMANDS: &[CommandDef] = &[
                 &["restore-cleanup"],
                 "Cleanup a deployment after a restore was interrupted",
             ),
+            workflow(
+                Subcommand::Validate,
+                &["validate"],
+                "Check a backup artifact can be restored to the deployment, without restoring it",
+            ),
         ],
     },
     CommandDef {
@@ -222,6 +230,11 @@ pub static COMMANDS: &[CommandDef] = &[
                 Subcommand::RestoreCleanup,
                 &["restore-cleanup"],
                 "Cleanup a director after a restore was interrupted",
+            ),
+            workflow(
+                Subcommand::Validate,
+                &["validate"],
+                "Check a backup artifact can be restored to the director, without restoring it",
             ),
         ],
     },

@@ -212,7 +212,7 @@ async fn execute(
 ) -> i32 {
     let stop = run_options.stop.clone();
     let trap = match sub {
-        Subcommand::PreBackupCheck => None,
+        Subcommand::PreBackupCheck | Subcommand::Validate => None,
         Subcommand::Restore => Some(signals::Wording::Restore),
         _ => Some(signals::Wording::Backup),
     };
@@ -287,6 +287,11 @@ async fn run_subcommand(
         Subcommand::BackupCleanup => {
             let errors = workflow::backup_cleanup(source, run_options, logger).await;
             finish(&errors, None, "backup-cleanup")
+        }
+        Subcommand::Validate => {
+            let errors =
+                workflow::validate(source, run_options, &options.artifact.origin(), logger).await;
+            finish(&errors, None, "validate")
         }
         Subcommand::RestoreCleanup => {
             let errors = workflow::restore_cleanup(source, run_options, logger).await;

@@ -260,6 +260,18 @@ pub static FLAGS: &[FlagDef] = &[
         )
     },
     FlagDef {
+        required: true,
+        accepted_by: &[
+            S(DIR, W(Subcommand::Validate)),
+            S(DEP, W(Subcommand::Validate)),
+        ],
+        ..flag(
+            FlagId::ArtifactPath,
+            &["artifact-path", "a"],
+            "Path or URL of the artifact to check",
+        )
+    },
+    FlagDef {
         takes_value: false,
         accepted_by: &[S(DEP, W(Subcommand::Backup))],
         ..flag(

@@ -73,9 +73,13 @@ pub fn app_help(version: &str) -> String {
     rows.push(("version, v".into(), "Shows the version".into()));
     let commands = columns(&rows);
     format!(
-        "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   {version}\n\nCOMMANDS:\n{commands}\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
+        "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   {version}\n\nCOMMANDS:\n{commands}\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n{ARTIFACT_PATHS_HELP}"
     )
 }
+
+/// The end of `bbr help`: the object-store forms of `--artifact-path` and the variables
+/// their credentials come from (ours; Go bbr has no such section).
+const ARTIFACT_PATHS_HELP: &str = "\nARTIFACT PATHS:\n   --artifact-path (backup, restore, validate) and bbr artifact's PATH take a local\n   directory or s3://BUCKET/PREFIX, az://CONTAINER/PREFIX (also azure://), gs://BUCKET/PREFIX.\n\nENVIRONMENT:\n   S3     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION\n          (else AWS_DEFAULT_REGION), AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (http or\n          https), AWS_IGNORE_CONFIGURED_ENDPOINT_URLS, AWS_CA_BUNDLE (a PEM file)\n   Azure  AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY\n          or AZURE_STORAGE_SAS_TOKEN, and AZURE_STORAGE_BLOB_ENDPOINT\n   GCS    GOOGLE_APPLICATION_CREDENTIALS (a service-account key file), or\n          STORAGE_EMULATOR_HOST (an emulator; no credentials sent)\n";
 
 /// `bbr <command> --help`.
 pub fn command_help(c: &CommandDef) -> String {
@@ -151,8 +155,21 @@ mod tests {
     fn app_help_whole() {
         assert_eq!(
             app_help("1.2.3"),
-            "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   artifact    Validate and list backup artifacts\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n"
+            format!(
+                "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   artifact    Validate and list backup artifacts\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n{ARTIFACT_PATHS_HELP}"
+            )
         );
+    }
+
+    #[test]
+    fn app_help_names_every_store_variable_bbr_reads() {
+        let h = app_help("1.2.3");
+        for name in bbr_storage::artifact_url::VARIABLES {
+            assert!(h.contains(name), "bbr help does not name {name}");
+        }
+        for scheme in ["s3://", "az://", "azure://", "gs://"] {
+            assert!(h.contains(scheme), "{scheme}");
+        }
     }
 
     #[test]
@@ -170,7 +187,7 @@ mod tests {
     fn director_help_whole() {
         assert_eq!(
             topic(&["director"]),
-            "NAME:\n   bbr director - Backup BOSH director\n\nUSAGE:\n   bbr director [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n   pre-backup-check, c  Check a BOSH Director can be backed up\n   backup, b            Backup a BOSH Director\n   restore, r           Restore a deployment from backup\n   backup-cleanup       Cleanup a director after a backup was interrupted\n   restore-cleanup      Cleanup a director after a restore was interrupted\n\nOPTIONS:\n   --host value                           BOSH Director hostname, with an optional port. Port defaults to 22\n   --username value, -u value             BOSH Director SSH username\n   --private-key-path value, --key value  BOSH Director SSH private key\n   --debug                                Enable debug logs\n   --known-hosts value                    known_hosts file used to verify the Director's host key; an unknown host is added with a warning, a changed key is refused (default: ~/.ssh/known_hosts)\n   --max-parallel value                   How many scripts or transfers run at once (default: 10)\n   --script-timeout value                 Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m; phases: all, lock, unlock or a script name). A script over its limit has its process group killed; jobs are then unlocked (default: none)\n"
+            "NAME:\n   bbr director - Backup BOSH director\n\nUSAGE:\n   bbr director [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n   pre-backup-check, c  Check a BOSH Director can be backed up\n   backup, b            Backup a BOSH Director\n   restore, r           Restore a deployment from backup\n   backup-cleanup       Cleanup a director after a backup was interrupted\n   restore-cleanup      Cleanup a director after a restore was interrupted\n   validate             Check a backup artifact can be restored to the director, without restoring it\n\nOPTIONS:\n   --host value                           BOSH Director hostname, with an optional port. Port defaults to 22\n   --username value, -u value             BOSH Director SSH username\n   --private-key-path value, --key value  BOSH Director SSH private key\n   --debug                                Enable debug logs\n   --known-hosts value                    known_hosts file used to verify the Director's host key; an unknown host is added with a warning, a changed key is refused (default: ~/.ssh/known_hosts)\n   --max-parallel value                   How many scripts or transfers run at once (default: 10)\n   --script-timeout value                 Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m; phases: all, lock, unlock or a script name). A script over its limit has its process group killed; jobs are then unlocked (default: none)\n"
         );
         assert_eq!(
             topic(&["director", "backup"]),
@@ -211,7 +228,7 @@ mod tests {
     fn deployment_help_whole() {
         assert_eq!(
             topic(&["deployment"]),
-            "NAME:\n   bbr deployment - Backup BOSH deployments\n\nUSAGE:\n   bbr deployment [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n   pre-backup-check, c  Check a deployment can be backed up\n   backup, b            Backup a deployment\n   restore, r           Restore a deployment from backup\n   backup-cleanup       Cleanup a deployment after a backup was interrupted\n   restore-cleanup      Cleanup a deployment after a restore was interrupted\n\nOPTIONS:\n   --target value, -t value      BOSH Director URL [$BOSH_ENVIRONMENT]\n   --username value, -u value    BOSH Director username [$BOSH_CLIENT]\n   --password value, -p value    BOSH Director password [$BOSH_CLIENT_SECRET]\n   --deployment value, -d value  Name of BOSH deployment. Omit if '--all-deployments' is provided [$BOSH_DEPLOYMENT]\n   --ca-cert value               Path or value of BOSH Director custom CA certificate [$CA_CERT, $BOSH_CA_CERT]\n   --debug                       Enable debug logs\n   --all-deployments             Run command for all deployments. Omit if '--deployment' is provided. Currently only supported for: pre-backup-check, backup and backup-cleanup\n   --max-parallel value          How many scripts or transfers run at once (default: 10)\n   --script-timeout value        Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m) (default: none)\n"
+            "NAME:\n   bbr deployment - Backup BOSH deployments\n\nUSAGE:\n   bbr deployment [options] subcommand [subcommand options]\n\nSUBCOMMANDS:\n   pre-backup-check, c  Check a deployment can be backed up\n   backup, b            Backup a deployment\n   restore, r           Restore a deployment from backup\n   backup-cleanup       Cleanup a deployment after a backup was interrupted\n   restore-cleanup      Cleanup a deployment after a restore was interrupted\n   validate             Check a backup artifact can be restored to the deployment, without restoring it\n\nOPTIONS:\n   --target value, -t value      BOSH Director URL [$BOSH_ENVIRONMENT]\n   --username value, -u value    BOSH Director username [$BOSH_CLIENT]\n   --password value, -p value    BOSH Director password [$BOSH_CLIENT_SECRET]\n   --deployment value, -d value  Name of BOSH deployment. Omit if '--all-deployments' is provided [$BOSH_DEPLOYMENT]\n   --ca-cert value               Path or value of BOSH Director custom CA certificate [$CA_CERT, $BOSH_CA_CERT]\n   --debug                       Enable debug logs\n   --all-deployments             Run command for all deployments. Omit if '--deployment' is provided. Currently only supported for: pre-backup-check, backup and backup-cleanup\n   --max-parallel value          How many scripts or transfers run at once (default: 10)\n   --script-timeout value        Time limit for scripts: one for all (30m) or per phase (backup=2h,lock=5m,unlock=5m) (default: none)\n"
         );
         assert_eq!(
             topic(&["deployment", "b"]),

@@ -252,7 +252,12 @@ fn deployment(
     if all && unsafe_lock_free {
         return Err(Rejection::alone(UsageError::UnsafeLockFreeWithAll).into());
     }
-    if all && matches!(sub, Subcommand::Restore | Subcommand::RestoreCleanup) {
+    if all
+        && matches!(
+            sub,
+            Subcommand::Restore | Subcommand::RestoreCleanup | Subcommand::Validate
+        )
+    {
         return Err(Rejection::alone(UsageError::AllDeploymentsUnsupported).into());
     }
     let common = common(&line, sub, env)?;

@@ -8,12 +8,14 @@ mod cleanup;
 mod restore;
 mod session;
 mod steps;
+mod validate;
 
 pub use backup::{backup, pre_backup_check};
 pub use cleanup::{backup_cleanup, restore_cleanup};
 pub use restore::restore;
 pub use session::Session;
 pub use steps::{BackupStep, RestoreStep};
+pub use validate::validate;
 
 use crate::error::ErrorList;
 use crate::model::ScriptKind;
