@@ -79,9 +79,9 @@ pub async fn validate(
 
     reporter.info(format!("Checking {name} against the backup..."));
     if step_outcome(&mut errors, s.find(false).await) {
+        errors.extend(target_problems(&s, metadata.as_ref()).await);
         match &metadata {
             Some(m) => {
-                step_outcome(&mut errors, s.restorable(m).await);
                 step_outcome(&mut errors, restore_scripts_for(&s, m, reporter));
             }
             None => reporter.warn(format!(
@@ -120,6 +120,39 @@ fn offline_problems(report: &ValidationReport, errors: &mut ErrorList) {
     }
 }
 
+/// The checks of a restore's `Restorable` step, in its words, but every problem reported
+/// (a restore stops at the first): the target has restore scripts, each instance of the
+/// backup (when its metadata could be read) is in it, and no instance holds a leftover
+/// artifact directory.
+async fn target_problems(s: &Session<'_>, metadata: Option<&Metadata>) -> ErrorList {
+    let name = s.name();
+    let deployment = s.deployment();
+    let mut errors = ErrorList::default();
+    if !deployment.is_restorable() {
+        errors.push(BbrError::general(format!(
+            "Deployment '{name}' has no restore scripts"
+        )));
+    }
+    for entry in metadata.iter().flat_map(|m| &m.instances) {
+        let present = deployment
+            .instances
+            .iter()
+            .any(|i| i.group == entry.name && i.index == entry.index);
+        if !present {
+            errors.push(BbrError::general(format!(
+                "Deployment '{name}' does not match the structure of the provided backup: instance {}/{} of the backup is not in the deployment",
+                entry.name, entry.index
+            )));
+        }
+    }
+    if let Err(problems) = s.check_artifact_dirs().await {
+        errors.push(BbrError::general(format!(
+            "Check artifact dir failed: {problems}"
+        )));
+    }
+    errors
+}
+
 /// Every job the backup holds an artifact for has a restore script on the instance of
 /// the same group and index.
 fn restore_scripts_for(
@@ -135,7 +168,7 @@ fn restore_scripts_for(
             .iter()
             .find(|i| i.group == entry.name && i.index == entry.index);
         let Some(instance) = instance else {
-            continue; // `restorable` reported it
+            continue; // `target_problems` reported it
         };
         for artifact in &entry.artifacts {
             let restorable = instance

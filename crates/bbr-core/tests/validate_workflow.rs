@@ -1,0 +1,431 @@
+//! `workflow::validate` (`bbr director|deployment validate --artifact-path P`) run in memory
+//! against the `bbr_core::testing` doubles, on a real local artifact written by
+//! `workflow::backup` first: both halves run (the deep offline check, the checks against the
+//! target), every problem is an error naming what is wrong, and nothing but discovery's
+//! reads reaches a VM (no script, not even `metadata`; no `mkdir`, upload or `rm`). The SSH
+//! access is released in every case. The VM tests (bbr-cli/tests/validate_target.rs) are the
+//! contract tests of the real transport.
+
+use bbr_core::artifact_location::{ArtifactOrigin, BackupDestination};
+use bbr_core::report::{Level, MemoryReporter};
+use bbr_core::testing::{Call, FakeSource, ScriptedRemote};
+use bbr_core::workflow::{self, BackupRequest, RunOptions};
+use bbr_core::{ARTIFACT_DIRECTORY, ErrorKind, ErrorList, ScriptKind, StopSignal, commands};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// No case may take long: a double that never answers must fail the test, not hang it.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+const NODE: &str = "redis-dedicated-node/redis-dedicated-node-0-id";
+const WRITER: &str = "writer/writer-0-id";
+
+fn options() -> RunOptions {
+    RunOptions {
+        bbr_version: "1.0.0-test".into(),
+        max_parallel: 10,
+        script_timeouts: Default::default(),
+        stop: StopSignal::new(),
+    }
+}
+
+fn messages(errors: &ErrorList) -> String {
+    errors
+        .0
+        .iter()
+        .map(|e| e.message.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn warnings(reporter: &MemoryReporter) -> Vec<String> {
+    reporter
+        .lines()
+        .into_iter()
+        .filter(|(level, _)| *level == Level::Warn)
+        .map(|(_, line)| line)
+        .collect()
+}
+
+/// Backup scripts for `job`, whose `backup` writes `dump` = `<job> data`.
+fn with_backup_scripts(vm: &ScriptedRemote, job: &str) {
+    vm.script(job, ScriptKind::PreBackupLock)
+        .script(job, ScriptKind::Backup)
+        .script(job, ScriptKind::PostBackupUnlock);
+    vm.backup_files(job, &[("dump", format!("{job} data").as_bytes())]);
+}
+
+fn with_restore_scripts(vm: &ScriptedRemote, job: &str) {
+    vm.script(job, ScriptKind::PreRestoreLock)
+        .script(job, ScriptKind::Restore)
+        .script(job, ScriptKind::PostRestoreUnlock);
+}
+
+/// `redis` on `redis-dedicated-node/0` and `redis-writer` on `writer/0`, with backup and
+/// restore scripts; the writer's metadata orders the locks (a restore would run it, validate
+/// must not).
+fn restorable() -> (FakeSource, Arc<ScriptedRemote>, Arc<ScriptedRemote>) {
+    let mut source = FakeSource::new("dep", true);
+    let node = source.instance("redis-dedicated-node", 0);
+    let writer = source.instance("writer", 0);
+    for (vm, job) in [(&node, "redis"), (&writer, "redis-writer")] {
+        with_backup_scripts(vm, job);
+        with_restore_scripts(vm, job);
+    }
+    writer.metadata(
+        "redis-writer",
+        "restore_should_be_locked_before:\n- job_name: redis\n  release: r\n",
+    );
+    (source, node, writer)
+}
+
+/// Backs `source` up into `work`, returning the artifact directory.
+async fn backup_of(source: &FakeSource, work: &Path) -> PathBuf {
+    let reporter = MemoryReporter::default();
+    let request = BackupRequest {
+        destination: BackupDestination::Local(work.to_path_buf()),
+        started: SystemTime::now(),
+        unsafe_lock_free: false,
+        with_manifest: false,
+    };
+    let out = workflow::backup(source, options(), &request, &reporter).await;
+    assert!(out.errors.is_empty(), "{}", messages(&out.errors));
+    out.artifact.expect("an artifact directory")
+}
+
+/// A backup of a fresh [`restorable`] deployment, kept in `work`.
+async fn artifact(work: &Path) -> PathBuf {
+    backup_of(&restorable().0, work).await
+}
+
+async fn validate(source: &FakeSource, artifact: &Path) -> (ErrorList, MemoryReporter) {
+    let reporter = MemoryReporter::default();
+    let errors = tokio::time::timeout(
+        DEADLINE,
+        workflow::validate(
+            source,
+            options(),
+            &ArtifactOrigin::Local(artifact.to_path_buf()),
+            &reporter,
+        ),
+    )
+    .await
+    .expect("validate ended before the deadline");
+    (errors, reporter)
+}
+
+/// Every call reached a VM as one of discovery's reads: the script listing or the `stat` of
+/// the artifact directory. No script (metadata included), no plain command (uploads), no
+/// `mkdir`, `tar` or `rm`.
+fn assert_only_discovery_reads(source: &FakeSource) {
+    let find = commands::find_scripts().shell().to_string();
+    let stat = commands::stat_artifact_directory().shell().to_string();
+    let calls = source.journal().calls();
+    assert!(!calls.is_empty(), "the target was not contacted at all");
+    for call in &calls {
+        match call {
+            Call::Root { shell, .. } if *shell == find || *shell == stat => {}
+            other => panic!("validate sent more than discovery's reads: {other:?} in {calls:?}"),
+        }
+    }
+}
+
+/// Which hosts were asked to list their scripts, and which to `stat` the artifact directory.
+fn reads(source: &FakeSource) -> (Vec<String>, Vec<String>) {
+    let find = commands::find_scripts().shell().to_string();
+    let stat = commands::stat_artifact_directory().shell().to_string();
+    let (mut found, mut statted) = (Vec::new(), Vec::new());
+    for call in source.journal().calls() {
+        if let Call::Root { host, shell } = call {
+            if shell == find {
+                found.push(host);
+            } else if shell == stat {
+                statted.push(host);
+            }
+        }
+    }
+    found.sort();
+    statted.sort();
+    (found, statted)
+}
+
+fn both_hosts() -> Vec<String> {
+    vec!["redis-dedicated-node/0".to_string(), "writer/0".to_string()]
+}
+
+#[tokio::test]
+async fn a_valid_artifact_passes_with_only_discovery_reads_on_the_vms() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    let (source, node, writer) = restorable();
+    let (errors, reporter) = validate(&source, &artifact).await;
+    assert!(errors.is_empty(), "{}", messages(&errors));
+    assert_eq!(errors.exit_code(), 0);
+    assert_only_discovery_reads(&source);
+    assert_eq!(reads(&source), (both_hosts(), both_hosts()));
+    assert!(reporter.contains("Validating backup artifact for dep..."));
+    assert!(reporter.contains(&format!(
+        "Backup artifact {} is valid and can be restored to dep",
+        artifact.display()
+    )));
+    assert_eq!(warnings(&reporter), Vec::<String>::new());
+    assert!(!node.has_artifact_directory() && !writer.has_artifact_directory());
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+}
+
+#[tokio::test]
+async fn an_instance_of_the_backup_missing_from_the_deployment_is_named() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    // Only the node: writer/0 of the backup is gone.
+    let mut source = FakeSource::new("dep", true);
+    let node = source.instance("redis-dedicated-node", 0);
+    with_backup_scripts(&node, "redis");
+    with_restore_scripts(&node, "redis");
+    let (errors, reporter) = validate(&source, &artifact).await;
+    assert_eq!(errors.exit_code(), 1, "{}", messages(&errors));
+    assert_eq!(
+        messages(&errors),
+        "Deployment 'dep' does not match the structure of the provided backup: instance writer/0 of the backup is not in the deployment"
+    );
+    assert!(reporter.contains("cannot be restored to dep: 1 problem(s)"));
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE]);
+}
+
+#[tokio::test]
+async fn a_backed_up_job_without_a_restore_script_is_named_with_its_instance() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    // redis-writer lost its restore scripts; redis keeps them, so the deployment as a whole
+    // is still restorable and only the job-level check can see it.
+    let mut source = FakeSource::new("dep", true);
+    let node = source.instance("redis-dedicated-node", 0);
+    let writer = source.instance("writer", 0);
+    with_backup_scripts(&node, "redis");
+    with_restore_scripts(&node, "redis");
+    with_backup_scripts(&writer, "redis-writer");
+    let (errors, _) = validate(&source, &artifact).await;
+    assert_eq!(
+        errors.0.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        vec![ErrorKind::General]
+    );
+    assert_eq!(
+        messages(&errors),
+        format!(
+            "the backup holds an artifact of job redis-writer on writer/0, but that job has no restore script on instance {WRITER}"
+        )
+    );
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+}
+
+#[tokio::test]
+async fn a_deployment_without_any_restore_script_is_refused_and_every_job_named() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    let mut source = FakeSource::new("dep", true);
+    let node = source.instance("redis-dedicated-node", 0);
+    let writer = source.instance("writer", 0);
+    with_backup_scripts(&node, "redis");
+    with_backup_scripts(&writer, "redis-writer");
+    let (errors, _) = validate(&source, &artifact).await;
+    let text = messages(&errors);
+    assert!(
+        text.contains("Deployment 'dep' has no restore scripts"),
+        "{text}"
+    );
+    for (job, slot, instance) in [
+        ("redis", "redis-dedicated-node/0", NODE),
+        ("redis-writer", "writer/0", WRITER),
+    ] {
+        assert!(
+            text.contains(&format!(
+                "job {job} on {slot}, but that job has no restore script on instance {instance}"
+            )),
+            "{job}: {text}"
+        );
+    }
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+}
+
+#[tokio::test]
+async fn a_leftover_artifact_directory_is_reported_and_left_in_place() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    let (source, node, writer) = restorable();
+    node.with_artifact_directory();
+    let (errors, _) = validate(&source, &artifact).await;
+    assert_eq!(errors.exit_code(), 1, "{}", messages(&errors));
+    assert_eq!(
+        messages(&errors),
+        format!(
+            "Check artifact dir failed: Directory {ARTIFACT_DIRECTORY} already exists on instance {NODE}"
+        )
+    );
+    // validate reports it; only `bbr restore-cleanup` may remove it.
+    assert!(node.has_artifact_directory());
+    assert!(!writer.has_artifact_directory());
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+}
+
+/// Flips one byte of `dump`'s content inside `tar`.
+fn flip_content(tar: &Path) {
+    let mut bytes = std::fs::read(tar).unwrap();
+    let at = bytes
+        .windows(b"redis data".len())
+        .position(|w| w == b"redis data")
+        .expect("file content inside the tar");
+    bytes[at] = b'R';
+    std::fs::write(tar, bytes).unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupted_tar_is_named_and_the_target_is_still_checked() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    let tar = artifact.join("redis-dedicated-node-0-redis.tar");
+    flip_content(&tar);
+    let (source, node, writer) = restorable();
+    // A target problem too: both halves report.
+    writer.with_artifact_directory();
+    let (errors, reporter) = validate(&source, &artifact).await;
+    assert_eq!(errors.exit_code(), 1);
+    assert_eq!(errors.0.len(), 2, "{}", messages(&errors));
+    let offline = &errors.0[0].message;
+    assert!(
+        offline.starts_with(&format!("Backup is not valid: {}", tar.display())),
+        "{offline}"
+    );
+    assert!(offline.contains("./dump"), "names the entry: {offline}");
+    assert_eq!(
+        errors.0[1].message,
+        format!(
+            "Check artifact dir failed: Directory {ARTIFACT_DIRECTORY} already exists on instance {WRITER}"
+        )
+    );
+    assert!(reporter.contains("Checking dep against the backup..."));
+    assert!(reporter.contains("cannot be restored to dep: 2 problem(s)"));
+    assert_eq!(reads(&source), (both_hosts(), both_hosts()));
+    assert_only_discovery_reads(&source);
+    assert!(!node.has_artifact_directory());
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+}
+
+#[tokio::test]
+async fn without_metadata_the_offline_error_comes_with_a_warning_and_discovery_still_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    std::fs::remove_file(artifact.join("metadata")).unwrap();
+    let (source, _, _) = restorable();
+    let (errors, reporter) = validate(&source, &artifact).await;
+    assert_eq!(errors.exit_code(), 1);
+    let text = messages(&errors);
+    assert!(!errors.is_empty());
+    for e in &errors.0 {
+        assert!(
+            e.message.starts_with("Backup is not valid: "),
+            "only offline problems: {text}"
+        );
+    }
+    assert!(
+        text.contains(&artifact.join("metadata").display().to_string()),
+        "{text}"
+    );
+    assert_eq!(
+        warnings(&reporter),
+        vec![format!(
+            "{}/metadata is unreadable, so the backup's structure could not be checked against dep",
+            artifact.display()
+        )]
+    );
+    assert_eq!(reads(&source).0, both_hosts());
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+}
+
+#[tokio::test]
+async fn a_custom_artifact_is_warned_about_not_refused() {
+    // `redis-writer` is `bbr.backup_one_restore_all`: backed up into a named artifact.
+    let backed_up = {
+        let (mut source, _, _) = restorable();
+        source.instances_mut()[1]
+            .backup_one_restore_all
+            .insert("redis-writer".to_string());
+        source
+    };
+    let work = tempfile::tempdir().unwrap();
+    let artifact = backup_of(&backed_up, work.path()).await;
+    // Director mode: no release in the name.
+    let custom = "redis-writer--backup-one-restore-all";
+    assert!(artifact.join(format!("{custom}.tar")).exists());
+    let (source, _, _) = restorable();
+    let (errors, reporter) = validate(&source, &artifact).await;
+    assert!(errors.is_empty(), "{}", messages(&errors));
+    assert_eq!(
+        warnings(&reporter),
+        vec![format!(
+            "custom artifact {custom}: the job that restores it is named by the jobs' metadata scripts, which validate does not run; not checked against the target"
+        )]
+    );
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+}
+
+#[tokio::test]
+async fn every_target_problem_is_reported_not_only_the_first() {
+    let work = tempfile::tempdir().unwrap();
+    // The backup has three instances; the target lacks two of them, and the one it has
+    // holds a leftover artifact directory.
+    let backed_up = {
+        let (mut source, _, _) = restorable();
+        let extra = source.instance("extra", 0);
+        with_backup_scripts(&extra, "cache");
+        source
+    };
+    let artifact = backup_of(&backed_up, work.path()).await;
+    let mut source = FakeSource::new("dep", true);
+    let node = source.instance("redis-dedicated-node", 0);
+    with_backup_scripts(&node, "redis");
+    with_restore_scripts(&node, "redis");
+    node.with_artifact_directory();
+    let (errors, _) = validate(&source, &artifact).await;
+    let text = messages(&errors);
+    for needle in [
+        "instance writer/0 of the backup is not in the deployment",
+        "instance extra/0 of the backup is not in the deployment",
+        &format!("Directory {ARTIFACT_DIRECTORY} already exists on instance {NODE}"),
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    assert_only_discovery_reads(&source);
+    assert!(node.has_artifact_directory());
+    assert_eq!(source.released(), vec![NODE]);
+}
+
+#[tokio::test]
+async fn without_metadata_the_checks_that_need_none_still_run() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    std::fs::remove_file(artifact.join("metadata")).unwrap();
+    // No restore script anywhere, and a leftover directory: neither needs the backup's
+    // structure to be seen.
+    let mut source = FakeSource::new("dep", true);
+    let node = source.instance("redis-dedicated-node", 0);
+    with_backup_scripts(&node, "redis");
+    node.with_artifact_directory();
+    let (errors, _) = validate(&source, &artifact).await;
+    let text = messages(&errors);
+    for needle in [
+        "Backup is not valid: ",
+        "Deployment 'dep' has no restore scripts",
+        &format!("Directory {ARTIFACT_DIRECTORY} already exists on instance {NODE}"),
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE]);
+}
