@@ -10,8 +10,14 @@
 //! files given with [`ScriptedRemote::backup_files`] into its `BBR_ARTIFACT_DIRECTORY`,
 //! `mkdir`, `du`, `find -printf`, `tar -c`, `tar -x` and `rm -rf` act on the simulated
 //! files, every other script exits 0 (a `metadata` script prints what it was given).
+//! What `tar -x` was sent is kept byte for byte ([`ScriptedRemote::received_entries`]).
+//!
+//! [`MemoryPrefix`] is an object-store prefix in memory (the [`StoredArtifacts`] an
+//! `s3://` path gives the workflows), with a [`StoreOp`] journal and knobs to make the
+//! store fail; [`tar_with`] makes tars no well-behaved `tar -c` writes.
 
 use crate::ARTIFACT_DIRECTORY;
+use crate::artifact_location::{StoredArtifacts, TarSink};
 use crate::commands::{self, RootCommand};
 use crate::discovery::{self, FoundScripts};
 use crate::error::BbrError;
@@ -21,7 +27,9 @@ use crate::report::Reporter;
 use crate::source::{DeploymentSource, FoundDeployment, FoundInstance, SourceError};
 use crate::stop::StopSignal;
 use async_trait::async_trait;
+use bbr_artifact::{ArtifactFiles, FileEntry};
 use futures::channel::oneshot;
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -206,6 +214,8 @@ struct Vm {
     artifact_directory: bool,
     /// Running hanging scripts, by pid file.
     hanging: BTreeMap<String, oneshot::Sender<()>>,
+    /// Every byte `tar -x` read from its stdin, by extraction directory.
+    received: BTreeMap<String, Vec<u8>>,
 }
 
 /// A VM answering from a table of rules and a simulated file tree; see the module docs.
@@ -270,6 +280,23 @@ impl ScriptedRemote {
     /// The files under `dir` (relative names), as the simulated VM holds them now.
     pub fn files(&self, dir: &str) -> BTreeMap<String, Vec<u8>> {
         self.vm().dirs.get(dir).cloned().unwrap_or_default()
+    }
+
+    /// The names (as stored, `./` kept) of every tar entry whose header reached `tar -x`
+    /// into `dir`, in stream order; a stream cut short (a refused entry) counts up to
+    /// the last whole header it delivered, as a real `tar -x` would have extracted.
+    pub fn received_entries(&self, dir: &str) -> Vec<String> {
+        let bytes = self.vm().received.get(dir).cloned().unwrap_or_default();
+        let mut names = Vec::new();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let Ok(entries) = archive.entries() else {
+            return names;
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { break };
+            names.push(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
+        }
+        names
     }
 
     /// True while `/var/vcap/store/bbr-backup` exists on the simulated VM.
@@ -456,34 +483,61 @@ fn unquote(s: &str) -> String {
 /// An uncompressed tar of `files` with the entries `tar -C <dir> -c .` writes (`./`,
 /// `./<name>`).
 pub fn tar_of(files: BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let names: Vec<String> = files.keys().map(|n| format!("./{n}")).collect();
+    let mut items = vec![TarItem::Dir("./")];
+    items.extend(
+        names
+            .iter()
+            .zip(files.values())
+            .map(|(n, d)| TarItem::File(n, d)),
+    );
+    tar_with(&items)
+}
+
+/// One entry of a tar made by [`tar_with`]; names and link targets are written as given.
+#[derive(Debug, Clone, Copy)]
+pub enum TarItem<'a> {
+    /// A directory.
+    Dir(&'a str),
+    /// A regular file and its content.
+    File(&'a str, &'a [u8]),
+    /// A symbolic link and its target.
+    Symlink(&'a str, &'a str),
+    /// A character device node (1, 3: `/dev/null`'s numbers).
+    CharDevice(&'a str),
+}
+
+/// An uncompressed tar of `items`, in order, with its end-of-archive blocks: for tars a
+/// well-behaved `tar -c` never writes (a device node, an entry through a symlink).
+pub fn tar_with(items: &[TarItem<'_>]) -> Vec<u8> {
     // Names are written raw: the `tar` crate's path setters drop the leading `./`.
-    fn header(name: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-        let mut header = tar::Header::new_ustar();
-        let field = &mut header.as_old_mut().name;
-        assert!(name.len() < field.len(), "test file name too long: {name}");
-        field[..name.len()].copy_from_slice(name.as_bytes());
-        header.set_entry_type(kind);
-        header.set_mode(mode);
-        header.set_size(size);
-        header.set_mtime(0);
-        header.set_cksum();
-        header
+    fn raw(field: &mut [u8], text: &str) {
+        assert!(text.len() < field.len(), "test name too long: {text}");
+        field[..text.len()].copy_from_slice(text.as_bytes());
     }
     let mut builder = tar::Builder::new(Vec::new());
-    builder
-        .append(
-            &header("./", tar::EntryType::Directory, 0o755, 0),
-            std::io::empty(),
-        )
-        .expect("tar of a directory");
-    for (name, data) in files {
-        let h = header(
-            &format!("./{name}"),
-            tar::EntryType::Regular,
-            0o644,
-            data.len() as u64,
-        );
-        builder.append(&h, data.as_slice()).expect("tar of a file");
+    for item in items {
+        let mut header = tar::Header::new_ustar();
+        let (name, kind, mode, data): (&str, _, _, &[u8]) = match *item {
+            TarItem::Dir(name) => (name, tar::EntryType::Directory, 0o755, &[]),
+            TarItem::File(name, data) => (name, tar::EntryType::Regular, 0o644, data),
+            TarItem::Symlink(name, target) => {
+                raw(&mut header.as_old_mut().linkname, target);
+                (name, tar::EntryType::Symlink, 0o777, &[])
+            }
+            TarItem::CharDevice(name) => {
+                header.set_device_major(1).expect("ustar device numbers");
+                header.set_device_minor(3).expect("ustar device numbers");
+                (name, tar::EntryType::Char, 0o666, &[])
+            }
+        };
+        raw(&mut header.as_old_mut().name, name);
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(data.len() as u64);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append(&header, data).expect("tar in memory");
     }
     builder.into_inner().expect("tar in memory")
 }
@@ -586,16 +640,6 @@ impl Remote for ScriptedRemote {
             host: self.address.clone(),
             command: command.to_string(),
         });
-        let mut bytes = Vec::new();
-        source
-            .read_to_end(&mut bytes)
-            .map_err(|source| RemoteError::Source {
-                host: self.address.clone(),
-                source,
-            })?;
-        if let Some(reply) = self.rule(None, command, true) {
-            return self.answer(reply, None).await;
-        }
         // `sudo -n sh -c 'tar -C <dir> -x'`
         let dir = command
             .split("tar -C ")
@@ -603,6 +647,21 @@ impl Remote for ScriptedRemote {
             .map(|rest| rest.trim_end_matches(" -x'").replace(r"'\''", "'"))
             .map(|d| d.trim_matches('\'').to_string())
             .unwrap_or_default();
+        let mut bytes = Vec::new();
+        // `read_to_end` keeps what it read before an error: that much reached `tar -x`.
+        let read = source.read_to_end(&mut bytes);
+        self.vm()
+            .received
+            .entry(dir.clone())
+            .or_default()
+            .extend_from_slice(&bytes);
+        read.map_err(|source| RemoteError::Source {
+            host: self.address.clone(),
+            source,
+        })?;
+        if let Some(reply) = self.rule(None, command, true) {
+            return self.answer(reply, None).await;
+        }
         match untar(&bytes) {
             Ok(files) => {
                 self.vm().dirs.entry(dir).or_default().extend(files);
@@ -752,5 +811,359 @@ impl DeploymentSource for FakeSource {
             Some(reason) => Err(SourceError::Backend(reason.clone().into())),
             None => Ok(()),
         }
+    }
+}
+
+/// One call a [`MemoryPrefix`] received. Keys are relative to the top prefix (the one
+/// made by [`MemoryPrefix::new`]), `<dir>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// [`StoredArtifacts::check`].
+    Check,
+    /// [`StoredArtifacts::list`] of this directory.
+    List(String),
+    /// An upload started ([`StoredArtifacts::create`]).
+    Create(String),
+    /// Bytes an upload accepted in one write.
+    Write(String, usize),
+    /// An upload completed: the object became visible.
+    Finish(String),
+    /// An upload aborted ([`TarSink::abort`]).
+    Abort(String),
+    /// An upload dropped unfinished and unaborted (aborted by the store, as the real
+    /// sink's `Drop` does).
+    Abandon(String),
+    /// A small object written in one request ([`StoredArtifacts::put`]).
+    Put(String),
+    /// An object opened for reading.
+    Open(String),
+}
+
+impl StoreOp {
+    /// The key (or directory) the operation is about; `None` for [`StoreOp::Check`].
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            StoreOp::Check => None,
+            StoreOp::List(k)
+            | StoreOp::Create(k)
+            | StoreOp::Write(k, _)
+            | StoreOp::Finish(k)
+            | StoreOp::Abort(k)
+            | StoreOp::Abandon(k)
+            | StoreOp::Put(k)
+            | StoreOp::Open(k) => Some(k),
+        }
+    }
+}
+
+/// The objects, journal and knobs shared by a [`MemoryPrefix`] and its sub-prefixes.
+#[derive(Default)]
+struct Bucket {
+    objects: BTreeMap<String, Vec<u8>>,
+    journal: Vec<StoreOp>,
+    check_failure: Option<String>,
+    /// Uploads of objects with this name fail once this many bytes were accepted.
+    write_failures: BTreeMap<String, usize>,
+}
+
+/// An object-store prefix in memory: the [`StoredArtifacts`] of a test (see the module
+/// docs). Semantics are those of the command line's store-backed prefix: a tar written
+/// through [`StoredArtifacts::create`] becomes an object only on [`TarSink::finish`],
+/// never on abort or drop; `put` writes at once; a listing gives names relative to the
+/// directory listed. Every call is journaled ([`MemoryPrefix::journal`]).
+#[derive(Clone)]
+pub struct MemoryPrefix {
+    url: String,
+    /// This prefix's key below the top prefix (`""` at the top).
+    root: String,
+    bucket: Arc<Mutex<Bucket>>,
+}
+
+/// `a/b` from `a` and `b`, either side possibly empty.
+fn join_key(dir: &str, name: &str) -> String {
+    let (dir, name) = (dir.trim_matches('/'), name.trim_matches('/'));
+    match (dir.is_empty(), name.is_empty()) {
+        (true, _) => name.to_string(),
+        (false, true) => dir.to_string(),
+        (false, false) => format!("{dir}/{name}"),
+    }
+}
+
+/// The objects below the directory `dir` (every key when `dir` is empty), names relative
+/// to it.
+fn below(objects: &BTreeMap<String, Vec<u8>>, dir: &str) -> Vec<(String, u64)> {
+    let strip = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    objects
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&strip)?.to_string(), v.len() as u64)))
+        .collect()
+}
+
+impl MemoryPrefix {
+    /// An empty prefix shown as `url` (say `s3://bucket/backups`).
+    pub fn new(url: &str) -> MemoryPrefix {
+        MemoryPrefix {
+            url: url.trim_end_matches('/').to_string(),
+            root: String::new(),
+            bucket: Arc::default(),
+        }
+    }
+
+    /// The prefix `<this>/<dir>`, sharing objects, journal and knobs (an artifact's own
+    /// URL, as given to `bbr restore`).
+    pub fn at(&self, dir: &str) -> MemoryPrefix {
+        MemoryPrefix {
+            url: join_key(&self.url, dir),
+            root: join_key(&self.root, dir),
+            bucket: self.bucket.clone(),
+        }
+    }
+
+    fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        self.bucket.lock().expect("bucket lock")
+    }
+
+    /// `key` (relative to this prefix) relative to the top prefix.
+    fn full(&self, key: &str) -> String {
+        join_key(&self.root, key)
+    }
+
+    /// Makes [`StoredArtifacts::check`] fail with `reason` (a missing bucket, refused
+    /// credentials).
+    pub fn fail_check(&self, reason: &str) -> &Self {
+        self.bucket().check_failure = Some(reason.to_string());
+        self
+    }
+
+    /// Makes the upload of every object called `name` (the last part of its key) fail
+    /// once it accepted `after` bytes, as an upload task failing mid-stream does.
+    pub fn fail_writes_after(&self, name: &str, after: usize) -> &Self {
+        self.bucket().write_failures.insert(name.to_string(), after);
+        self
+    }
+
+    /// Stores `data` as `key` (relative to this prefix), as if written earlier.
+    pub fn insert(&self, key: &str, data: impl Into<Vec<u8>>) -> &Self {
+        let key = self.full(key);
+        self.bucket().objects.insert(key, data.into());
+        self
+    }
+
+    /// Removes `key`, returning its content.
+    pub fn remove(&self, key: &str) -> Option<Vec<u8>> {
+        let key = self.full(key);
+        self.bucket().objects.remove(&key)
+    }
+
+    /// Changes the content of `key` in place (panics when it does not exist).
+    pub fn update(&self, key: &str, change: impl FnOnce(&mut Vec<u8>)) {
+        let key = self.full(key);
+        let mut bucket = self.bucket();
+        change(bucket.objects.get_mut(&key).expect("object to change"));
+    }
+
+    /// The content of `key`, if it exists.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.bucket().objects.get(&self.full(key)).cloned()
+    }
+
+    /// Every key below this prefix (relative to it), sorted.
+    pub fn keys(&self) -> Vec<String> {
+        below(&self.bucket().objects, &self.root)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Every call received so far, by this prefix or any sharing its objects, in order.
+    pub fn journal(&self) -> Vec<StoreOp> {
+        self.bucket().journal.clone()
+    }
+
+    fn record(&self, op: StoreOp) {
+        self.bucket().journal.push(op);
+    }
+}
+
+impl StoredArtifacts for MemoryPrefix {
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+
+    fn check(&self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            let mut bucket = self.bucket();
+            bucket.journal.push(StoreOp::Check);
+            match &bucket.check_failure {
+                Some(reason) => Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{}: {reason}", self.url),
+                )),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, std::io::Result<Vec<(String, u64)>>> {
+        Box::pin(async move {
+            let dir = self.full(dir);
+            let mut bucket = self.bucket();
+            bucket.journal.push(StoreOp::List(dir.clone()));
+            Ok(below(&bucket.objects, &dir))
+        })
+    }
+
+    fn create(&self, dir: &str, name: &str) -> std::io::Result<Box<dyn TarSink>> {
+        let key = self.full(&join_key(dir, name));
+        let fail_after = {
+            let mut bucket = self.bucket();
+            bucket.journal.push(StoreOp::Create(key.clone()));
+            bucket.write_failures.get(name).copied()
+        };
+        Ok(Box::new(MemoryUpload {
+            prefix: self.clone(),
+            key,
+            data: Vec::new(),
+            fail_after,
+            failed: false,
+            ended: false,
+        }))
+    }
+
+    fn put<'a>(
+        &'a self,
+        dir: &'a str,
+        name: &'a str,
+        data: Vec<u8>,
+    ) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async move {
+            let key = self.full(&join_key(dir, name));
+            let mut bucket = self.bucket();
+            bucket.journal.push(StoreOp::Put(key.clone()));
+            bucket.objects.insert(key, data);
+            Ok(())
+        })
+    }
+
+    fn artifact(&self, dir: &str) -> Arc<dyn ArtifactFiles + Send + Sync> {
+        Arc::new(MemoryArtifact(self.at(dir)))
+    }
+}
+
+/// A multipart upload to a [`MemoryPrefix`]: the bytes stay here until
+/// [`TarSink::finish`].
+struct MemoryUpload {
+    prefix: MemoryPrefix,
+    key: String,
+    data: Vec<u8>,
+    fail_after: Option<usize>,
+    /// The injected failure happened: the upload is dead.
+    failed: bool,
+    /// Finished or aborted.
+    ended: bool,
+}
+
+impl std::io::Write for MemoryUpload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::Error::other("the upload already failed"));
+        }
+        let room = self
+            .fail_after
+            .map_or(buf.len(), |limit| limit.saturating_sub(self.data.len()));
+        if room == 0 && !buf.is_empty() {
+            self.failed = true;
+            // The store client's words, without the object's name: naming it is the
+            // drain's job.
+            return Err(std::io::Error::other(format!(
+                "the store failed the upload after {} bytes: connection reset by peer",
+                self.data.len()
+            )));
+        }
+        let n = room.min(buf.len());
+        self.data.extend_from_slice(&buf[..n]);
+        self.prefix.record(StoreOp::Write(self.key.clone(), n));
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TarSink for MemoryUpload {
+    fn finish(mut self: Box<Self>) -> std::io::Result<u64> {
+        self.ended = true;
+        if self.failed {
+            return Err(std::io::Error::other("the upload already failed"));
+        }
+        let data = std::mem::take(&mut self.data);
+        let len = data.len() as u64;
+        let mut bucket = self.prefix.bucket();
+        bucket.journal.push(StoreOp::Finish(self.key.clone()));
+        bucket.objects.insert(self.key.clone(), data);
+        Ok(len)
+    }
+
+    fn abort(mut self: Box<Self>) -> std::io::Result<()> {
+        self.ended = true;
+        self.prefix.record(StoreOp::Abort(self.key.clone()));
+        Ok(())
+    }
+}
+
+impl Drop for MemoryUpload {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.prefix.record(StoreOp::Abandon(self.key.clone()));
+        }
+    }
+}
+
+/// The artifact at a [`MemoryPrefix`], for a restore's reads; mirrors the command line's
+/// store-backed reads (an empty prefix is `NotFound`, nested keys are not files).
+struct MemoryArtifact(MemoryPrefix);
+
+impl ArtifactFiles for MemoryArtifact {
+    fn files(&self) -> std::io::Result<Vec<FileEntry>> {
+        let objects = below(&self.0.bucket().objects, &self.0.root);
+        if objects.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no object exists under {}", self.0.url),
+            ));
+        }
+        Ok(objects
+            .into_iter()
+            .filter(|(name, _)| !name.is_empty() && !name.contains('/'))
+            .map(|(name, size)| FileEntry {
+                name,
+                size: Some(size),
+            })
+            .collect())
+    }
+
+    fn size(&self, name: &str) -> std::io::Result<u64> {
+        self.0
+            .object(name)
+            .map(|d| d.len() as u64)
+            .ok_or_else(|| std::io::ErrorKind::NotFound.into())
+    }
+
+    fn open(&self, name: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        let key = self.0.full(name);
+        let mut bucket = self.0.bucket();
+        bucket.journal.push(StoreOp::Open(key.clone()));
+        let data = bucket.objects.get(&key).cloned().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{}/{name} does not exist", self.0.url),
+            )
+        })?;
+        Ok(Box::new(std::io::Cursor::new(data)))
     }
 }
