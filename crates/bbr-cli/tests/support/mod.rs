@@ -6,6 +6,7 @@
 pub mod deployment;
 pub mod live;
 pub mod scenarios;
+pub mod stores;
 
 use bbr_testkit::{Vm, VmOptions};
 use std::path::{Path, PathBuf};
