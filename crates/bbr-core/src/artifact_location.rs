@@ -10,8 +10,9 @@
 //!
 //! - **When an artifact is complete.** A local artifact's `metadata` is rewritten after
 //!   every drained tar (as Go bbr does, so a failed backup still says what it holds). A
-//!   stored artifact's `metadata` is written once, last, and only when the whole backup
-//!   succeeded: a stored artifact is complete exactly when its `metadata` object exists.
+//!   stored artifact's `metadata` is written once, last, and only when every tar was drained
+//!   and verified and no stop was requested (a failed unlock or cleanup does not undo a
+//!   complete artifact): a stored artifact is complete exactly when its `metadata` exists.
 //! - **A tar in flight.** A drained tar is written through a [`TarSink`]: a local file, or
 //!   one multipart upload. Nothing of it becomes visible under its key until
 //!   [`TarSink::finish`] (after the tar was verified); [`TarSink::abort`] removes the

@@ -389,6 +389,30 @@ async fn a_store_write_failure_fails_that_drain_naming_the_object_and_aborts_it(
     );
 }
 
+/// An unlock failure after a verified drain leaves a complete stored artifact, as it
+/// leaves a restorable local one: the data was all drained and verified; only the
+/// service's unlock failed (exit 8).
+#[tokio::test]
+async fn an_unlock_failure_after_the_drain_still_completes_the_stored_artifact() {
+    let store = MemoryPrefix::new(URL);
+    let (source, node, _) = deployment();
+    node.on(
+        Matcher::script("redis", ScriptKind::PostBackupUnlock),
+        Reply::exit(1).stderr("cannot unlock"),
+    );
+    let outcome = backup_to(&source, &store, &StopSignal::new(), false).await;
+    assert_eq!(kinds(&outcome.errors), vec![ErrorKind::Unlock]);
+    assert_eq!(outcome.errors.exit_code(), 8);
+    let puts: Vec<StoreOp> = store
+        .journal()
+        .into_iter()
+        .filter(|op| matches!(op, StoreOp::Put(_)))
+        .collect();
+    assert_eq!(puts, vec![StoreOp::Put(key("metadata"))]);
+    assert!(store.object(&key(NODE_TAR)).is_some());
+    assert!(store.object(&key(WRITER_TAR)).is_some());
+}
+
 /// Rule 2: SIGTERM while a tar streams.
 #[tokio::test]
 async fn a_stop_during_a_stored_drain_aborts_the_upload_and_writes_no_metadata() {

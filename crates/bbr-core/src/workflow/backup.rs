@@ -224,8 +224,10 @@ pub async fn backup(
     let mut s = Session::new(source, options, reporter);
     let mut artifact: Option<ArtifactTarget> = None;
     let metadata = Mutex::new(Metadata::default());
-    // A stored artifact gets its `metadata` only when every step before succeeded.
-    let mut failed = false;
+    // A stored artifact gets its `metadata` only when every tar was drained and verified
+    // and no stop was requested: a failed unlock or cleanup (exit 8 / 16) leaves a
+    // complete, restorable artifact, as it does locally.
+    let mut drained = false;
     let errors = drive(BackupStep::FindDeployment, &stop, async |current| {
         let result = match current {
             BackupStep::FindDeployment => s.find(true).await,
@@ -274,7 +276,7 @@ pub async fn backup(
             },
             BackupStep::Cleanup => s.cleanup(false).await,
             BackupStep::AddFinishTime => match &artifact {
-                Some(a) if a.is_stored() && (failed || stop.is_raised()) => {
+                Some(a) if a.is_stored() && (!drained || stop.is_raised()) => {
                     let left = a.leftovers().await.unwrap_or_default();
                     Err(one(BbrError::general(format!(
                         "The backup failed, so no metadata was written to {}. {left}",
@@ -295,7 +297,7 @@ pub async fn backup(
                 None => Ok(()),
             },
         };
-        failed |= result.is_err();
+        drained |= current == BackupStep::Drain && result.is_ok();
         result
     })
     .await;
