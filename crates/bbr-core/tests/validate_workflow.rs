@@ -350,7 +350,7 @@ async fn without_metadata_the_offline_error_comes_with_a_warning_and_discovery_s
 #[tokio::test]
 async fn a_custom_artifact_is_warned_about_not_refused() {
     // `redis-writer` is `bbr.backup_one_restore_all`: backed up into a named artifact.
-    let backed_up = {
+    let one_for_all = || {
         let (mut source, _, _) = restorable();
         source.instances_mut()[1]
             .backup_one_restore_all
@@ -358,11 +358,11 @@ async fn a_custom_artifact_is_warned_about_not_refused() {
         source
     };
     let work = tempfile::tempdir().unwrap();
-    let artifact = backup_of(&backed_up, work.path()).await;
+    let artifact = backup_of(&one_for_all(), work.path()).await;
     // Director mode: no release in the name.
     let custom = "redis-writer--backup-one-restore-all";
     assert!(artifact.join(format!("{custom}.tar")).exists());
-    let (source, _, _) = restorable();
+    let source = one_for_all();
     let (errors, reporter) = validate(&source, &artifact).await;
     assert!(errors.is_empty(), "{}", messages(&errors));
     assert_eq!(
@@ -428,4 +428,47 @@ async fn without_metadata_the_checks_that_need_none_still_run() {
     }
     assert_only_discovery_reads(&source);
     assert_eq!(source.released(), vec![NODE]);
+}
+
+#[tokio::test]
+async fn a_restore_script_the_backup_has_no_artifact_for_is_warned_about() {
+    let work = tempfile::tempdir().unwrap();
+    let artifact = artifact(work.path()).await;
+    // The target gained a job with a restore script since the backup: a restore refuses it
+    // ("the backup has no artifact") unless its metadata script disables it, which validate
+    // does not run.
+    let (source, node, _) = restorable();
+    with_restore_scripts(&node, "newcomer");
+    let (errors, reporter) = validate(&source, &artifact).await;
+    assert!(errors.is_empty(), "{}", messages(&errors));
+    assert_eq!(
+        warnings(&reporter),
+        vec![format!(
+            "job newcomer on {NODE} has a restore script, but the backup has no artifact redis-dedicated-node-0-newcomer.tar for it: a restore fails unless the job's metadata script disables it (skip_bbr_scripts), which validate does not run"
+        )]
+    );
+    assert_only_discovery_reads(&source);
+    assert_eq!(source.released(), vec![NODE, WRITER]);
+    // What the warning predicts.
+    let (source, node, _) = restorable();
+    with_restore_scripts(&node, "newcomer");
+    let reporter = MemoryReporter::default();
+    let restored = tokio::time::timeout(
+        DEADLINE,
+        workflow::restore(
+            &source,
+            options(),
+            &ArtifactOrigin::Local(artifact.clone()),
+            &reporter,
+        ),
+    )
+    .await
+    .expect("restore ended before the deadline");
+    assert!(
+        messages(&restored).contains(&format!(
+            "the backup has no artifact redis-dedicated-node-0-newcomer.tar for job newcomer on {NODE}"
+        )),
+        "{}",
+        messages(&restored)
+    );
 }

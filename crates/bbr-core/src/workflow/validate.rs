@@ -154,7 +154,8 @@ async fn target_problems(s: &Session<'_>, metadata: Option<&Metadata>) -> ErrorL
 }
 
 /// Every job the backup holds an artifact for has a restore script on the instance of
-/// the same group and index.
+/// the same group and index; a warning for each job with a restore script the backup has
+/// no artifact for, and for each custom artifact.
 fn restore_scripts_for(
     s: &Session<'_>,
     metadata: &Metadata,
@@ -185,6 +186,18 @@ fn restore_scripts_for(
                 )));
             }
         }
+    }
+    // A restore refuses these after its upload, unless the job's metadata disables it.
+    for (instance, job, file, _) in s
+        .restore_transfers(metadata)
+        .into_iter()
+        .filter(|(_, _, _, expected)| expected.is_none())
+    {
+        reporter.warn(format!(
+            "job {} on {} has a restore script, but the backup has no artifact {file} for it: a restore fails unless the job's metadata script disables it (skip_bbr_scripts), which validate does not run",
+            job.name,
+            instance.identifier()
+        ));
     }
     for custom in &metadata.custom_artifacts {
         reporter.warn(format!(
