@@ -348,7 +348,7 @@ async fn without_metadata_the_offline_error_comes_with_a_warning_and_discovery_s
 }
 
 #[tokio::test]
-async fn a_custom_artifact_is_warned_about_not_refused() {
+async fn a_custom_artifact_is_checked_against_the_jobs_that_restore_it() {
     // `redis-writer` is `bbr.backup_one_restore_all`: backed up into a named artifact.
     let one_for_all = || {
         let (mut source, _, _) = restorable();
@@ -365,14 +365,20 @@ async fn a_custom_artifact_is_warned_about_not_refused() {
     let source = one_for_all();
     let (errors, reporter) = validate(&source, &artifact).await;
     assert!(errors.is_empty(), "{}", messages(&errors));
-    assert_eq!(
-        warnings(&reporter),
-        vec![format!(
-            "custom artifact {custom}: the job that restores it is named by the jobs' metadata scripts, which validate does not run; not checked against the target"
-        )]
-    );
+    assert!(warnings(&reporter).is_empty(), "{:?}", warnings(&reporter));
     assert_only_discovery_reads(&source);
     assert_eq!(source.released(), vec![NODE, WRITER]);
+
+    // The same target without the manifest property: nothing restores the artifact.
+    let (plain, _, _) = restorable();
+    let (errors, _) = validate(&plain, &artifact).await;
+    assert_eq!(
+        messages(&errors),
+        format!(
+            "the backup holds the custom artifact {custom}, but no job of the deployment with a restore script restores it (bbr.backup_one_restore_all)"
+        )
+    );
+    assert_only_discovery_reads(&plain);
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@
 //!    scripts, no instance holds a leftover artifact directory, and every job the backup
 //!    holds an artifact for has a restore script on the matching instance.
 //!
-//! Nothing is locked, written or run on a VM: no bbr script (not even `metadata`, so a
-//! custom artifact, whose restoring job only the metadata scripts name, is reported as not
-//! checkable against the target), no `mkdir`, no upload. The SSH access the source sets up
+//! Nothing is locked, written or run on a VM: no bbr script (not even `metadata`, so a job
+//! with a restore script the backup has no artifact for gets a warning: only its metadata
+//! script could excuse it), no `mkdir`, no upload. The SSH access the source sets up
 //! is released at the end, as after every run.
 
 use super::RunOptions;
@@ -155,7 +155,7 @@ async fn target_problems(s: &Session<'_>, metadata: Option<&Metadata>) -> ErrorL
 
 /// Every job the backup holds an artifact for has a restore script on the instance of
 /// the same group and index; a warning for each job with a restore script the backup has
-/// no artifact for, and for each custom artifact.
+/// no artifact for; every custom artifact has a job that restores it.
 fn restore_scripts_for(
     s: &Session<'_>,
     metadata: &Metadata,
@@ -199,11 +199,22 @@ fn restore_scripts_for(
             instance.identifier()
         ));
     }
+    // A custom artifact (`bbr.backup_one_restore_all` in the manifest, which discovery
+    // reads) is restored by every job of that name and release marked so.
     for custom in &metadata.custom_artifacts {
-        reporter.warn(format!(
-            "custom artifact {}: the job that restores it is named by the jobs' metadata scripts, which validate does not run; not checked against the target",
-            custom.name
-        ));
+        let restored = deployment.instances.iter().any(|i| {
+            i.jobs.iter().any(|j| {
+                j.has_restore()
+                    && j.has_named_restore_artifact()
+                    && j.restore_artifact_name() == custom.name
+            })
+        });
+        if !restored {
+            problems.push(BbrError::general(format!(
+                "the backup holds the custom artifact {}, but no job of the deployment with a restore script restores it (bbr.backup_one_restore_all)",
+                custom.name
+            )));
+        }
     }
     if problems.is_empty() {
         Ok(())
