@@ -20,8 +20,8 @@ use std::time::Duration;
 use support::live::Live;
 use support::stores::{
     CloudEnv, assert_secret_hidden, aws, azure_env, bbr_alone, gcs_env, noise, read_only_identity,
-    run_with, s3_delete, s3_env, s3_env_with, s3_get, s3_keys, s3_put_dir, single_artifact,
-    tar_member, tar_names, with_env,
+    run_with, s3_delete, s3_env, s3_env_with, s3_get, s3_keys, s3_put_dir, send_signal,
+    single_artifact, tar_member, tar_names, vm_processes, with_env,
 };
 use support::*;
 
@@ -261,9 +261,11 @@ fn big_job(h: &Harness, mb: u32) {
     );
 }
 
-/// Starts a backup of `h` to `s3://bucket/prefix` and returns it once its tar is being
-/// uploaded: the copy began and the store shows a multipart upload in progress.
-fn backup_in_mid_upload(h: &Harness, weed: &SeaweedFs, bucket: &str, prefix: &str) -> Live {
+/// A backup of `h` to `s3://bucket/prefix` held in mid-upload: the VM's `tar` has sent part
+/// of the artifact (the first progress line, 5% of 200 MB, more than one 8 MiB part) and is
+/// then stopped (SIGSTOP), so the SSH stream is certainly incomplete, and the store shows the
+/// multipart upload in progress. Returns the run and the stopped `tar`'s PID.
+fn backup_in_mid_upload(h: &Harness, weed: &SeaweedFs, bucket: &str, prefix: &str) -> (Live, u32) {
     let url = format!("s3://{bucket}/{prefix}");
     let mut live = Live::start(
         with_env(
@@ -273,6 +275,16 @@ fn backup_in_mid_upload(h: &Harness, weed: &SeaweedFs, bucket: &str, prefix: &st
         LIMIT,
     );
     live.wait_for_line("INFO - Copying backup -- ");
+    let tar = wait::until_some("the drain's tar on the VM", LIMIT, || {
+        vm_processes(&h.vm, "tar").first().copied()
+    });
+    live.wait_for_line("-- 5% complete");
+    send_signal(tar, "STOP");
+    assert!(
+        !live.seen().contains("100% complete"),
+        "the copy ended before tar was stopped: {}",
+        live.seen()
+    );
     wait::until("a multipart upload in progress", LIMIT, || {
         assert!(live.still_running(), "bbr exited: {}", live.seen());
         !weed.multipart_uploads(bucket).unwrap().is_empty()
@@ -285,7 +297,7 @@ fn backup_in_mid_upload(h: &Harness, weed: &SeaweedFs, bucket: &str, prefix: &st
                 && k.ends_with("/bosh-0-bosh.tar")),
         "{uploads:?}"
     );
-    live
+    (live, tar)
 }
 
 /// What a backup stopped mid-upload must leave: no object at all under the prefix (the one
@@ -334,9 +346,11 @@ fn sigterm_mid_upload_aborts_the_upload_writes_no_metadata_and_leaves_the_job_un
     weed.create_bucket(bucket).unwrap();
     let h = Harness::new();
     big_job(&h, 200);
-    let live = backup_in_mid_upload(&h, &weed, bucket, "backups");
+    let (live, tar) = backup_in_mid_upload(&h, &weed, bucket, "backups");
     live.signal(libc::SIGTERM);
     let run = live.finish_run(LIMIT);
+    // Let the VM's tar go on: its reader is gone.
+    send_signal(tar, "CONT");
     assert_nothing_left(&h, &weed, bucket, &run);
 }
 
@@ -347,7 +361,8 @@ fn an_ssh_drop_mid_upload_aborts_the_upload_writes_no_metadata_and_leaves_the_jo
     weed.create_bucket(bucket).unwrap();
     let h = Harness::new();
     big_job(&h, 200);
-    let live = backup_in_mid_upload(&h, &weed, bucket, "backups");
+    let (live, _tar) = backup_in_mid_upload(&h, &weed, bucket, "backups");
+    // Kills the stopped tar with the session's other processes.
     assert!(h.vm.kill_connections().unwrap() > 0);
     let run = live.finish_run(LIMIT);
     assert_nothing_left(&h, &weed, bucket, &run);

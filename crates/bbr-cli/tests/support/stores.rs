@@ -285,3 +285,61 @@ pub fn assert_secret_hidden(run: &Run, secret: &str) {
         run.show()
     );
 }
+
+// ----- processes of a VM ----------------------------------------------------------------
+
+/// PIDs of the processes named `comm` (as `/proc/PID/comm` has it) running below the VM's
+/// sshd, i.e. started for bbr's sessions on that VM.
+pub fn vm_processes(vm: &bbr_testkit::Vm, comm: &str) -> Vec<u32> {
+    let Some(root) = vm.pid() else {
+        return Vec::new();
+    };
+    // pid -> (comm, ppid) of every process.
+    let mut table = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0);
+        table.insert(pid, (name, ppid));
+    }
+    let below_root = |mut pid: u32| {
+        for _ in 0..64 {
+            match table.get(&pid) {
+                Some((_, ppid)) if *ppid == root => return true,
+                Some((_, ppid)) if *ppid > 1 => pid = *ppid,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mut pids: Vec<u32> = table
+        .iter()
+        .filter(|(pid, (name, _))| name == comm && below_root(**pid))
+        .map(|(pid, _)| *pid)
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// Sends `signal` (`STOP`, `CONT`, ...) to `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
