@@ -521,11 +521,12 @@ fn restores_of_altered_truncated_or_incomplete_stored_artifacts_are_refused_befo
     weed.put_object(bucket, "flipped/bosh-0-bosh.tar", &flipped)
         .unwrap();
     let run = refused_restore(&h, &weed, &url("flipped"));
-    // The content check names the tar as the artifact names it (the artifact's URL is the
-    // one on the command line), and the file whose checksum differs.
+    // The content check names the tar by its URL and the file whose checksum differs.
     assert!(
-        run.stderr()
-            .contains("Backup is corrupted: checksum mismatch in bosh-0-bosh.tar for [./backup]"),
+        run.stderr().contains(&format!(
+            "checksum mismatch in {} for [./backup]",
+            tar_url("flipped")
+        )),
         "names the tar and the file: {}",
         run.show()
     );
@@ -556,7 +557,7 @@ fn restores_of_altered_truncated_or_incomplete_stored_artifacts_are_refused_befo
     let run = refused_restore(&h, &weed, &url("no-end"));
     assert!(
         run.stderr()
-            .contains("Backup is corrupted: tar file bosh-0-bosh.tar is truncated"),
+            .contains(&format!("tar file {} is truncated", tar_url("no-end"))),
         "names the tar: {}",
         run.show()
     );
@@ -742,9 +743,9 @@ fn a_stored_tar_is_checked_in_the_stream_set_uid_bits_stripped_and_escapes_refus
     );
     assert_eq!(run.code(), 0, "{}", run.show());
     assert!(
-        run.stdout().contains(
-            "Restoring ./tool of bosh-0-bosh.tar on bosh/0 without its set-uid/set-gid bits (mode 4755 becomes 0755)"
-        ),
+        run.stdout().contains(&format!(
+            "Restoring ./tool of s3://{bucket}/setuid/bosh-0-bosh.tar on bosh/0 without its set-uid/set-gid bits (mode 4755 becomes 0755)"
+        )),
         "{}",
         run.show()
     );

@@ -537,7 +537,8 @@ impl TarOrigin<'_> {
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            TarOrigin::Stored { name, .. } => name.clone(),
+            // Named by its URL: the operator finds it with the store's own tools.
+            TarOrigin::Stored { location, .. } => location.clone(),
         }
     }
 }
@@ -583,7 +584,7 @@ async fn open_tar(origin: &TarOrigin<'_>) -> Result<OpenedTar, BbrError> {
             let reader = on_thread(move || files.open(&object))
                 .await
                 .map_err(|e| fail(format!("Error reading artifact file {location}: {e}")))?;
-            let gate = bbr_artifact::TarGate::new(reader, name.clone());
+            let gate = bbr_artifact::TarGate::new(reader, location.clone());
             let report = gate.report();
             Ok(OpenedTar {
                 reader: Box::new(gate),

@@ -673,7 +673,7 @@ async fn a_stored_tar_altered_by_one_byte_fails_the_checksum_and_runs_no_script(
     assert_eq!(kinds(&errors), vec![ErrorKind::General]);
     assert!(
         messages(&errors).contains(&format!(
-            "Backup is corrupted: checksum mismatch in {NODE_TAR} for [./dump]"
+            "Backup is corrupted: checksum mismatch in {URL}/{DIR}/{NODE_TAR} for [./dump]"
         )),
         "{}",
         messages(&errors)
@@ -717,7 +717,9 @@ async fn a_device_node_in_a_stored_tar_never_reaches_the_vm() {
     .await;
     let text = messages(&errors);
     assert!(
-        text.contains(&format!("unsafe tar entry ./null in {NODE_TAR}")),
+        text.contains(&format!(
+            "unsafe tar entry ./null in {URL}/{DIR}/{NODE_TAR}"
+        )),
         "{text}"
     );
     let safe = ev(&["./", "./dump"]);
@@ -741,7 +743,9 @@ async fn an_entry_through_a_symlink_in_a_stored_tar_never_reaches_the_vm() {
     .await;
     let text = messages(&errors);
     assert!(
-        text.contains(&format!("unsafe tar entry ./link/dump in {NODE_TAR}")),
+        text.contains(&format!(
+            "unsafe tar entry ./link/dump in {URL}/{DIR}/{NODE_TAR}"
+        )),
         "{text}"
     );
     // Safe headers pass as far as the gate settled them before the refusal (how far
