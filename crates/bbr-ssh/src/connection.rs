@@ -491,6 +491,8 @@ async fn collect(
     let mut status = None;
     let mut exited_at: Option<tokio::time::Instant> = None;
     let mut output_held_open = false;
+    // The server's end of output (EOF) arrived.
+    let mut ended = false;
     loop {
         let msg = if let Some(exited_at) = exited_at {
             // The grace counts from the last output, the limit from the exit.
@@ -505,7 +507,19 @@ async fn collect(
         } else {
             read.wait().await
         };
-        let Some(msg) = msg else { break };
+        let Some(msg) = msg else {
+            if status.is_some() && !ended {
+                // The exit status can arrive before the last of the output (the server
+                // sends it when the command exits, not when its pipes are drained): a
+                // connection lost before the end of output lost some of it.
+                return Err(RemoteError::Connection {
+                    host: address.to_string(),
+                    reason: "the connection was lost before the end of the command's output"
+                        .to_string(),
+                });
+            }
+            break;
+        };
         let sunk = match msg {
             ChannelMsg::Data { data } => on_output(Stream::Stdout, &data),
             ChannelMsg::ExtendedData { data, ext: 1 } => on_output(Stream::Stderr, &data),
@@ -523,6 +537,10 @@ async fn collect(
                 )
             }
             ChannelMsg::Close => break,
+            ChannelMsg::Eof => {
+                ended = true;
+                Ok(())
+            }
             _ => Ok(()),
         };
         sunk.map_err(|source| RemoteError::Sink {
