@@ -4,35 +4,24 @@
 //! the script calls and the exit bits, with the VM tests (bbr-cli/tests/deployment_*.rs,
 //! director_*.rs) as the oracle; those stay as the contract tests of the real transport.
 
-use bbr_core::artifact_location::{ArtifactOrigin, BackupDestination};
+mod common;
+
+use bbr_core::artifact_location::BackupDestination;
 use bbr_core::report::MemoryReporter;
 use bbr_core::testing::{Call, FakeSource, Matcher, Reply, ScriptedRemote};
-use bbr_core::workflow::{self, BackupOutcome, BackupRequest, RunOptions};
+use bbr_core::workflow::{self, BackupOutcome, BackupRequest};
 use bbr_core::{ARTIFACT_DIRECTORY, ErrorKind, ErrorList, Remote, ScriptKind, StopSignal};
-use std::path::{Path, PathBuf};
+use common::{
+    DEADLINE, artifact, ev, flip_content_of, kinds, messages, no_script_ran, options, restorable,
+    restore, with_backup_scripts,
+};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-/// No scenario may take long: a double that never answers must fail the test, not hang it.
-const DEADLINE: Duration = Duration::from_secs(20);
+use std::time::SystemTime;
 
 const LOCK: ScriptKind = ScriptKind::PreBackupLock;
 const BACKUP: ScriptKind = ScriptKind::Backup;
 const UNLOCK: ScriptKind = ScriptKind::PostBackupUnlock;
-
-fn options(stop: &StopSignal) -> RunOptions {
-    RunOptions {
-        bbr_version: "1.0.0-test".into(),
-        max_parallel: 10,
-        script_timeouts: Default::default(),
-        stop: stop.clone(),
-    }
-}
-
-fn with_backup_scripts(vm: &ScriptedRemote, job: &str) {
-    vm.script(job, LOCK).script(job, BACKUP).script(job, UNLOCK);
-    vm.backup_files(job, &[("dump", format!("{job} data").as_bytes())]);
-}
 
 fn locked_before(job: &str) -> String {
     format!("backup_should_be_locked_before:\n- job_name: {job}\n  release: r\n")
@@ -79,19 +68,6 @@ async fn backup(source: &FakeSource, stop: &StopSignal) -> Ran {
     }
 }
 
-fn kinds(errors: &ErrorList) -> Vec<ErrorKind> {
-    errors.0.iter().map(|e| e.kind).collect()
-}
-
-fn messages(errors: &ErrorList) -> String {
-    errors
-        .0
-        .iter()
-        .map(|e| e.message.clone())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn tars(artifact: &Option<PathBuf>) -> Vec<String> {
     let Some(dir) = artifact else {
         return Vec::new();
@@ -103,10 +79,6 @@ fn tars(artifact: &Option<PathBuf>) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn ev(lines: &[&str]) -> Vec<String> {
-    lines.iter().map(|s| s.to_string()).collect()
 }
 
 /// The remote directory is gone from every VM and every instance was released once.
@@ -645,9 +617,7 @@ async fn a_stop_during_drain_abandons_the_copy_and_cleans_up() {
 // restore
 // ---------------------------------------------------------------------------------------
 
-const RLOCK: ScriptKind = ScriptKind::PreRestoreLock;
 const RESTORE: ScriptKind = ScriptKind::Restore;
-const RUNLOCK: ScriptKind = ScriptKind::PostRestoreUnlock;
 
 /// The script order of a restore of [`restorable`]: the writer locked first, the node
 /// restored, unlocks in reverse.
@@ -669,60 +639,6 @@ fn assert_restorable_cleaned(source: &FakeSource, node: &ScriptedRemote, writer:
             "writer/writer-0-id",
         ],
     );
-}
-
-/// A deployment with `redis` on `redis-dedicated-node/0` and `redis-writer` on `writer/0`,
-/// with backup and restore scripts; the writer is restore-locked first.
-fn restorable() -> (FakeSource, Arc<ScriptedRemote>, Arc<ScriptedRemote>) {
-    let mut source = FakeSource::new("dep", true);
-    let node = source.instance("redis-dedicated-node", 0);
-    let writer = source.instance("writer", 0);
-    for (vm, job) in [(&node, "redis"), (&writer, "redis-writer")] {
-        with_backup_scripts(vm, job);
-        vm.script(job, RLOCK)
-            .script(job, RESTORE)
-            .script(job, RUNLOCK);
-    }
-    writer.metadata(
-        "redis-writer",
-        "restore_should_be_locked_before:\n- job_name: redis\n  release: r\n",
-    );
-    (source, node, writer)
-}
-
-/// Backs up a fresh [`restorable`] deployment, keeping the artifact in `work`.
-async fn artifact(work: &Path) -> PathBuf {
-    let (source, _, _) = restorable();
-    let reporter = MemoryReporter::default();
-    let request = BackupRequest {
-        destination: BackupDestination::Local(work.to_path_buf()),
-        started: SystemTime::now(),
-        unsafe_lock_free: false,
-        with_manifest: false,
-    };
-    let out = workflow::backup(&source, options(&StopSignal::new()), &request, &reporter).await;
-    assert!(out.errors.is_empty(), "{}", messages(&out.errors));
-    out.artifact.unwrap()
-}
-
-async fn restore(
-    source: &FakeSource,
-    artifact: &Path,
-    stop: &StopSignal,
-) -> (ErrorList, MemoryReporter) {
-    let reporter = MemoryReporter::default();
-    let errors = tokio::time::timeout(
-        DEADLINE,
-        workflow::restore(
-            source,
-            options(stop),
-            &ArtifactOrigin::Local(artifact.to_path_buf()),
-            &reporter,
-        ),
-    )
-    .await
-    .expect("the restore ended before the deadline");
-    (errors, reporter)
 }
 
 #[tokio::test]
@@ -820,13 +736,7 @@ async fn a_corrupted_artifact_runs_no_script_and_leaves_nothing_on_the_vm() {
     let work = tempfile::tempdir().unwrap();
     let artifact = artifact(work.path()).await;
     let tar = artifact.join("redis-dedicated-node-0-redis.tar");
-    let mut bytes = std::fs::read(&tar).unwrap();
-    let at = bytes
-        .windows(b"redis data".len())
-        .position(|w| w == b"redis data")
-        .expect("file content inside the tar");
-    bytes[at] = b'R';
-    std::fs::write(&tar, bytes).unwrap();
+    flip_content_of(&tar);
     let (source, node, writer) = restorable();
     let (errors, reporter) = restore(&source, &artifact, &StopSignal::new()).await;
     assert_eq!(kinds(&errors), vec![ErrorKind::General]);
@@ -837,11 +747,7 @@ async fn a_corrupted_artifact_runs_no_script_and_leaves_nothing_on_the_vm() {
         messages(&errors)
     );
     assert!(
-        !source
-            .journal()
-            .calls()
-            .iter()
-            .any(|c| matches!(c, Call::Script { .. })),
+        no_script_ran(&source),
         "no script at all ran, not even metadata: {:?}",
         source.journal().calls()
     );

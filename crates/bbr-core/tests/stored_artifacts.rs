@@ -12,18 +12,21 @@
 //! The real store client is exercised against SeaweedFS, Azurite and fake-gcs-server by
 //! bbr-cli's tests; here the workflows' side of the contract is checked in milliseconds.
 
+mod common;
+
 use bbr_core::artifact_location::{ArtifactOrigin, BackupDestination, StoredArtifacts};
 use bbr_core::report::MemoryReporter;
 use bbr_core::testing::{
     Call, FakeSource, Matcher, MemoryPrefix, Reply, ScriptedRemote, StoreOp, TarItem, tar_with,
 };
-use bbr_core::workflow::{self, BackupOutcome, BackupRequest, RunOptions};
+use bbr_core::workflow::{self, BackupOutcome, BackupRequest};
 use bbr_core::{ARTIFACT_DIRECTORY, ErrorKind, ErrorList, ScriptKind, StopSignal};
+use common::{
+    DEADLINE, ev, flip_content, kinds, messages, no_script_ran, options, redis_pair,
+    with_backup_scripts, with_restore_scripts,
+};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// No scenario may take long: a double that never answers must fail the test, not hang it.
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Where the backups go.
 const URL: &str = "s3://bucket/backups";
@@ -39,53 +42,6 @@ fn started() -> SystemTime {
 
 fn key(name: &str) -> String {
     format!("{DIR}/{name}")
-}
-
-fn options(stop: &StopSignal) -> RunOptions {
-    RunOptions {
-        bbr_version: "1.0.0-test".into(),
-        max_parallel: 10,
-        script_timeouts: Default::default(),
-        stop: stop.clone(),
-    }
-}
-
-fn messages(errors: &ErrorList) -> String {
-    errors
-        .0
-        .iter()
-        .map(|e| e.message.clone())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn kinds(errors: &ErrorList) -> Vec<ErrorKind> {
-    errors.0.iter().map(|e| e.kind).collect()
-}
-
-fn ev(lines: &[&str]) -> Vec<String> {
-    lines.iter().map(|s| s.to_string()).collect()
-}
-
-fn with_scripts(vm: &ScriptedRemote, job: &str) {
-    vm.script(job, ScriptKind::PreBackupLock)
-        .script(job, ScriptKind::Backup)
-        .script(job, ScriptKind::PostBackupUnlock)
-        .script(job, ScriptKind::PreRestoreLock)
-        .script(job, ScriptKind::Restore)
-        .script(job, ScriptKind::PostRestoreUnlock);
-    vm.backup_files(job, &[("dump", format!("{job} data").as_bytes())]);
-}
-
-/// `redis` on `redis-dedicated-node/0` and `redis-writer` on `writer/0`, with backup and
-/// restore scripts.
-fn deployment() -> (FakeSource, Arc<ScriptedRemote>, Arc<ScriptedRemote>) {
-    let mut source = FakeSource::new("dep", true);
-    let node = source.instance("redis-dedicated-node", 0);
-    let writer = source.instance("writer", 0);
-    with_scripts(&node, "redis");
-    with_scripts(&writer, "redis-writer");
-    (source, node, writer)
 }
 
 /// Both unlocks after a good backup (the order between the two is free: no lock order).
@@ -135,10 +91,10 @@ async fn restore_from(source: &FakeSource, artifact: MemoryPrefix) -> (ErrorList
     (errors, reporter)
 }
 
-/// A complete stored artifact of [`deployment`] at `URL/DIR`.
+/// A complete stored artifact of [`redis_pair`] at `URL/DIR`.
 async fn stored_artifact() -> MemoryPrefix {
     let store = MemoryPrefix::new(URL);
-    let (source, _, _) = deployment();
+    let (source, _, _) = redis_pair();
     let outcome = backup_to(&source, &store, &StopSignal::new(), false).await;
     assert!(outcome.errors.is_empty(), "{}", messages(&outcome.errors));
     store
@@ -223,7 +179,7 @@ fn the_memory_prefix_shows_an_upload_only_once_finished() {
 #[tokio::test]
 async fn a_stored_backup_writes_the_tars_and_manifest_first_and_metadata_once_last() {
     let store = MemoryPrefix::new(URL);
-    let (mut source, _, _) = deployment();
+    let (mut source, _, _) = redis_pair();
     source.set_manifest("name: dep\n");
     let outcome = backup_to(&source, &store, &StopSignal::new(), true).await;
     assert!(outcome.errors.is_empty(), "{}", messages(&outcome.errors));
@@ -269,7 +225,7 @@ async fn a_stored_backup_writes_the_tars_and_manifest_first_and_metadata_once_la
         assert!(metadata.contains(needle), "{needle} not in {metadata}");
     }
     // The deep offline check (bbr artifact validate's) accepts the stored artifact.
-    let (check, _, _) = deployment();
+    let (check, _, _) = redis_pair();
     let problems = workflow::validate(
         &check,
         options(&StopSignal::new()),
@@ -284,7 +240,7 @@ async fn a_stored_backup_writes_the_tars_and_manifest_first_and_metadata_once_la
 #[tokio::test]
 async fn a_failed_tar_aborts_its_upload_and_no_metadata_is_written() {
     let store = MemoryPrefix::new(URL);
-    let (source, node, _) = deployment();
+    let (source, node, _) = redis_pair();
     node.on(
         Matcher::ShellPrefix("tar -C ".into()),
         Reply::exit(2).stderr("tar: disk on fire"),
@@ -306,7 +262,7 @@ async fn a_failed_tar_aborts_its_upload_and_no_metadata_is_written() {
 #[tokio::test]
 async fn a_stream_that_is_not_a_tar_aborts_its_upload() {
     let store = MemoryPrefix::new(URL);
-    let (source, node, _) = deployment();
+    let (source, node, _) = redis_pair();
     node.on(
         Matcher::ShellPrefix("tar -C ".into()),
         Reply::ok().stdout(vec![b'x'; 2048]),
@@ -335,7 +291,7 @@ async fn a_stream_that_is_not_a_tar_aborts_its_upload() {
 #[tokio::test]
 async fn a_tar_that_differs_from_the_remote_listing_aborts_its_upload() {
     let store = MemoryPrefix::new(URL);
-    let (source, node, _) = deployment();
+    let (source, node, _) = redis_pair();
     node.on(
         Matcher::ShellPrefix(format!("find {ARTIFACT_DIRECTORY}/redis ")),
         Reply::ok().stdout("99 dump\0"),
@@ -357,7 +313,7 @@ async fn a_tar_that_differs_from_the_remote_listing_aborts_its_upload() {
 async fn a_store_write_failure_fails_that_drain_naming_the_object_and_aborts_it() {
     let store = MemoryPrefix::new(URL);
     store.fail_writes_after(NODE_TAR, 1024);
-    let (source, _, _) = deployment();
+    let (source, _, _) = redis_pair();
     let outcome = backup_to(&source, &store, &StopSignal::new(), false).await;
     let errors = &outcome.errors;
     let drain: Vec<&str> = errors
@@ -395,7 +351,7 @@ async fn a_store_write_failure_fails_that_drain_naming_the_object_and_aborts_it(
 #[tokio::test]
 async fn an_unlock_failure_after_the_drain_still_completes_the_stored_artifact() {
     let store = MemoryPrefix::new(URL);
-    let (source, node, _) = deployment();
+    let (source, node, _) = redis_pair();
     node.on(
         Matcher::script("redis", ScriptKind::PostBackupUnlock),
         Reply::exit(1).stderr("cannot unlock"),
@@ -420,7 +376,8 @@ async fn a_stop_during_a_stored_drain_aborts_the_upload_and_writes_no_metadata()
     let store = MemoryPrefix::new(URL);
     let mut source = FakeSource::new("dep", true);
     let vm = source.instance("bosh", 0);
-    with_scripts(&vm, "bosh");
+    with_backup_scripts(&vm, "bosh");
+    with_restore_scripts(&vm, "bosh");
     vm.on(
         Matcher::ShellPrefix("tar -C ".into()),
         Reply::ok().raising(&stop).hanging(),
@@ -458,7 +415,7 @@ async fn a_stop_during_a_stored_drain_aborts_the_upload_and_writes_no_metadata()
 async fn a_backup_into_an_existing_stored_artifact_is_refused_before_locking() {
     let store = MemoryPrefix::new(URL);
     store.insert(&key("metadata"), "an earlier backup");
-    let (source, node, writer) = deployment();
+    let (source, node, writer) = redis_pair();
     let outcome = backup_to(&source, &store, &StopSignal::new(), false).await;
     assert_eq!(
         messages(&outcome.errors),
@@ -486,7 +443,7 @@ async fn a_backup_into_an_existing_stored_artifact_is_refused_before_locking() {
 async fn a_backup_to_a_prefix_that_fails_its_check_is_refused_before_locking() {
     let store = MemoryPrefix::new(URL);
     store.fail_check("the bucket does not exist");
-    let (source, _, _) = deployment();
+    let (source, _, _) = redis_pair();
     let outcome = backup_to(&source, &store, &StopSignal::new(), false).await;
     assert_eq!(
         messages(&outcome.errors),
@@ -540,7 +497,7 @@ fn assert_no_vm_contacted(source: &FakeSource) {
 #[tokio::test]
 async fn a_stored_backup_restores_what_was_backed_up() {
     let store = stored_artifact().await;
-    let (source, node, writer) = deployment();
+    let (source, node, writer) = redis_pair();
     keep_uploads(&node);
     keep_uploads(&writer);
     let (errors, reporter) = restore_from(&source, store.at(DIR)).await;
@@ -567,7 +524,7 @@ async fn a_stored_backup_restores_what_was_backed_up() {
 #[tokio::test]
 async fn a_local_artifact_copied_into_a_store_restores() {
     let work = tempfile::tempdir().unwrap();
-    let (source, _, _) = deployment();
+    let (source, _, _) = redis_pair();
     let request = BackupRequest {
         destination: BackupDestination::Local(work.path().to_path_buf()),
         started: started(),
@@ -596,7 +553,7 @@ async fn a_local_artifact_copied_into_a_store_restores() {
         store.at("copied").keys(),
         vec!["metadata", NODE_TAR, WRITER_TAR]
     );
-    let (source, node, writer) = deployment();
+    let (source, node, writer) = redis_pair();
     keep_uploads(&node);
     let (errors, _) = restore_from(&source, store.at("copied")).await;
     assert!(errors.is_empty(), "{}", messages(&errors));
@@ -613,7 +570,7 @@ async fn a_local_artifact_copied_into_a_store_restores() {
 async fn a_stored_artifact_without_metadata_is_refused_as_incomplete() {
     let store = stored_artifact().await;
     store.remove(&key("metadata")).expect("metadata");
-    let (source, _, _) = deployment();
+    let (source, _, _) = redis_pair();
     let (errors, _) = restore_from(&source, store.at(DIR)).await;
     assert_eq!(
         messages(&errors),
@@ -629,7 +586,7 @@ async fn a_stored_artifact_without_metadata_is_refused_as_incomplete() {
 async fn a_stored_artifact_missing_a_listed_tar_is_refused() {
     let store = stored_artifact().await;
     store.remove(&key(NODE_TAR)).expect("tar");
-    let (source, _, _) = deployment();
+    let (source, _, _) = redis_pair();
     let (errors, _) = restore_from(&source, store.at(DIR)).await;
     let text = messages(&errors);
     assert!(
@@ -646,7 +603,7 @@ async fn a_stored_artifact_missing_a_listed_tar_is_refused() {
 async fn a_stored_tar_of_an_impossible_size_is_refused() {
     let store = stored_artifact().await;
     store.update(&key(NODE_TAR), |t| t.truncate(1000));
-    let (source, _, _) = deployment();
+    let (source, _, _) = redis_pair();
     let (errors, _) = restore_from(&source, store.at(DIR)).await;
     assert_eq!(
         messages(&errors),
@@ -661,14 +618,8 @@ async fn a_stored_tar_of_an_impossible_size_is_refused() {
 #[tokio::test]
 async fn a_stored_tar_altered_by_one_byte_fails_the_checksum_and_runs_no_script() {
     let store = stored_artifact().await;
-    store.update(&key(NODE_TAR), |t| {
-        let at = t
-            .windows(b"redis data".len())
-            .position(|w| w == b"redis data")
-            .expect("file content inside the tar");
-        t[at] = b'R';
-    });
-    let (source, node, writer) = deployment();
+    store.update(&key(NODE_TAR), |t| flip_content(t));
+    let (source, node, writer) = redis_pair();
     let (errors, _) = restore_from(&source, store.at(DIR)).await;
     assert_eq!(kinds(&errors), vec![ErrorKind::General]);
     assert!(
@@ -679,11 +630,7 @@ async fn a_stored_tar_altered_by_one_byte_fails_the_checksum_and_runs_no_script(
         messages(&errors)
     );
     assert!(
-        !source
-            .journal()
-            .calls()
-            .iter()
-            .any(|c| matches!(c, Call::Script { .. })),
+        no_script_ran(&source),
         "no script ran: {:?}",
         source.journal().calls()
     );
@@ -696,7 +643,7 @@ async fn restore_crafted(items: &[TarItem<'_>]) -> (ErrorList, FakeSource, Vec<S
     let store = stored_artifact().await;
     let tar = tar_with(items);
     store.update(&key(NODE_TAR), |t| *t = tar);
-    let (source, node, _) = deployment();
+    let (source, node, _) = redis_pair();
     let (errors, _) = restore_from(&source, store.at(DIR)).await;
     let received = node.received_entries(&format!("{ARTIFACT_DIRECTORY}/redis"));
     (errors, source, received)

@@ -6,38 +6,21 @@
 //! access is released in every case. The VM tests (bbr-cli/tests/validate_target.rs) are the
 //! contract tests of the real transport.
 
-use bbr_core::artifact_location::{ArtifactOrigin, BackupDestination};
-use bbr_core::report::{Level, MemoryReporter};
-use bbr_core::testing::{Call, FakeSource, ScriptedRemote};
-use bbr_core::workflow::{self, BackupRequest, RunOptions};
-use bbr_core::{ARTIFACT_DIRECTORY, ErrorKind, ErrorList, ScriptKind, StopSignal, commands};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+mod common;
 
-/// No case may take long: a double that never answers must fail the test, not hang it.
-const DEADLINE: Duration = Duration::from_secs(20);
+use bbr_core::artifact_location::ArtifactOrigin;
+use bbr_core::report::{Level, MemoryReporter};
+use bbr_core::testing::{Call, FakeSource};
+use bbr_core::workflow;
+use bbr_core::{ARTIFACT_DIRECTORY, ErrorKind, ErrorList, StopSignal, commands};
+use common::{
+    DEADLINE, artifact, backup_of, flip_content_of, kinds, messages, options, restorable, restore,
+    with_backup_scripts, with_restore_scripts,
+};
+use std::path::Path;
 
 const NODE: &str = "redis-dedicated-node/redis-dedicated-node-0-id";
 const WRITER: &str = "writer/writer-0-id";
-
-fn options() -> RunOptions {
-    RunOptions {
-        bbr_version: "1.0.0-test".into(),
-        max_parallel: 10,
-        script_timeouts: Default::default(),
-        stop: StopSignal::new(),
-    }
-}
-
-fn messages(errors: &ErrorList) -> String {
-    errors
-        .0
-        .iter()
-        .map(|e| e.message.clone())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn warnings(reporter: &MemoryReporter) -> Vec<String> {
     reporter
@@ -48,64 +31,13 @@ fn warnings(reporter: &MemoryReporter) -> Vec<String> {
         .collect()
 }
 
-/// Backup scripts for `job`, whose `backup` writes `dump` = `<job> data`.
-fn with_backup_scripts(vm: &ScriptedRemote, job: &str) {
-    vm.script(job, ScriptKind::PreBackupLock)
-        .script(job, ScriptKind::Backup)
-        .script(job, ScriptKind::PostBackupUnlock);
-    vm.backup_files(job, &[("dump", format!("{job} data").as_bytes())]);
-}
-
-fn with_restore_scripts(vm: &ScriptedRemote, job: &str) {
-    vm.script(job, ScriptKind::PreRestoreLock)
-        .script(job, ScriptKind::Restore)
-        .script(job, ScriptKind::PostRestoreUnlock);
-}
-
-/// `redis` on `redis-dedicated-node/0` and `redis-writer` on `writer/0`, with backup and
-/// restore scripts; the writer's metadata orders the locks (a restore would run it, validate
-/// must not).
-fn restorable() -> (FakeSource, Arc<ScriptedRemote>, Arc<ScriptedRemote>) {
-    let mut source = FakeSource::new("dep", true);
-    let node = source.instance("redis-dedicated-node", 0);
-    let writer = source.instance("writer", 0);
-    for (vm, job) in [(&node, "redis"), (&writer, "redis-writer")] {
-        with_backup_scripts(vm, job);
-        with_restore_scripts(vm, job);
-    }
-    writer.metadata(
-        "redis-writer",
-        "restore_should_be_locked_before:\n- job_name: redis\n  release: r\n",
-    );
-    (source, node, writer)
-}
-
-/// Backs `source` up into `work`, returning the artifact directory.
-async fn backup_of(source: &FakeSource, work: &Path) -> PathBuf {
-    let reporter = MemoryReporter::default();
-    let request = BackupRequest {
-        destination: BackupDestination::Local(work.to_path_buf()),
-        started: SystemTime::now(),
-        unsafe_lock_free: false,
-        with_manifest: false,
-    };
-    let out = workflow::backup(source, options(), &request, &reporter).await;
-    assert!(out.errors.is_empty(), "{}", messages(&out.errors));
-    out.artifact.expect("an artifact directory")
-}
-
-/// A backup of a fresh [`restorable`] deployment, kept in `work`.
-async fn artifact(work: &Path) -> PathBuf {
-    backup_of(&restorable().0, work).await
-}
-
 async fn validate(source: &FakeSource, artifact: &Path) -> (ErrorList, MemoryReporter) {
     let reporter = MemoryReporter::default();
     let errors = tokio::time::timeout(
         DEADLINE,
         workflow::validate(
             source,
-            options(),
+            options(&StopSignal::new()),
             &ArtifactOrigin::Local(artifact.to_path_buf()),
             &reporter,
         ),
@@ -207,10 +139,7 @@ async fn a_backed_up_job_without_a_restore_script_is_named_with_its_instance() {
     with_restore_scripts(&node, "redis");
     with_backup_scripts(&writer, "redis-writer");
     let (errors, _) = validate(&source, &artifact).await;
-    assert_eq!(
-        errors.0.iter().map(|e| e.kind).collect::<Vec<_>>(),
-        vec![ErrorKind::General]
-    );
+    assert_eq!(kinds(&errors), vec![ErrorKind::General]);
     assert_eq!(
         messages(&errors),
         format!(
@@ -272,23 +201,12 @@ async fn a_leftover_artifact_directory_is_reported_and_left_in_place() {
     assert_eq!(source.released(), vec![NODE, WRITER]);
 }
 
-/// Flips one byte of `dump`'s content inside `tar`.
-fn flip_content(tar: &Path) {
-    let mut bytes = std::fs::read(tar).unwrap();
-    let at = bytes
-        .windows(b"redis data".len())
-        .position(|w| w == b"redis data")
-        .expect("file content inside the tar");
-    bytes[at] = b'R';
-    std::fs::write(tar, bytes).unwrap();
-}
-
 #[tokio::test]
 async fn a_corrupted_tar_is_named_and_the_target_is_still_checked() {
     let work = tempfile::tempdir().unwrap();
     let artifact = artifact(work.path()).await;
     let tar = artifact.join("redis-dedicated-node-0-redis.tar");
-    flip_content(&tar);
+    flip_content_of(&tar);
     let (source, node, writer) = restorable();
     // A target problem too: both halves report.
     writer.with_artifact_directory();
@@ -458,18 +376,7 @@ async fn a_restore_script_the_backup_has_no_artifact_for_is_warned_about() {
     // What the warning predicts.
     let (source, node, _) = restorable();
     with_restore_scripts(&node, "newcomer");
-    let reporter = MemoryReporter::default();
-    let restored = tokio::time::timeout(
-        DEADLINE,
-        workflow::restore(
-            &source,
-            options(),
-            &ArtifactOrigin::Local(artifact.clone()),
-            &reporter,
-        ),
-    )
-    .await
-    .expect("restore ended before the deadline");
+    let (restored, _) = restore(&source, &artifact, &StopSignal::new()).await;
     assert!(
         messages(&restored).contains(&format!(
             "the backup has no artifact redis-dedicated-node-0-newcomer.tar for job newcomer on {NODE}"
