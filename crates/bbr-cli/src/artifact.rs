@@ -19,6 +19,7 @@ use bbr_core::error::{BbrError, ErrorList, exit_code};
 use bbr_core::report::ReporterExt;
 use bbr_storage::artifact_store::ArtifactStore;
 use bbr_storage::artifact_url::{ArtifactUrl, ArtifactUrlError, CloudEnv};
+use bbr_storage::object::UploadBudget;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,7 +90,8 @@ impl ArtifactPath {
             ArtifactLocation::Local(p) => Ok(ArtifactPath::Local(p)),
             ArtifactLocation::Store(url) => {
                 let store = ArtifactStore::from_env(url, &CloudEnv::from_process())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| e.to_string())?
+                    .with_upload_budget(UploadBudget::new(stored::UPLOAD_BUDGET));
                 Ok(ArtifactPath::Stored(std::sync::Arc::new(
                     stored::StoredPrefix::new(store, tokio::runtime::Handle::current()),
                 )))

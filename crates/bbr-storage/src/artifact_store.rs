@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::StorageError;
 use crate::artifact_url::{ArtifactUrl, CloudEnv, StoreEnvError, store_settings};
-use crate::object::{ObjectDestination, ObjectInfo, ObjectStream};
+use crate::object::{ObjectDestination, ObjectInfo, ObjectStream, UploadBudget};
 
 /// An artifact location in an object store (see the [module docs](self)).
 pub struct ArtifactStore {
@@ -69,6 +69,13 @@ impl ArtifactStore {
     /// changes.
     pub fn with_page_size(mut self, keys: usize) -> ArtifactStore {
         self.page_size = Some(keys.max(1));
+        self
+    }
+
+    /// Keep the parts in flight of every upload through this store within `budget` (see
+    /// [`UploadBudget`]): a backup streaming several tars at once stays within one bound.
+    pub fn with_upload_budget(mut self, budget: UploadBudget) -> ArtifactStore {
+        self.dest = self.dest.with_upload_budget(budget);
         self
     }
 

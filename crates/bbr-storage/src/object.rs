@@ -85,6 +85,7 @@ use transfer::{FileSource, PartPlan, ReaderSource};
 
 pub(crate) use common::endpoint_problem;
 pub use common::{escape_key, normalize_key, unescape_key};
+pub use transfer::UploadBudget;
 
 /// Default size of one uploaded part (S3 part, Azure block, GCS chunk).
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -234,6 +235,7 @@ pub struct ObjectDestination {
     part_size: usize,
     in_flight_bytes: usize,
     read_range: u64,
+    budget: Option<transfer::UploadBudget>,
 }
 
 enum Backend {
@@ -269,7 +271,17 @@ impl ObjectDestination {
             part_size: DEFAULT_PART_SIZE,
             in_flight_bytes: DEFAULT_IN_FLIGHT_BYTES,
             read_range: DEFAULT_READ_RANGE,
+            budget: None,
         })
+    }
+
+    /// Keep the parts in flight of this destination's uploads within `budget`, which may
+    /// be shared with other destinations: several uploads at once then stay within one
+    /// memory bound (plus one part being filled per upload), however many there are.
+    pub fn with_upload_budget(mut self, budget: UploadBudget) -> Self {
+        self.in_flight_bytes = self.in_flight_bytes.max(budget.bytes());
+        self.budget = Some(budget);
+        self
     }
 
     /// Use parts of `bytes` (at least 5 MiB; rounded up to a multiple of 256 KiB) instead of
@@ -339,7 +351,8 @@ impl ObjectDestination {
     ) -> Result<u64, StorageError> {
         let key = normalize_key(key)?;
         let (mut source, size) = FileSource::open(local).await?;
-        let plan = PartPlan::new(self.part_size, self.in_flight_bytes, Some(size));
+        let plan = PartPlan::new(self.part_size, self.in_flight_bytes, Some(size))
+            .within(self.budget.clone());
         self.upload(&key, &mut source, &plan, cancel).await
     }
 
@@ -355,7 +368,8 @@ impl ObjectDestination {
         cancel: &CancellationToken,
     ) -> Result<u64, StorageError> {
         let key = normalize_key(key)?;
-        let plan = PartPlan::new(self.part_size, self.in_flight_bytes, Some(opened.size));
+        let plan = PartPlan::new(self.part_size, self.in_flight_bytes, Some(opened.size))
+            .within(self.budget.clone());
         let mut source = FileSource::new(opened);
         self.upload(&key, &mut source, &plan, cancel).await
     }
@@ -371,7 +385,8 @@ impl ObjectDestination {
     ) -> Result<u64, StorageError> {
         let key = normalize_key(key)?;
         let mut source = ReaderSource::new(reader);
-        let plan = PartPlan::new(self.part_size, self.in_flight_bytes, None);
+        let plan =
+            PartPlan::new(self.part_size, self.in_flight_bytes, None).within(self.budget.clone());
         self.upload(&key, &mut source, &plan, cancel).await
     }
 

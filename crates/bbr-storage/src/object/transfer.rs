@@ -36,12 +36,52 @@ pub(crate) fn clamp_part_size(bytes: usize) -> usize {
     bytes.max(MIN_PART).div_ceil(GRANULE) * GRANULE
 }
 
+/// A bound on the bytes of parts in flight shared by every upload given it, so that
+/// several uploads at once (one per VM of a backup) stay within one memory bound whatever
+/// their number. Counted in whole MiB; a part larger than the whole budget waits for all
+/// of it.
+#[derive(Clone, Debug)]
+pub struct UploadBudget {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    mib: u32,
+}
+
+impl UploadBudget {
+    /// A budget of `bytes` (rounded up to whole MiB, at least one).
+    pub fn new(bytes: usize) -> UploadBudget {
+        let mib = u32::try_from(bytes.div_ceil(MIB).max(1)).unwrap_or(u32::MAX >> 4);
+        UploadBudget {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(mib as usize)),
+            mib,
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn bytes(&self) -> usize {
+        self.mib as usize * MIB
+    }
+
+    /// Waits until a part of `bytes` fits; the budget is given back when the permit drops.
+    async fn reserve(&self, bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+        let want = u32::try_from(bytes.div_ceil(MIB).max(1))
+            .unwrap_or(u32::MAX)
+            .min(self.mib);
+        self.permits
+            .clone()
+            .acquire_many_owned(want)
+            .await
+            .expect("the budget's semaphore is never closed")
+    }
+}
+
 /// How big each part is and how many may be in flight.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct PartPlan {
     base: usize,
     in_flight_bytes: usize,
     known_size: bool,
+    /// Shared with other uploads, when set.
+    budget: Option<UploadBudget>,
 }
 
 impl PartPlan {
@@ -58,7 +98,14 @@ impl PartPlan {
             base,
             in_flight_bytes,
             known_size: size.is_some(),
+            budget: None,
         }
+    }
+
+    /// Also keep the parts in flight within `budget`, shared with other uploads.
+    pub(crate) fn within(mut self, budget: Option<UploadBudget>) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Size of part number `index` (0-based).
@@ -452,7 +499,17 @@ async fn pump_parts(
                 check(done)?;
             }
         }
-        tasks.spawn(upload.put_part(PutPayload::from(chunk)));
+        let reserved = match &plan.budget {
+            Some(budget) => Some(budget.reserve(chunk.len()).await),
+            None => None,
+        };
+        let part = upload.put_part(PutPayload::from(chunk));
+        tasks.spawn(async move {
+            let sent = part.await;
+            // The part's memory is freed once sent: give its share of the budget back.
+            drop(reserved);
+            sent
+        });
         index += 1;
         chunk = source.next_chunk(plan.part_size(index)).await?;
         if chunk.is_empty() {
@@ -468,6 +525,25 @@ async fn pump_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_shared_budget_holds_back_parts_until_others_are_sent() {
+        let budget = UploadBudget::new(16 * MIB);
+        assert_eq!(budget.bytes(), 16 * MIB);
+        let first = budget.reserve(8 * MIB).await;
+        let _second = budget.reserve(8 * MIB).await;
+        // Full: a third part waits until one of the others is given back.
+        let mut third = Box::pin(budget.reserve(8 * MIB));
+        assert!(futures::poll!(&mut third).is_pending());
+        drop(first);
+        let _third = third.await;
+        // A part bigger than the whole budget waits for all of it, then goes alone.
+        let other = UploadBudget::new(4 * MIB);
+        let big = other.reserve(64 * MIB).await;
+        assert_eq!(other.permits.available_permits(), 0);
+        drop(big);
+        assert_eq!(other.permits.available_permits(), 4);
+    }
 
     #[test]
     fn part_sizes_are_clamped_and_aligned() {
