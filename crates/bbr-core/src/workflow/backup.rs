@@ -290,9 +290,17 @@ pub async fn backup(
                             Some(bbr_artifact::timefmt::metadata_time(SystemTime::now()));
                         m.clone()
                     };
-                    a.complete(&m)
+                    let completed = a
+                        .complete(&m)
                         .await
-                        .map_err(|e| one(BbrError::general(e.to_string())))
+                        .map_err(|e| one(BbrError::general(e.to_string())));
+                    if completed.is_ok() && a.is_stored() {
+                        reporter.info(format!(
+                            "Wrote {}: the artifact is complete",
+                            a.file_location(bbr_artifact::artifact_dir::METADATA_FILE)
+                        ));
+                    }
+                    completed
                 }
                 None => Ok(()),
             },
