@@ -159,6 +159,7 @@ struct RawConfig {
     add_deployment_name_to_backup_path: Option<bool>,
     alerts: Option<AlertsConfig>,
     state_dir: Option<String>,
+    metrics_file: Option<String>,
     // Inert keys, accepted for compatibility with the release's rendering.
     #[allow(dead_code)]
     aws_cli_path: Option<String>,
@@ -184,6 +185,7 @@ const KNOWN_KEYS: &[&str] = &[
     "add_deployment_name_to_backup_path",
     "alerts",
     "state_dir",
+    "metrics_file",
     "aws_cli_path",
     "azure_cli_path",
     "backup_user",
@@ -264,6 +266,9 @@ pub struct Config {
     pub alerts: Option<AlertsConfig>,
     /// Where the run lock and the SCP trust-on-first-use record live (ours).
     pub state_dir: Option<PathBuf>,
+    /// `metrics_file` (ours): the Prometheus textfile-collector file every run updates
+    /// (docs/service-backup.md#metrics); `None`: no metrics.
+    pub metrics_file: Option<PathBuf>,
     /// Keys that were ignored, as dotted paths (e.g. `destinations[0].config.bucket_nmae`).
     pub warnings: Vec<String>,
 }
@@ -430,6 +435,27 @@ fn unmarshal_error(e: serde_saphyr::Error) -> ConfigError {
     ConfigError::Unmarshal(first.trim_start_matches("error: ").to_owned())
 }
 
+/// `metrics_file`: absent or empty means none; otherwise an absolute path ending in `.prom`
+/// (node_exporter's textfile collector reads only `*.prom`, so another name would be written
+/// and silently never collected).
+fn parse_metrics_file(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(text) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(text);
+    if !path.is_absolute() {
+        return Err(ConfigError::Invalid(format!(
+            "metrics_file: {text:?} is not an absolute path"
+        )));
+    }
+    if path.extension().is_none_or(|e| e != "prom") {
+        return Err(ConfigError::Invalid(format!(
+            "metrics_file: {text:?} does not end in .prom, the only files node_exporter's textfile collector reads"
+        )));
+    }
+    Ok(Some(path))
+}
+
 fn non_empty(value: Option<String>) -> String {
     value.unwrap_or_default()
 }
@@ -484,6 +510,7 @@ impl Config {
             "cleanup_executable_timeout",
             raw.cleanup_executable_timeout.as_deref(),
         )?;
+        let metrics_file = parse_metrics_file(raw.metrics_file.as_deref())?;
         Ok(Config {
             raw_destinations,
             source_folder: non_empty(raw.source_folder),
@@ -502,6 +529,7 @@ impl Config {
             add_deployment_name_to_backup_path: add_deployment,
             alerts: raw.alerts,
             state_dir: raw.state_dir.filter(|s| !s.is_empty()).map(PathBuf::from),
+            metrics_file,
             warnings,
         })
     }
@@ -1138,6 +1166,37 @@ alerts:
         };
         assert!(s.force_path_style);
         assert_eq!(s.ca_cert, "/etc/ca.pem");
+    }
+
+    #[test]
+    fn metrics_file_is_an_absolute_prom_path() {
+        let c = Config::parse("metrics_file: /var/lib/node_exporter/textfile/sb.prom\n")
+            .expect("parse");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            c.metrics_file,
+            Some(PathBuf::from("/var/lib/node_exporter/textfile/sb.prom"))
+        );
+        assert_eq!(
+            Config::parse("metrics_file: ''\n")
+                .expect("parse")
+                .metrics_file,
+            None
+        );
+        assert_eq!(
+            Config::parse("source_folder: /x\n")
+                .expect("parse")
+                .metrics_file,
+            None
+        );
+        for (text, needle) in [
+            ("metrics_file: sb.prom\n", "not an absolute path"),
+            ("metrics_file: /tmp/sb.txt\n", "does not end in .prom"),
+        ] {
+            let e = Config::parse(text).expect_err(text).to_string();
+            assert!(e.starts_with("metrics_file: "), "{e}");
+            assert!(e.contains(needle), "{e}");
+        }
     }
 
     #[test]

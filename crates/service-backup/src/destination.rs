@@ -188,7 +188,8 @@ async fn put_each(
     cancel: &CancellationToken,
     announce: impl Fn(&LocalFile, &str) -> String,
     failure: impl Fn(&LocalFile, &StorageError) -> String,
-) -> Result<(), UploadError> {
+) -> Result<u64, UploadError> {
+    let mut total = 0;
     for file in &tree.files {
         let (relative, escaped) = escape_key(file.relative.as_bytes());
         let key = object_key(&[prefix[0], prefix[1], prefix[2], &relative]);
@@ -211,6 +212,7 @@ async fn put_each(
             .put_opened(opened, &key, cancel)
             .await
             .map_err(|e| UploadError(failure(file, &e)))?;
+        total += uploaded;
         if let Ok(now) = std::fs::metadata(&file.path)
             && now.len() != uploaded
         {
@@ -224,7 +226,7 @@ async fn put_each(
             );
         }
     }
-    Ok(())
+    Ok(total)
 }
 
 /// An S3 (or S3-compatible) destination.
@@ -265,7 +267,7 @@ impl S3Uploader {
         source: &Path,
         logger: &Logger,
         cancel: &CancellationToken,
-    ) -> Result<(), UploadError> {
+    ) -> Result<u64, UploadError> {
         let date = date_path(local_today());
         let remote = remote_path(
             &format!("{}/{}", self.bucket_name, self.bucket_path),
@@ -343,7 +345,7 @@ impl Uploader for S3Uploader {
         source: &'a Path,
         logger: &'a Logger,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), UploadError>> {
+    ) -> BoxFuture<'a, Result<u64, UploadError>> {
         Box::pin(async move {
             let result = self.run(source, logger, cancel).await;
             logger.info("s3 completed", data! {});
@@ -397,7 +399,7 @@ impl AzureUploader {
         source: &Path,
         logger: &Logger,
         cancel: &CancellationToken,
-    ) -> Result<(), UploadError> {
+    ) -> Result<u64, UploadError> {
         let date = date_path(local_today());
         let remote = remote_path(&self.path, &self.deployment, local_today());
         logger.info(
@@ -460,7 +462,7 @@ impl Uploader for AzureUploader {
         source: &'a Path,
         logger: &'a Logger,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), UploadError>> {
+    ) -> BoxFuture<'a, Result<u64, UploadError>> {
         Box::pin(self.run(source, logger, cancel))
     }
 }
@@ -499,7 +501,7 @@ impl GcsUploader {
         source: &Path,
         logger: &Logger,
         cancel: &CancellationToken,
-    ) -> Result<(), UploadError> {
+    ) -> Result<u64, UploadError> {
         logger.info(
             &format!("will upload {} to Google Cloud Storage", source.display()),
             data! {},
@@ -542,7 +544,7 @@ impl Uploader for GcsUploader {
         source: &'a Path,
         logger: &'a Logger,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), UploadError>> {
+    ) -> BoxFuture<'a, Result<u64, UploadError>> {
         Box::pin(async move {
             let result = self.run(source, logger, cancel).await;
             if let Err(e) = &result {
@@ -603,7 +605,7 @@ impl ScpUploader {
         source: &Path,
         logger: &Logger,
         cancel: &CancellationToken,
-    ) -> Result<(), UploadError> {
+    ) -> Result<u64, UploadError> {
         let remote_dir = join(&[
             &self.destination,
             &self.deployment,
@@ -653,13 +655,13 @@ impl ScpUploader {
             for skipped in &done.skipped {
                 log_skipped(logger, skipped);
             }
-            Ok(())
+            Ok(done.bytes)
         }
         .await;
         dest.disconnect().await;
-        result?;
+        let bytes = result?;
         logger.info("scp completed", data! {});
-        Ok(())
+        Ok(bytes)
     }
 }
 
@@ -675,7 +677,7 @@ impl Uploader for ScpUploader {
         source: &'a Path,
         logger: &'a Logger,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), UploadError>> {
+    ) -> BoxFuture<'a, Result<u64, UploadError>> {
         Box::pin(self.run(source, logger, cancel))
     }
 }

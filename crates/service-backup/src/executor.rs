@@ -6,10 +6,17 @@
 //! [`crate::state`]; prepare and cleanup output is logged (bounded, secrets redacted by the
 //! sink) as `Perform backup output` / `Cleanup output`; uploads are cancelled through a
 //! [`CancellationToken`] on shutdown.
+//!
+//! With `metrics_file` set, every run that got past startup (failed, rejected as in progress,
+//! or successful) ends by updating the metrics file through `bbr-metrics`
+//! (docs/service-backup.md#metrics); a failure to write it is logged
+//! (`failed to write metrics file`) and does not change the run's result.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+use bbr_metrics::{Job as MetricsJob, MetricsFile, Outcome, RunMetrics, gauges};
 
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +25,7 @@ use crate::data;
 use crate::lager::Logger;
 use crate::process::{Output, ProcessError, ProcessManager, split_command};
 use crate::state::StateDir;
-use crate::upload::{MultiUploader, dir_size};
+use crate::upload::{MultiUploader, UploadReport, dir_size};
 
 /// The exact text of the in-progress rejection (logged and returned).
 pub const IN_PROGRESS_MESSAGE: &str = "Backup currently in progress, exiting. Another backup will not be able to start until this is completed.";
@@ -53,6 +60,8 @@ pub struct RunSettings {
     pub service_identifier_executable: String,
     /// Reject overlapping runs.
     pub exit_if_in_progress: bool,
+    /// Where each run's metrics go (`None`: nowhere).
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl RunSettings {
@@ -66,6 +75,7 @@ impl RunSettings {
             cleanup_executable_timeout: config.cleanup_executable_timeout.clone(),
             service_identifier_executable: config.service_identifier_executable.clone(),
             exit_if_in_progress: config.exit_if_in_progress,
+            metrics_file: config.metrics_file.clone(),
         }
     }
 }
@@ -189,8 +199,70 @@ impl Executor {
         }
     }
 
-    /// Runs one backup.
+    /// Runs one backup, then updates the metrics file if one is configured.
     pub async fn execute(&self) -> Result<(), ServiceInstanceError> {
+        let started = Instant::now();
+        let mut uploaded = None;
+        let result = self.run(&mut uploaded).await;
+        if let Some(path) = &self.settings.metrics_file {
+            self.write_metrics(path, started, &result, uploaded).await;
+        }
+        result
+    }
+
+    /// Records a finished run: success or failure, its duration, and the bytes each
+    /// destination stored (0 for all when the run failed before uploading).
+    async fn write_metrics(
+        &self,
+        path: &Path,
+        started: Instant,
+        result: &Result<(), ServiceInstanceError>,
+        uploaded: Option<UploadReport>,
+    ) {
+        let outcome = if result.is_ok() {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        };
+        let mut run = RunMetrics::new(SystemTime::now(), started.elapsed(), outcome);
+        let per_destination: Vec<(String, u64)> = match uploaded {
+            Some(report) => report
+                .destinations
+                .into_iter()
+                .map(|d| (d.label, d.bytes))
+                .collect(),
+            None => self.uploader.labels().into_iter().map(|l| (l, 0)).collect(),
+        };
+        for (label, bytes) in &per_destination {
+            run = run.with_labelled_gauge(
+                gauges::BYTES_UPLOADED,
+                &[("destination", label)],
+                *bytes as f64,
+            );
+        }
+        let file = MetricsFile::new(path);
+        let written =
+            tokio::task::spawn_blocking(move || file.record(MetricsJob::ServiceBackup, &[], &run))
+                .await;
+        match written {
+            Ok(Ok(recorded)) => {
+                if let Some(corrupt) = recorded.discarded {
+                    self.logger.info(
+                        "WARNING: replaced an unreadable metrics file",
+                        data! {"error" => corrupt.to_string()},
+                    );
+                }
+            }
+            Ok(Err(e)) => self
+                .logger
+                .error("failed to write metrics file", &e, data! {}),
+            Err(e) => self
+                .logger
+                .error("failed to write metrics file", &e, data! {}),
+        }
+    }
+
+    async fn run(&self, uploaded: &mut Option<UploadReport>) -> Result<(), ServiceInstanceError> {
         let guid = uuid::Uuid::new_v4().to_string();
         let mut logger = self.logger.with_data(data! {"backup_guid" => guid});
         let identifier = self.identify(&logger).await;
@@ -245,7 +317,10 @@ impl Executor {
         logger.info("Upload backup started", data! {});
         let started = Instant::now();
         let source = Path::new(&self.settings.source_folder);
-        if let Err(e) = self.uploader.upload(source, &logger, &self.cancel).await {
+        let report = self.uploader.upload(source, &logger, &self.cancel).await;
+        let upload_result = report.result();
+        *uploaded = Some(report);
+        if let Err(e) = upload_result {
             logger.error("Upload backup completed with error", &e, data! {});
             return Err(fail(e.to_string()));
         }
@@ -303,7 +378,7 @@ mod tests {
             _source: &'a Path,
             _logger: &'a Logger,
             _cancel: &'a CancellationToken,
-        ) -> BoxFuture<'a, Result<(), UploadError>> {
+        ) -> BoxFuture<'a, Result<u64, UploadError>> {
             Box::pin(async move {
                 *self.calls.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                 if let Some(d) = self.delay {
@@ -311,7 +386,7 @@ mod tests {
                 }
                 match &self.fail {
                     Some(m) => Err(UploadError(m.clone())),
-                    None => Ok(()),
+                    None => Ok(200),
                 }
             })
         }

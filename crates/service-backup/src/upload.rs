@@ -31,14 +31,49 @@ pub trait Uploader: Send + Sync {
     /// The configured `name` (`""`: unnamed).
     fn name(&self) -> &str;
     /// Uploads the tree under `source` to today's remote location, logging through `logger`
-    /// (which already carries `destination_name` when the destination is named). Must return
-    /// promptly with an error once `cancel` fires.
+    /// (which already carries `destination_name` when the destination is named), and returns
+    /// the file bytes stored. Must return promptly with an error once `cancel` fires.
     fn upload<'a>(
         &'a self,
         source: &'a Path,
         logger: &'a Logger,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), UploadError>>;
+    ) -> BoxFuture<'a, Result<u64, UploadError>>;
+}
+
+/// What one destination did in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationReport {
+    /// The `destination` label of its metrics: its `name`, else its type; a label already
+    /// taken by an earlier destination gets `-<position>` (1-based, config order) appended.
+    pub label: String,
+    /// File bytes it stored (0 when its upload failed).
+    pub bytes: u64,
+    /// Why its upload failed.
+    pub error: Option<UploadError>,
+}
+
+/// What [`MultiUploader::upload`] did, destination by destination (config order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// One entry per destination.
+    pub destinations: Vec<DestinationReport>,
+}
+
+impl UploadReport {
+    /// `Ok` when every destination succeeded, else their errors joined with `"; "`.
+    pub fn result(&self) -> Result<(), UploadError> {
+        let errors: Vec<&str> = self
+            .destinations
+            .iter()
+            .filter_map(|d| d.error.as_ref().map(|e| e.0.as_str()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(UploadError(errors.join("; ")))
+        }
+    }
 }
 
 /// All destinations, uploaded to one after the other.
@@ -74,30 +109,51 @@ impl MultiUploader {
         format!("multi-uploader: {}", kinds.join(", "))
     }
 
-    /// Uploads to every destination in turn; a failure does not stop the others. The
-    /// errors of all failed destinations are joined with `"; "`.
+    /// The `destination` labels, in config order (see [`DestinationReport::label`]).
+    pub fn labels(&self) -> Vec<String> {
+        let mut labels: Vec<String> = Vec::with_capacity(self.uploaders.len());
+        for (i, uploader) in self.uploaders.iter().enumerate() {
+            let base = if uploader.name().is_empty() {
+                uploader.kind()
+            } else {
+                uploader.name()
+            };
+            let label = if labels.iter().any(|l| l == base) {
+                format!("{base}-{}", i + 1)
+            } else {
+                base.to_owned()
+            };
+            labels.push(label);
+        }
+        labels
+    }
+
+    /// Uploads to every destination in turn; a failure does not stop the others
+    /// ([`UploadReport::result`] joins the errors of all failed destinations with `"; "`).
     pub async fn upload(
         &self,
         source: &Path,
         logger: &Logger,
         cancel: &CancellationToken,
-    ) -> Result<(), UploadError> {
-        let mut errors = Vec::new();
-        for uploader in &self.uploaders {
+    ) -> UploadReport {
+        let mut report = UploadReport::default();
+        for (uploader, label) in self.uploaders.iter().zip(self.labels()) {
             let dest_logger = if uploader.name().is_empty() {
                 logger.clone()
             } else {
                 logger.with_data(crate::data! {"destination_name" => uploader.name()})
             };
-            if let Err(e) = uploader.upload(source, &dest_logger, cancel).await {
-                errors.push(e.0);
-            }
+            let (bytes, error) = match uploader.upload(source, &dest_logger, cancel).await {
+                Ok(bytes) => (bytes, None),
+                Err(e) => (0, Some(e)),
+            };
+            report.destinations.push(DestinationReport {
+                label,
+                bytes,
+                error,
+            });
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(UploadError(errors.join("; ")))
-        }
+        report
     }
 }
 
@@ -175,7 +231,7 @@ mod tests {
             _source: &'a Path,
             logger: &'a Logger,
             _cancel: &'a CancellationToken,
-        ) -> BoxFuture<'a, Result<(), UploadError>> {
+        ) -> BoxFuture<'a, Result<u64, UploadError>> {
             Box::pin(async move {
                 logger.info("fake upload", crate::data! {});
                 self.calls
@@ -184,7 +240,7 @@ mod tests {
                     .push(self.name.clone());
                 match &self.fail {
                     Some(msg) => Err(UploadError(msg.clone())),
-                    None => Ok(()),
+                    None => Ok(self.name.len() as u64 + 100),
                 }
             })
         }
@@ -208,11 +264,20 @@ mod tests {
         assert_eq!(multi.name(), "multi-uploader: fake, fake, fake");
         let (sink, log) = Sink::memory(LogFormat::Pretty);
         let logger = Logger::new("ServiceBackup", sink);
-        let err = multi
+        let report = multi
             .upload(Path::new("/x"), &logger, &CancellationToken::new())
-            .await
-            .expect_err("failures");
+            .await;
+        let err = report.result().expect_err("failures");
         assert_eq!(err.0, "first failed; third failed");
+        let per_destination: Vec<(&str, u64, bool)> = report
+            .destinations
+            .iter()
+            .map(|d| (d.label.as_str(), d.bytes, d.error.is_some()))
+            .collect();
+        assert_eq!(
+            per_destination,
+            vec![("a", 0, true), ("fake", 100, false), ("c", 0, true)]
+        );
         assert_eq!(
             *calls.lock().unwrap_or_else(|e| e.into_inner()),
             vec!["a", "", "c"]
@@ -221,6 +286,22 @@ mod tests {
         assert_eq!(lines[0]["data"]["destination_name"], "a");
         assert!(lines[1]["data"].get("destination_name").is_none());
         assert_eq!(lines[2]["data"]["destination_name"], "c");
+    }
+
+    #[test]
+    fn destination_labels_are_names_or_types_and_unique() {
+        let fake = |name: &str| -> Box<dyn Uploader> {
+            Box::new(Fake {
+                name: name.to_owned(),
+                fail: None,
+                calls: Default::default(),
+            })
+        };
+        let multi = MultiUploader::new(vec![fake(""), fake("primary"), fake(""), fake("primary")]);
+        assert_eq!(
+            multi.labels(),
+            vec!["fake", "primary", "fake-3", "primary-4"]
+        );
     }
 
     fn memory_logger() -> (Logger, crate::lager::MemoryLog) {
