@@ -22,6 +22,8 @@
 //! * [`files`] — what validation and listing read ([`ArtifactFiles`], [`ArtifactTree`]),
 //!   a local directory or (implemented by bbr-cli) an object-store prefix;
 //! * [`listing`] — the artifact directories under a directory (`bbr artifact list`);
+//! * [`retention`] — which of them a restic-style `--keep-*` policy keeps (`bbr artifact
+//!   prune`), with every reason;
 //! * [`artifact_file`] — writing a drained tar and reading one for a restore with page-cache
 //!   hints (write-behind and drop, read-ahead), the crate's only file I/O through `libc`;
 //! * [`yaml_limits`] — YAML parser limits scaled from the input's size, for every reader of
@@ -39,6 +41,7 @@ pub mod gate;
 pub mod listing;
 pub mod metadata;
 pub mod naming;
+pub mod retention;
 pub mod safety;
 pub mod tarstream;
 #[cfg(test)]
@@ -58,6 +61,10 @@ pub use listing::{ListedArtifact, list_artifacts, list_artifacts_in};
 pub use metadata::{ArtifactMetadata, BackupActivity, Checksums, InstanceMetadata, Metadata};
 pub use naming::{
     artifact_dir_name, backup_one_restore_all_name, custom_artifact_file, default_artifact_file,
+};
+pub use retention::{
+    CalendarDuration, Count, Decision, KeepReason, Period, Policy, RemoveReason, RetentionError,
+    RetentionPlan, Verdict, plan_retention,
 };
 pub use safety::{
     StreamSafety, check_entries_safe, check_entry_kind, check_entry_safe, unsafe_entries,
