@@ -14,7 +14,9 @@
 //!   when the future is dropped; see [`crate::object`]);
 //! - [`ArtifactStore::put_small`]: write a small object such as `metadata` in one request;
 //! - [`ArtifactStore::size_of`]: whether an object exists, and its size;
-//! - [`ArtifactStore::delete`]: remove one object (missing is fine).
+//! - [`ArtifactStore::delete`]: remove one object (missing is fine), and
+//!   [`ArtifactStore::delete_many`]: many at once, in the store's bulk form, every `metadata`
+//!   first (see [`ObjectDestination::delete_many`]).
 //!
 //! [`ArtifactStore::from_env`] builds one from the URL and the cloud CLI environment
 //! ([`crate::artifact_url`]); nothing touches the network until the first call.
@@ -188,6 +190,37 @@ impl ArtifactStore {
     /// Delete `relative` (a missing object is not an error).
     pub async fn delete(&self, relative: &str) -> Result<(), StorageError> {
         self.dest.delete(&self.key(relative)?).await
+    }
+
+    /// Delete every key of `keys` (relative to the URL's prefix) in the store's bulk form,
+    /// every `metadata` key before the others (see [`ObjectDestination::delete_many`]).
+    /// Returns the keys, as given, that could not be deleted, with why, in the order given;
+    /// empty when all are gone. A missing object is not a failure.
+    pub async fn delete_many(&self, keys: &[String]) -> Vec<(String, StorageError)> {
+        let mut failures = Vec::new();
+        let mut full = Vec::with_capacity(keys.len());
+        let mut index = Vec::with_capacity(keys.len());
+        for (i, relative) in keys.iter().enumerate() {
+            match self.key(relative) {
+                Ok(k) => {
+                    full.push(k);
+                    index.push(i);
+                }
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        failures.extend(
+            self.dest
+                .delete_many_indexed(&full)
+                .await
+                .into_iter()
+                .map(|(j, e)| (index[j], e)),
+        );
+        failures.sort_by_key(|(i, _)| *i);
+        failures
+            .into_iter()
+            .map(|(i, e)| (keys[i].clone(), e))
+            .collect()
     }
 
     /// The full key of a directory, `""` for the bucket's root.

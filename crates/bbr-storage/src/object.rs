@@ -65,6 +65,7 @@
 
 mod azure;
 mod common;
+mod delete;
 mod gcs;
 mod s3;
 mod transfer;
@@ -542,6 +543,85 @@ impl ObjectDestination {
         match self.store().delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(ctx.object_store_error("deleting", &key, e)),
+        }
+    }
+
+    /// Delete every key of `keys` (full keys), in the store's bulk form where it has one
+    /// (S3 `DeleteObjects`, 1,000 keys a request; Azure blob batch, 256 a request; GCS, and
+    /// Azure with a SAS: up to 32 single deletes at once). Returns the keys that could not
+    /// be deleted, each with its error (naming the store and the key, without secrets), in
+    /// the order given; empty when everything is gone. A missing object is not a failure.
+    ///
+    /// Order: every `metadata` key (last segment `metadata`) is deleted before any other key
+    /// of the call is sent, so a half-deleted bbr artifact reads as incomplete; a key in the
+    /// directory of a `metadata` key that could not be deleted is kept and reported as a
+    /// failure. Within each of the two phases, requests run concurrently.
+    pub async fn delete_many(&self, keys: &[String]) -> Vec<(String, StorageError)> {
+        self.delete_many_indexed(keys)
+            .await
+            .into_iter()
+            .map(|(i, e)| (keys[i].clone(), e))
+            .collect()
+    }
+
+    /// [`delete_many`](Self::delete_many), failures by index into `keys`, sorted.
+    pub(crate) async fn delete_many_indexed(&self, keys: &[String]) -> Vec<(usize, StorageError)> {
+        let mut failures = Vec::new();
+        let mut items = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            match normalize_key(key) {
+                Ok(k) => items.push((i, k)),
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        let (first, rest) = delete::phases(items);
+        let first_keys: Vec<(usize, String)> = first.clone();
+        let failed = self.delete_phase(first).await;
+        let failed_metadata: Vec<String> = first_keys
+            .into_iter()
+            .filter(|(i, _)| failed.iter().any(|(f, _)| f == i))
+            .map(|(_, k)| k)
+            .collect();
+        failures.extend(failed);
+        let mut go = Vec::with_capacity(rest.len());
+        for (i, key) in rest {
+            match delete::held_back_by(&key, &failed_metadata) {
+                Some(meta) => failures.push((
+                    i,
+                    self.ctx().other(format!(
+                        "not deleting {key:?}: its artifact's {meta:?} could not be deleted"
+                    )),
+                )),
+                None => go.push((i, key)),
+            }
+        }
+        failures.extend(self.delete_phase(go).await);
+        failures.sort_by_key(|(i, _)| *i);
+        failures
+    }
+
+    /// One phase of [`delete_many`](Self::delete_many): normalised keys by index.
+    async fn delete_phase(&self, items: Vec<(usize, String)>) -> Vec<(usize, StorageError)> {
+        use futures::StreamExt;
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let ctx = self.ctx();
+        match &self.backend {
+            Backend::S3(s) => {
+                delete::bulk(s.store(), delete::S3_BATCH, "DeleteObjects", items, &ctx).await
+            }
+            Backend::Azure(a) if !a.uses_sas() => {
+                delete::bulk(a.store(), delete::AZURE_BATCH, "blob batch", items, &ctx).await
+            }
+            _ => {
+                futures::stream::iter(items)
+                    .map(|(i, key)| async move { (i, self.delete(&key).await) })
+                    .buffer_unordered(delete::SINGLE_CONCURRENCY)
+                    .filter_map(|(i, r)| async move { r.err().map(|e| (i, e)) })
+                    .collect()
+                    .await
+            }
         }
     }
 

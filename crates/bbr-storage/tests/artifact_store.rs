@@ -853,3 +853,272 @@ async fn gcs_reads_in_ranges_return_the_exact_bytes() {
     )
     .await;
 }
+
+// ----- bulk deletes --------------------------------------------------------------------------
+
+/// Objects a bulk delete test creates: 250 artifacts of a `metadata` and nine tars.
+const BULK_OBJECTS: usize = 2_500;
+
+/// The keys (relative) of [`BULK_OBJECTS`] objects, `metadata` of each artifact last, as a
+/// listing would not give them: `delete_many` must still delete every `metadata` first.
+fn bulk_keys() -> Vec<String> {
+    (0..BULK_OBJECTS / 10)
+        .flat_map(|a| {
+            (0..9)
+                .map(move |t| format!("dep_{a:04}/job-{t}-x.tar"))
+                .chain([format!("dep_{a:04}/metadata")])
+        })
+        .collect()
+}
+
+/// Write `keys` with `b"z"` as fast as the store takes them (32 uploads at once).
+async fn put_many(s: &ArtifactStore, keys: &[String]) {
+    let cancel = CancellationToken::new();
+    let results: Vec<Result<(), StorageError>> = futures::stream::iter(keys)
+        .map(|k| s.put_small(k, b"z", &cancel))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for r in results {
+        r.unwrap();
+    }
+}
+
+/// 2,500 objects under a prefix and one outside it; `delete_many` of all of them plus three
+/// missing keys reports no failure, and the independent client sees only the outsider left.
+async fn delete_many_everything(s: &ArtifactStore, c: &dyn Checker, bucket: &str) {
+    let keys = bulk_keys();
+    put_many(s, &keys).await;
+    c.put(bucket, "elsewhere/dep_0000/metadata", b"keep");
+    assert_eq!(
+        c.names(bucket).len(),
+        BULK_OBJECTS + 1,
+        "the independent client sees every object"
+    );
+    let mut all = keys.clone();
+    all.extend(["dep_9999/metadata", "dep_0000/missing.tar", "nothing"].map(String::from));
+    let started = std::time::Instant::now();
+    let failures = within(Duration::from_secs(120), s.delete_many(&all)).await;
+    eprintln!(
+        "{}: delete_many of {} keys took {:?}",
+        s.describe(),
+        all.len(),
+        started.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:?}",
+        failures.len(),
+        failures.first().map(|(k, e)| format!("{k}: {e}"))
+    );
+    assert_eq!(
+        c.names(bucket),
+        vec!["elsewhere/dep_0000/metadata".to_string()],
+        "only the object outside the prefix is left"
+    );
+    assert!(s.list_objects("").await.unwrap().is_empty());
+    assert!(
+        s.delete_many(&[]).await.is_empty(),
+        "nothing to delete is no failure"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_delete_many_removes_2500_objects() {
+    let b = bucket_name("art-s3-del");
+    AwsCli.create(&b);
+    delete_many_everything(&store(&format!("s3://{b}/prune"), &s3_env()), &AwsCli, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_delete_many_removes_2500_objects() {
+    let c = bucket_name("art-az-del");
+    AzBlob.create(&c);
+    delete_many_everything(
+        &store(&format!("az://{c}/prune"), &azure_conn_env()),
+        &AzBlob,
+        &c,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_delete_many_removes_2500_objects() {
+    let b = bucket_name("art-gcs-del");
+    PlainHttp.create(&b);
+    delete_many_everything(
+        &store(&format!("gs://{b}/prune"), &gcs_emulator_env()),
+        &PlainHttp,
+        &b,
+    )
+    .await;
+}
+
+/// With a SAS (no shared key) Azure deletes go one blob per request: same outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_delete_many_with_a_sas_token() {
+    let c = bucket_name("art-az-del-sas");
+    AzBlob.create(&c);
+    let out = blocking(|| azurite().azblob().arg("sas").output().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sas_url = String::from_utf8(out.stdout).unwrap();
+    let (_, sas) = sas_url.trim().split_once('?').unwrap();
+    let env = CloudEnv::from_pairs([
+        ("AZURE_STORAGE_ACCOUNT", azurite().account().to_string()),
+        ("AZURE_STORAGE_SAS_TOKEN", sas.to_string()),
+        ("AZURE_STORAGE_BLOB_ENDPOINT", azurite().blob_endpoint()),
+    ]);
+    let s = store(&format!("az://{c}/p"), &env);
+    let keys: Vec<String> = bulk_keys().into_iter().take(40).collect();
+    put_many(&s, &keys).await;
+    assert_eq!(AzBlob.names(&c).len(), 40);
+    let mut all = keys.clone();
+    all.push("dep_9999/metadata".to_string());
+    let failures = within(Duration::from_secs(60), s.delete_many(&all)).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(AzBlob.names(&c), Vec::<String>::new());
+}
+
+/// Adds an identity to SeaweedFS that may read and list but not write or delete
+/// (`s3.configure -actions Read,List` through `weed shell`; the same as bbr-cli's test
+/// support), and returns its key pair once the gateway accepts it.
+fn read_only_identity(weed: &SeaweedFs) -> (String, String) {
+    use std::process::{Command, Stdio};
+    let key_id = "AKDELETEREADONLYKEY1".to_string();
+    let secret = "DelRoSecretQ1w2E3r4T5y6U7i8O9p0AsDfGhJk".to_string();
+    let p = weed.port();
+    let mut shell = Command::new(bbr_testkit::stores::tools_dir().join("venv/bin/weed"))
+        .arg("shell")
+        .arg(format!("-master=127.0.0.1:{}.{}", p + 1, p + 5))
+        .arg(format!("-filer=127.0.0.1:{}.{}", p + 3, p + 7))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weed shell");
+    {
+        use std::io::Write;
+        let mut stdin = shell.stdin.take().expect("stdin");
+        writeln!(
+            stdin,
+            "s3.configure -user reader -access_key {key_id} -secret_key {secret} -actions Read,List -apply"
+        )
+        .expect("write to weed shell");
+    }
+    let out = shell.wait_with_output().expect("weed shell");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&key_id),
+        "weed shell s3.configure: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let accepted = bbr_testkit::wait::within(Duration::from_secs(30), || {
+        let out = weed
+            .aws()
+            .env("AWS_ACCESS_KEY_ID", &key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .args(["s3api", "list-buckets"])
+            .output()
+            .expect("aws");
+        out.status.success().then_some(())
+    });
+    assert!(
+        accepted.is_some(),
+        "the read-only identity was not accepted"
+    );
+    (key_id, secret)
+}
+
+/// A store that refuses the deletes: every key is reported, `metadata` keys with the
+/// store's refusal, the other keys of those artifacts as held back; no error carries the
+/// secret, and everything is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_delete_many_refused_reports_every_key_without_the_secret() {
+    let b = bucket_name("art-s3-del-ro");
+    AwsCli.create(&b);
+    let keys: Vec<String> = [
+        "dep_1/redis-0-redis.tar",
+        "dep_1/metadata",
+        "dep_2/metadata",
+        "dep_2/a-0-b.tar",
+    ]
+    .map(String::from)
+    .to_vec();
+    for k in &keys {
+        AwsCli.put(&b, &format!("p/{k}"), b"x");
+    }
+    let (key_id, secret) = blocking(|| read_only_identity(weed()));
+    let env = CloudEnv::from_pairs([
+        ("AWS_ACCESS_KEY_ID", key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret.clone()),
+        ("AWS_ENDPOINT_URL", weed().endpoint()),
+    ]);
+    let s = store(&format!("s3://{b}/p"), &env);
+    let failures = within(FAIL_FAST, s.delete_many(&keys)).await;
+    for (key, e) in &failures {
+        eprintln!("{key}: {e}");
+    }
+    let reported: Vec<&str> = failures.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        reported,
+        keys.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    for (key, e) in &failures {
+        let all = format!("{e} {e:?}");
+        assert!(!all.contains(&secret), "{all}");
+        assert!(e.to_string().contains(&format!("p/{key}")), "{key}: {e}");
+        if key.ends_with("/metadata") {
+            assert!(e.is_access_denied(), "{key}: {e:?}");
+        } else {
+            assert!(
+                e.to_string().contains("could not be deleted"),
+                "held back: {key}: {e}"
+            );
+        }
+    }
+    let mut left = AwsCli.names(&b);
+    left.sort();
+    let mut want: Vec<String> = keys.iter().map(|k| format!("p/{k}")).collect();
+    want.sort();
+    assert_eq!(left, want, "nothing was deleted");
+}
+
+/// Wrong credentials fail each `DeleteObjects` request as a whole: every key of it is
+/// reported (named, without the secret, and without the other keys of the request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_delete_many_with_a_wrong_secret_reports_every_key_without_it() {
+    let b = bucket_name("art-s3-del-creds");
+    AwsCli.create(&b);
+    let keys: Vec<String> = ["dep_1/metadata", "dep_2/metadata", "dep_3/metadata"]
+        .map(String::from)
+        .to_vec();
+    for k in &keys {
+        AwsCli.put(&b, &format!("p/{k}"), b"x");
+    }
+    let secret = "Wr0ngSecretForBulkDeleteTests0123456789xyz";
+    let mut env = s3_env();
+    env.set("AWS_SECRET_ACCESS_KEY", secret);
+    let s = store(&format!("s3://{b}/p"), &env);
+    let failures = within(FAIL_FAST, s.delete_many(&keys)).await;
+    for (key, e) in &failures {
+        eprintln!("{key}: {e}");
+    }
+    assert_eq!(
+        failures.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        keys
+    );
+    for (key, e) in &failures {
+        let all = format!("{e} {e:?}");
+        assert!(!all.contains(secret), "{all}");
+        assert!(all.contains(&format!("p/{key}")), "{all}");
+        assert!(e.is_access_denied(), "{e:?}");
+        for other in keys.iter().filter(|k| *k != key) {
+            assert!(!all.contains(other.as_str()), "names only its key: {all}");
+        }
+    }
+    assert_eq!(AwsCli.names(&b).len(), 3, "nothing was deleted");
+}

@@ -175,6 +175,12 @@ impl Azure {
         self.store.as_ref()
     }
 
+    /// Whether requests are authorised with a SAS (no shared key): Azurite refuses a blob
+    /// batch signed that way, so bulk deletes fall back to single ones.
+    pub(crate) fn uses_sas(&self) -> bool {
+        matches!(self.credential, AzureCredential::SASToken(_))
+    }
+
     fn signed(&self, method: Method) -> Result<HttpRequest, StorageError> {
         let mut url = self.container_url.clone();
         url.query_pairs_mut().append_pair("restype", "container");
