@@ -118,8 +118,17 @@ async fn until_stopped<T>(
     }
 }
 
+/// What a verified drain produced.
+#[derive(Debug, Clone)]
+pub struct Drained {
+    /// The per-file checksums, for `metadata`.
+    pub checksums: Checksums,
+    /// The bytes of the tar stored.
+    pub bytes: u64,
+}
+
 /// Drains one job's artifact from `instance` into the tar `file_name` of `target` and
-/// returns the per-file checksums. The tar is made visible (file synced, upload completed)
+/// returns the per-file checksums and the tar's size. The tar is made visible (file synced, upload completed)
 /// only after the drain was verified, and the remote job directory is removed only then;
 /// after a failed drain the partial tar is removed or its upload aborted, so that an
 /// artifact only ever holds verified tars.
@@ -130,7 +139,7 @@ pub async fn drain(
     file_name: &str,
     stop: &StopSignal,
     reporter: &dyn Reporter,
-) -> Result<Checksums, BbrError> {
+) -> Result<Drained, BbrError> {
     let fail = |m: String| BbrError::new(ErrorKind::Drain, m);
     let location = target.file_location(file_name);
     let sink = target.create_tar(file_name).map_err(|e| match e {
@@ -150,7 +159,7 @@ pub async fn drain(
             "writing {location} failed: the artifact writer ended early"
         )));
     };
-    on_thread(move || sink.finish()).await.map_err(|e| {
+    let bytes = on_thread(move || sink.finish()).await.map_err(|e| {
         fail(format!(
             "Error streaming backup from remote instance. Error: writing {location} failed: {e}"
         ))
@@ -176,7 +185,10 @@ pub async fn drain(
         "Finished validity checks -- for job {} on {id}...",
         job.name
     ));
-    Ok(summary.file_checksums())
+    Ok(Drained {
+        checksums: summary.file_checksums(),
+        bytes,
+    })
 }
 
 /// Removes the partial tar or aborts its upload, saying so.

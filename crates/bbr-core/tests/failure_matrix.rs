@@ -127,6 +127,16 @@ async fn backup_locks_in_order_unlocks_in_reverse_and_drains() {
     );
     assert!(ran.reporter.contains("Backup created of dep on"));
     assert_cleaned(&source, &[&g, &h], &["g/g-0-id", "h/h-0-id"]);
+    // What the metrics report: the bytes of the tars stored, and a lock held from the
+    // first lock to the last unlock.
+    let dir = ran.outcome.artifact.clone().unwrap();
+    let stored: u64 = ["g-0-a.tar", "g-0-b.tar", "h-0-c.tar"]
+        .iter()
+        .map(|t| std::fs::metadata(dir.join(t)).unwrap().len())
+        .sum();
+    assert!(stored > 0);
+    assert_eq!(ran.outcome.bytes_drained, stored);
+    assert!(ran.outcome.lock_held.is_some());
 }
 
 #[tokio::test]

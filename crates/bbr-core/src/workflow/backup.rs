@@ -129,6 +129,7 @@ impl Session<'_> {
         &self,
         artifact: &ArtifactTarget,
         metadata: &Mutex<Metadata>,
+        bytes_drained: &std::sync::atomic::AtomicU64,
     ) -> StepResult {
         let mut work = Vec::new();
         for i in self
@@ -152,11 +153,12 @@ impl Session<'_> {
                 } else {
                     naming::default_artifact_file(&instance.group, &instance.index, &job.name)
                 };
-                let checksums =
+                let drained =
                     transfer::drain(&instance, &job, artifact, &file, stop, reporter).await?;
+                bytes_drained.fetch_add(drained.bytes, std::sync::atomic::Ordering::Relaxed);
                 let entry = ArtifactMetadata {
                     name: job.backup_artifact_name(),
-                    checksums,
+                    checksums: drained.checksums,
                 };
                 let mut m = metadata
                     .lock()
@@ -228,7 +230,15 @@ pub async fn backup(
     // and no stop was requested: a failed unlock or cleanup (exit 8 / 16) leaves a
     // complete, restorable artifact, as it does locally.
     let mut drained = false;
+    let bytes_drained = std::sync::atomic::AtomicU64::new(0);
+    // From the start of the first lock to the end of the last unlock: how long the
+    // deployment's services were held (API downtime, for the metrics).
+    let mut lock_started: Option<std::time::Instant> = None;
+    let mut lock_held: Option<std::time::Duration> = None;
     let errors = drive(BackupStep::FindDeployment, &stop, async |current| {
+        if !request.unsafe_lock_free && current == BackupStep::Lock {
+            lock_started = Some(std::time::Instant::now());
+        }
         let result = match current {
             BackupStep::FindDeployment => s.find(true).await,
             BackupStep::Backupable => s.backupable().await,
@@ -271,7 +281,7 @@ pub async fn backup(
             BackupStep::UnlockAfterSuccess => s.unlock_after_backup(true).await,
             BackupStep::UnlockAfterFailure => s.unlock_after_backup(false).await,
             BackupStep::Drain => match &artifact {
-                Some(a) => s.drain(a, &metadata).await,
+                Some(a) => s.drain(a, &metadata, &bytes_drained).await,
                 None => Ok(()),
             },
             BackupStep::Cleanup => s.cleanup(false).await,
@@ -306,12 +316,21 @@ pub async fn backup(
             },
         };
         drained |= current == BackupStep::Drain && result.is_ok();
+        if matches!(
+            current,
+            BackupStep::UnlockAfterSuccess | BackupStep::UnlockAfterFailure
+        ) && let Some(started) = lock_started
+        {
+            lock_held = Some(started.elapsed());
+        }
         result
     })
     .await;
     BackupOutcome {
         errors,
         location: artifact.as_ref().map(ArtifactTarget::location),
+        bytes_drained: bytes_drained.load(std::sync::atomic::Ordering::Relaxed),
+        lock_held,
         artifact: match artifact {
             Some(ArtifactTarget::Local(dir)) => Some(dir.path().to_path_buf()),
             _ => None,

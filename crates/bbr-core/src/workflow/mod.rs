@@ -92,4 +92,9 @@ pub struct BackupOutcome {
     pub artifact: Option<PathBuf>,
     /// The artifact's path or URL, when one was created (local or stored).
     pub location: Option<String>,
+    /// The bytes of every tar drained and verified.
+    pub bytes_drained: u64,
+    /// From the start of the first lock script to the end of the last unlock script (what
+    /// operators watch as API downtime); `None` when nothing was locked.
+    pub lock_held: Option<Duration>,
 }
