@@ -983,53 +983,12 @@ async fn azure_delete_many_with_a_sas_token() {
     assert_eq!(AzBlob.names(&c), Vec::<String>::new());
 }
 
-/// Adds an identity to SeaweedFS that may read and list but not write or delete
-/// (`s3.configure -actions Read,List` through `weed shell`; the same as bbr-cli's test
-/// support), and returns its key pair once the gateway accepts it.
+/// A read-only identity (see [`SeaweedFs::add_read_only_identity`]); its key pair.
 fn read_only_identity(weed: &SeaweedFs) -> (String, String) {
-    use std::process::{Command, Stdio};
     let key_id = "AKDELETEREADONLYKEY1".to_string();
     let secret = "DelRoSecretQ1w2E3r4T5y6U7i8O9p0AsDfGhJk".to_string();
-    let p = weed.port();
-    let mut shell = Command::new(bbr_testkit::stores::tools_dir().join("venv/bin/weed"))
-        .arg("shell")
-        .arg(format!("-master=127.0.0.1:{}.{}", p + 1, p + 5))
-        .arg(format!("-filer=127.0.0.1:{}.{}", p + 3, p + 7))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("weed shell");
-    {
-        use std::io::Write;
-        let mut stdin = shell.stdin.take().expect("stdin");
-        writeln!(
-            stdin,
-            "s3.configure -user reader -access_key {key_id} -secret_key {secret} -actions Read,List -apply"
-        )
-        .expect("write to weed shell");
-    }
-    let out = shell.wait_with_output().expect("weed shell");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains(&key_id),
-        "weed shell s3.configure: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let accepted = bbr_testkit::wait::within(Duration::from_secs(30), || {
-        let out = weed
-            .aws()
-            .env("AWS_ACCESS_KEY_ID", &key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &secret)
-            .args(["s3api", "list-buckets"])
-            .output()
-            .expect("aws");
-        out.status.success().then_some(())
-    });
-    assert!(
-        accepted.is_some(),
-        "the read-only identity was not accepted"
-    );
+    weed.add_read_only_identity("delete-reader", &key_id, &secret)
+        .expect("a read-only identity");
     (key_id, secret)
 }
 

@@ -502,6 +502,52 @@ impl SeaweedFs {
         self.server.port()
     }
 
+    /// Adds an identity `user` that may read and list every bucket but not write or delete
+    /// (SeaweedFS's `s3.configure -actions Read,List`, applied through `weed shell`, which
+    /// reaches the master and the filer on this kit's port layout: the S3 port plus 1 and 3,
+    /// gRPC plus 5 and 7), and returns once the S3 gateway accepts its key pair.
+    pub fn add_read_only_identity(&self, user: &str, key_id: &str, secret: &str) -> io::Result<()> {
+        let p = self.port();
+        let mut shell = Command::new(tools_dir().join("venv/bin/weed"))
+            .arg("shell")
+            .arg(format!("-master={HOST}:{}.{}", p + 1, p + 5))
+            .arg(format!("-filer={HOST}:{}.{}", p + 3, p + 7))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        shell
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("weed shell: no stdin"))?
+            .write_all(
+                format!(
+                    "s3.configure -user {user} -access_key {key_id} -secret_key {secret} -actions Read,List -apply\n"
+                )
+                .as_bytes(),
+            )?;
+        let out = shell.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !text.contains(key_id) {
+            return Err(io::Error::other(format!(
+                "weed shell s3.configure: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        // The gateway picks the identity up from the filer: wait until it is accepted.
+        let accepted = crate::wait::within(Duration::from_secs(30), || {
+            let out = self
+                .aws()
+                .env("AWS_ACCESS_KEY_ID", key_id)
+                .env("AWS_SECRET_ACCESS_KEY", secret)
+                .args(["s3api", "list-buckets"])
+                .output()
+                .ok()?;
+            out.status.success().then_some(())
+        });
+        accepted.ok_or_else(|| io::Error::other("the read-only identity was not accepted"))
+    }
+
     /// The access key ID the server accepts.
     pub fn access_key_id(&self) -> &str {
         &self.access_key_id

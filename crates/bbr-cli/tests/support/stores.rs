@@ -106,55 +106,12 @@ pub fn s3_put_dir(
     }
 }
 
-/// Adds an identity to `weed` that may read and list every bucket but not write (SeaweedFS's
-/// `s3.configure -actions Read,List`, applied through `weed shell`), and returns its key pair
-/// once the S3 gateway accepts it. `weed shell` reaches the master and the filer on the
-/// ports the test kit gives them: the S3 port plus 1 (gRPC plus 5) and plus 3 (gRPC plus 7).
+/// A read-only identity on `weed` (see [`SeaweedFs::add_read_only_identity`]); its key pair.
 pub fn read_only_identity(weed: &SeaweedFs) -> (String, String) {
     let key_id = "AKREADONLY0TESTKEY".to_string();
     let secret = "ROsecretZ9y8X7w6V5u4T3s2R1q0PoNmLkJiHgF".to_string();
-    let p = weed.port();
-    let shell_command = format!(
-        "s3.configure -user reader -access_key {key_id} -secret_key {secret} -actions Read,List -apply\n"
-    );
-    let mut shell = Command::new(bbr_testkit::stores::tools_dir().join("venv/bin/weed"))
-        .arg("shell")
-        .arg(format!("-master=127.0.0.1:{}.{}", p + 1, p + 5))
-        .arg(format!("-filer=127.0.0.1:{}.{}", p + 3, p + 7))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("weed shell");
-    {
-        use std::io::Write;
-        let mut stdin = shell.stdin.take().expect("stdin");
-        stdin
-            .write_all(shell_command.as_bytes())
-            .expect("write to weed shell");
-    }
-    let out = shell.wait_with_output().expect("weed shell");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains(&key_id),
-        "weed shell s3.configure: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The gateway picks the new identity up from the filer: wait until it is accepted.
-    let accepted = bbr_testkit::wait::within(Duration::from_secs(30), || {
-        let out = weed
-            .aws()
-            .env("AWS_ACCESS_KEY_ID", &key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &secret)
-            .args(["s3api", "list-buckets"])
-            .output()
-            .expect("aws");
-        out.status.success().then_some(())
-    });
-    assert!(
-        accepted.is_some(),
-        "the read-only identity was not accepted"
-    );
+    weed.add_read_only_identity("reader", &key_id, &secret)
+        .expect("a read-only identity");
     (key_id, secret)
 }
 
