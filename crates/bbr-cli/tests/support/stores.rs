@@ -7,7 +7,6 @@
 use super::Run;
 use bbr_testkit::stores::{Azurite, FakeGcs, SeaweedFs};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// A cloud CLI environment: variable names and values.
 pub type CloudEnv = Vec<(&'static str, String)>;
