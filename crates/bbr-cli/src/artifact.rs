@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub mod prune;
 mod store;
 pub mod stored;
 
@@ -135,16 +136,23 @@ pub struct ArtifactInvocation {
     pub location: ArtifactLocation,
     /// `--json`.
     pub json: bool,
+    /// The settings of `prune` (`None` for the other subcommands).
+    pub prune: Option<prune::PruneSettings>,
 }
 
 /// Runs the invocation; returns the exit code (0 valid / listed, 1 otherwise). `handle` is
 /// the process's runtime, used for store locations; call this from a thread that is not
 /// one of its workers (store reads block on it), e.g. through `spawn_blocking`.
 pub fn run(inv: &ArtifactInvocation, handle: &tokio::runtime::Handle) -> i32 {
+    if let Some(settings) = &inv.prune {
+        return prune::run(&inv.location, settings, inv.json, handle);
+    }
     match &inv.location {
         ArtifactLocation::Local(path) => match inv.sub {
             ArtifactSubcommand::Validate => validate(path, inv.json, || validate_artifact(path)),
             ArtifactSubcommand::List => list(path, inv.json, || list_artifacts(path)),
+            // Dispatched above.
+            ArtifactSubcommand::Prune => exit_code::GENERAL,
         },
         ArtifactLocation::Store(url) => run_store(inv, url, handle),
     }
@@ -177,11 +185,13 @@ fn run_store(inv: &ArtifactInvocation, url: &ArtifactUrl, handle: &tokio::runtim
                 &shown,
             )
         }),
+        // Dispatched in `run`.
+        ArtifactSubcommand::Prune => exit_code::GENERAL,
     }
 }
 
 /// Prints `message` as the error block on stderr; exit 1.
-fn fail(message: String) -> i32 {
+pub(crate) fn fail(message: String) -> i32 {
     let mut err = std::io::stderr().lock();
     let _ = write!(
         err,
@@ -191,7 +201,7 @@ fn fail(message: String) -> i32 {
     exit_code::GENERAL
 }
 
-fn print_json(value: &Value) {
+pub(crate) fn print_json(value: &Value) {
     let mut out = std::io::stdout().lock();
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string());
     let _ = writeln!(out, "{text}");

@@ -45,6 +45,8 @@ pub enum ArtifactSubcommand {
     Validate,
     /// `list PATH`: the artifacts under a directory.
     List,
+    /// `prune PATH --keep-…`: delete the artifacts a retention policy does not keep.
+    Prune,
 }
 
 impl ArtifactSubcommand {
@@ -53,6 +55,7 @@ impl ArtifactSubcommand {
         match self {
             ArtifactSubcommand::Validate => "validate",
             ArtifactSubcommand::List => "list",
+            ArtifactSubcommand::Prune => "prune",
         }
     }
 }
@@ -241,7 +244,7 @@ pub static COMMANDS: &[CommandDef] = &[
     CommandDef {
         id: CommandId::Artifact,
         name: "artifact",
-        usage: "Validate and list backup artifacts",
+        usage: "Validate, list and prune backup artifacts",
         subcommands: &[
             SubcommandDef {
                 id: SubcommandId::Artifact(ArtifactSubcommand::Validate),
@@ -256,6 +259,13 @@ pub static COMMANDS: &[CommandDef] = &[
                 usage: "List the backup artifacts in a directory",
                 operands: "PATH",
                 description: "Lists the artifact directories (<name>_<YYYYMMDDTHHMMSSZ>) directly inside PATH,\nnewest first, with deployment, time, size and whether each is complete\n(has a readable metadata). Other entries are ignored.\nPATH may be an object-store URL, as for validate.",
+            },
+            SubcommandDef {
+                id: SubcommandId::Artifact(ArtifactSubcommand::Prune),
+                names: &["prune"],
+                usage: "Delete the backup artifacts a retention policy does not keep",
+                operands: "PATH",
+                description: "Applies the --keep-* rules (restic's forget semantics, ORed) to the artifacts directly\ninside PATH, per deployment, and deletes each artifact not kept, whole, metadata first.\nThe newest complete artifact of a deployment is never deleted; an empty policy deletes\nnothing; an incomplete artifact (no metadata) is deleted only when older than\n--keep-incomplete-for. Prints one line per artifact, newest first per deployment.\nExits 1 when any artifact could not be deleted (the others are).\nPATH may be an object-store URL, as for validate.",
             },
         ],
     },

@@ -44,9 +44,45 @@ pub enum FlagId {
     ArtifactPath,
     /// `--unsafe-lock-free` (deployment backup).
     UnsafeLockFree,
-    /// `--json` (artifact validate, list).
+    /// `--json` (artifact validate, list, prune).
     Json,
+    /// `--keep-last` (artifact prune, backup).
+    KeepLast,
+    /// `--keep-hourly`.
+    KeepHourly,
+    /// `--keep-daily`.
+    KeepDaily,
+    /// `--keep-weekly`.
+    KeepWeekly,
+    /// `--keep-monthly`.
+    KeepMonthly,
+    /// `--keep-yearly`.
+    KeepYearly,
+    /// `--keep-within`.
+    KeepWithin,
+    /// `--keep-incomplete-for`.
+    KeepIncompleteFor,
+    /// `--dry-run` (artifact prune).
+    DryRun,
+    /// `--metrics-file` (backup, restore, artifact prune).
+    MetricsFile,
 }
+
+/// The scopes of the retention flags: `bbr artifact prune`.
+const KEEP_SCOPES: &[Scope] = &[S(ART, A(ArtifactSubcommand::Prune))];
+
+/// The scopes of `--metrics-file`.
+const METRICS_SCOPES: &[Scope] = &[S(ART, A(ArtifactSubcommand::Prune))];
+
+/// The retention flags (`--keep-*`) in help order, with the spelling each is known by.
+pub const KEEP_FLAGS: &[(FlagId, &str)] = &[
+    (FlagId::KeepLast, "keep-last"),
+    (FlagId::KeepHourly, "keep-hourly"),
+    (FlagId::KeepDaily, "keep-daily"),
+    (FlagId::KeepWeekly, "keep-weekly"),
+    (FlagId::KeepMonthly, "keep-monthly"),
+    (FlagId::KeepYearly, "keep-yearly"),
+];
 
 /// A level of the command line that accepts flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,6 +329,106 @@ pub static FLAGS: &[FlagDef] = &[
         takes_value: false,
         accepted_by: &[S(ART, A(ArtifactSubcommand::List))],
         ..flag(FlagId::Json, &["json"], "Print the list as JSON on stdout")
+    },
+    // Retention (`artifact prune`).
+    FlagDef {
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepLast,
+            &["keep-last"],
+            "Keep the N newest complete artifacts of each deployment (-1 or unlimited: all)",
+        )
+    },
+    FlagDef {
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepHourly,
+            &["keep-hourly"],
+            "Keep the newest artifact of each of the last N UTC hours that have one",
+        )
+    },
+    FlagDef {
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepDaily,
+            &["keep-daily"],
+            "Keep the newest artifact of each of the last N UTC days that have one",
+        )
+    },
+    FlagDef {
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepWeekly,
+            &["keep-weekly"],
+            "Keep the newest artifact of each of the last N ISO weeks that have one",
+        )
+    },
+    FlagDef {
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepMonthly,
+            &["keep-monthly"],
+            "Keep the newest artifact of each of the last N UTC months that have one",
+        )
+    },
+    FlagDef {
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepYearly,
+            &["keep-yearly"],
+            "Keep the newest artifact of each of the last N UTC years that have one",
+        )
+    },
+    FlagDef {
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepWithin,
+            &["keep-within"],
+            "Keep every complete artifact within DURATION of the newest (2y5m7d3h: y years, m months, d days, h hours)",
+        )
+    },
+    FlagDef {
+        default: Some("24h"),
+        accepted_by: KEEP_SCOPES,
+        ..flag(
+            FlagId::KeepIncompleteFor,
+            &["keep-incomplete-for"],
+            "Keep an incomplete artifact (no metadata, perhaps a backup in progress) until it is older than DURATION",
+        )
+    },
+    FlagDef {
+        accepted_by: &[S(ART, A(ArtifactSubcommand::Prune))],
+        ..flag(
+            FlagId::Deployment,
+            &["deployment", "d"],
+            "Prune only this deployment's artifacts (default: every deployment, each on its own)",
+        )
+    },
+    FlagDef {
+        takes_value: false,
+        accepted_by: &[S(ART, A(ArtifactSubcommand::Prune))],
+        ..flag(
+            FlagId::DryRun,
+            &["dry-run"],
+            "List what would be deleted and why each artifact is kept, delete nothing",
+        )
+    },
+    FlagDef {
+        takes_value: false,
+        accepted_by: &[S(ART, A(ArtifactSubcommand::Prune))],
+        ..flag(
+            FlagId::Json,
+            &["json"],
+            "Print the decisions and deletions as JSON on stdout",
+        )
+    },
+    FlagDef {
+        accepted_by: METRICS_SCOPES,
+        ..flag(
+            FlagId::MetricsFile,
+            &["metrics-file"],
+            "Write the run's metrics to this Prometheus text file (node_exporter textfile collector)",
+        )
     },
 ];
 

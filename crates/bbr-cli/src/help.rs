@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(
             app_help("1.2.3"),
             format!(
-                "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   artifact    Validate and list backup artifacts\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n{ARTIFACT_PATHS_HELP}"
+                "NAME:\n   bbr - BOSH Backup and Restore\n\nUSAGE:\n   bbr command [command options] [subcommand] [subcommand options]\n\nVERSION:\n   1.2.3\n\nCOMMANDS:\n   deployment  Backup BOSH deployments\n   director    Backup BOSH director\n   artifact    Validate, list and prune backup artifacts\n   help, h     Shows a list of commands or help for one command\n   version, v  Shows the version\n\nSUBCOMMANDS:\n   backup\n   backup-cleanup\n   restore\n   restore-cleanup\n   pre-backup-check\n{ARTIFACT_PATHS_HELP}"
             )
         );
     }
@@ -207,7 +207,7 @@ mod tests {
     fn artifact_help_whole() {
         assert_eq!(
             topic(&["artifact"]),
-            "NAME:\n   bbr artifact - Validate and list backup artifacts\n\nUSAGE:\n   bbr artifact subcommand [subcommand options]\n\nSUBCOMMANDS:\n   validate  Check a backup artifact without restoring it\n   list      List the backup artifacts in a directory\n"
+            "NAME:\n   bbr artifact - Validate, list and prune backup artifacts\n\nUSAGE:\n   bbr artifact subcommand [subcommand options]\n\nSUBCOMMANDS:\n   validate  Check a backup artifact without restoring it\n   list      List the backup artifacts in a directory\n   prune     Delete the backup artifacts a retention policy does not keep\n"
         );
         assert_eq!(
             topic(&["artifact", "validate"]),

@@ -14,6 +14,7 @@
 //! | [`execute`] | runs an invocation, prints the error block and footers, exit codes |
 //! | [`all_deployments`] | `bbr deployment --all-deployments` |
 //! | [`artifact`] | `bbr artifact validate` / `list`: local artifacts, offline |
+//! | [`metrics`] | `--metrics-file`: run metrics through bbr-metrics |
 //! | [`director`] | the director-mode deployment source (`bosh/0` over plain SSH) |
 //! | [`output`] | log lines and progress on stdout |
 //! | [`signals`] | SIGINT and SIGTERM |
@@ -28,6 +29,7 @@ pub mod director;
 pub mod execute;
 pub mod flags;
 pub mod help;
+pub mod metrics;
 pub mod output;
 pub mod parse;
 pub mod resolve;

@@ -60,6 +60,15 @@ impl FlagValues {
             .filter(|v| !v.is_empty())
     }
 
+    /// Every value given for `id`, in command-line order (env values included).
+    pub fn all(&self, id: FlagId) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter(|(f, _)| f.id == id)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// True when a boolean flag was given (and not as `=false`).
     pub fn is_set(&self, id: FlagId) -> bool {
         self.get(id).is_some_and(|v| v != "false")

@@ -3,15 +3,17 @@
 //! makes, in the order it reports them (docs/cli.md, "`bbr deployment` flags and
 //! environment"). Nothing after this step reads a flag or an environment variable.
 
+use crate::artifact::prune::PruneSettings;
 use crate::artifact::{ArtifactInvocation, ArtifactLocation};
 use crate::commands::{ArtifactSubcommand, CommandId, Subcommand, SubcommandId};
 use crate::connect::{self, GIVE_KNOWN_HOSTS_FLAG};
-use crate::flags::{FlagId, Scope};
+use crate::flags::{FlagId, KEEP_FLAGS, Scope};
 use crate::help::HelpTopic;
-use crate::parse::CommandLine;
+use crate::parse::{CommandLine, FlagValues};
 use crate::usage::{Rejection, UsageError};
 use crate::values::{self, HostAddr, HostError};
 use bbr_artifact::naming::UnsafeName;
+use bbr_artifact::retention::{CalendarDuration, Count, Policy};
 use bbr_core::workflow::ScriptTimeouts;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -313,11 +315,139 @@ fn artifact(line: &CommandLine, sub: ArtifactSubcommand) -> Result<ArtifactInvoc
             );
         }
     };
+    let prune = match sub {
+        ArtifactSubcommand::Prune => {
+            let flags = &line.sub_flags;
+            let mut policy = retention_policy(flags)?.unwrap_or_default();
+            if let Some(name) = single(flags, FlagId::Deployment, "deployment")? {
+                policy.deployment = Some(name.to_string());
+            }
+            if policy.is_empty() {
+                return Err(Rejection::alone(UsageError::EmptyPolicy(
+                    bbr_artifact::retention::RetentionError::EmptyPolicy,
+                ))
+                .into());
+            }
+            Some(PruneSettings {
+                policy,
+                dry_run: flags.is_set(FlagId::DryRun),
+                metrics_file: metrics_file(flags)?,
+            })
+        }
+        _ => None,
+    };
     Ok(ArtifactInvocation {
         sub,
         location,
         json: line.sub_flags.is_set(FlagId::Json),
+        prune,
     })
+}
+
+/// The value of `id` (named `name`), refusing two different values of it.
+fn single<'a>(
+    flags: &'a FlagValues,
+    id: FlagId,
+    name: &'static str,
+) -> Result<Option<&'a str>, Rejection> {
+    let values = flags.all(id);
+    if let Some(other) = values.iter().find(|v| **v != values[0]) {
+        return Err(Rejection::alone(UsageError::Contradictory {
+            flag: name,
+            first: values[0].to_string(),
+            second: other.to_string(),
+        }));
+    }
+    Ok(flags.get(id))
+}
+
+/// The retention policy of the `--keep-*` flags at one level: `None` when none of them is
+/// given. Each value is checked (a count: a number, `-1` or `unlimited`; a duration:
+/// `2y5m7d3h`), and a flag given twice with different values is refused, each error naming
+/// the flag and the value. `--keep-incomplete-for` alone is refused (it keeps, it does not
+/// remove). The deployment filter is left to the caller.
+pub fn retention_policy(flags: &FlagValues) -> Result<Option<Policy>, Rejection> {
+    let mut policy = Policy::default();
+    let mut any = false;
+    for (id, name) in KEEP_FLAGS {
+        if let Some(text) = single(flags, *id, name)? {
+            let count: Count = text
+                .parse()
+                .map_err(|source| Rejection::alone(UsageError::Keep { flag: name, source }))?;
+            any = true;
+            *match id {
+                FlagId::KeepLast => &mut policy.keep_last,
+                FlagId::KeepHourly => &mut policy.keep_hourly,
+                FlagId::KeepDaily => &mut policy.keep_daily,
+                FlagId::KeepWeekly => &mut policy.keep_weekly,
+                FlagId::KeepMonthly => &mut policy.keep_monthly,
+                _ => &mut policy.keep_yearly,
+            } = count;
+        }
+    }
+    let duration = |id, name: &'static str| -> Result<Option<CalendarDuration>, Rejection> {
+        single(flags, id, name)?
+            .map(|text| {
+                text.parse::<CalendarDuration>()
+                    .map_err(|source| Rejection::alone(UsageError::Keep { flag: name, source }))
+            })
+            .transpose()
+    };
+    if let Some(d) = duration(FlagId::KeepWithin, "keep-within")? {
+        any = true;
+        policy.keep_within = Some(d);
+    }
+    if let Some(d) = duration(FlagId::KeepIncompleteFor, "keep-incomplete-for")? {
+        if !any {
+            return Err(Rejection::alone(UsageError::KeepIncompleteAlone(
+                d.to_string(),
+            )));
+        }
+        policy.keep_incomplete_for = d;
+    }
+    Ok(any.then_some(policy))
+}
+
+/// `--metrics-file`: its directory must exist and be writable, and the path must not be a
+/// directory, so that a run never ends with metrics that cannot be written.
+pub fn metrics_file(flags: &FlagValues) -> Result<Option<PathBuf>, Rejection> {
+    let Some(text) = single(flags, FlagId::MetricsFile, "metrics-file")? else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(text);
+    let refuse = |reason: String| {
+        Rejection::alone(UsageError::MetricsFile {
+            path: text.to_string(),
+            reason,
+        })
+    };
+    if path.is_dir() {
+        return Err(refuse(
+            "it is a directory; name a file (e.g. bbr.prom)".into(),
+        ));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(refuse(format!("{} is not a directory", dir.display()))),
+        Err(e) => return Err(refuse(format!("its directory {}: {e}", dir.display()))),
+    }
+    if !writable(&dir) {
+        return Err(refuse(format!(
+            "its directory {} is not writable",
+            dir.display()
+        )));
+    }
+    Ok(Some(path))
+}
+
+/// `access(dir, W_OK|X_OK)`.
+fn writable(dir: &std::path::Path) -> bool {
+    use nix::unistd::{AccessFlags, access};
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
 }
 
 #[cfg(test)]
@@ -530,5 +660,107 @@ mod tests {
         assert_eq!(d.common.proxy.as_deref(), Some("socks5://127.0.0.1:1"));
         assert!(d.common.root_runner);
         assert_eq!(d.common.max_parallel, 10);
+    }
+
+    fn prune_settings(args: &[&str]) -> PruneSettings {
+        let args = [&["artifact", "prune", "/a"], args].concat();
+        match resolved(&args, &[]) {
+            Ok(Invocation::Artifact(a)) => a.prune.expect("prune settings"),
+            Err(Refusal::Usage(r)) => panic!("{args:?}: {}", r.error),
+            _ => panic!("{args:?}: not an artifact run"),
+        }
+    }
+
+    fn prune_refusal(args: &[&str]) -> String {
+        let args = [&["artifact", "prune", "/a"], args].concat();
+        usage(resolved(&args, &[])).to_string()
+    }
+
+    #[test]
+    fn prune_flags_become_a_policy() {
+        let s = prune_settings(&[
+            "--keep-last",
+            "3",
+            "--keep-daily=-1",
+            "--keep-monthly",
+            "unlimited",
+            "--keep-within",
+            "1y2d",
+            "--keep-incomplete-for",
+            "3d",
+            "-d",
+            "redis",
+            "--dry-run",
+        ]);
+        assert_eq!(s.policy.keep_last, Count::N(3));
+        assert_eq!(s.policy.keep_daily, Count::Unlimited);
+        assert_eq!(s.policy.keep_monthly, Count::Unlimited);
+        assert_eq!(s.policy.keep_hourly, Count::N(0));
+        assert_eq!(
+            s.policy.keep_within.map(|d| d.to_string()),
+            Some("1y2d".into())
+        );
+        assert_eq!(s.policy.keep_incomplete_for, CalendarDuration::days(3));
+        assert_eq!(s.policy.deployment.as_deref(), Some("redis"));
+        assert!(s.dry_run);
+        assert_eq!(s.metrics_file, None);
+        // The default grace, the same value twice is not a contradiction.
+        let s = prune_settings(&["--keep-weekly", "2", "--keep-weekly", "2"]);
+        assert_eq!(s.policy.keep_incomplete_for, CalendarDuration::hours(24));
+        assert_eq!(s.policy.keep_weekly, Count::N(2));
+    }
+
+    #[test]
+    fn bad_prune_flags_are_usage_errors_naming_flag_and_value() {
+        assert_eq!(
+            prune_refusal(&["--keep-last", "-2"]),
+            r#"--keep-last: invalid keep count "-2": expected a number of artifacts, -1 or unlimited"#
+        );
+        assert_eq!(
+            prune_refusal(&["--keep-hourly", "x"]),
+            r#"--keep-hourly: invalid keep count "x": expected a number of artifacts, -1 or unlimited"#
+        );
+        assert!(
+            prune_refusal(&["--keep-within", "90s"])
+                .starts_with(r#"--keep-within: invalid retention duration "90s": "#)
+        );
+        assert!(
+            prune_refusal(&["--keep-last", "1", "--keep-incomplete-for", "1.5h"])
+                .starts_with(r#"--keep-incomplete-for: invalid retention duration "1.5h""#)
+        );
+        assert_eq!(
+            prune_refusal(&["--keep-last", "1", "--keep-last", "2"]),
+            r#"--keep-last is given twice with different values ("1" and "2"): give it once."#
+        );
+        assert_eq!(
+            prune_refusal(&["--keep-incomplete-for", "2d"]),
+            r#"--keep-incomplete-for "2d" needs at least one other --keep-* flag."#
+        );
+        assert_eq!(
+            prune_refusal(&[]),
+            "the policy keeps everything: give at least one --keep-* flag"
+        );
+        assert_eq!(
+            prune_refusal(&["--keep-last", "0"]),
+            "the policy keeps everything: give at least one --keep-* flag"
+        );
+        assert_eq!(
+            prune_refusal(&[
+                "--keep-last",
+                "1",
+                "--metrics-file",
+                "/nonexistent-dir/bbr.prom"
+            ]),
+            r#"--metrics-file "/nonexistent-dir/bbr.prom": its directory /nonexistent-dir: No such file or directory (os error 2)"#
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let as_dir = dir.path().to_str().unwrap();
+        assert!(
+            prune_refusal(&["--keep-last", "1", "--metrics-file", as_dir])
+                .ends_with("it is a directory; name a file (e.g. bbr.prom)")
+        );
+        let file = dir.path().join("m.prom");
+        let s = prune_settings(&["--keep-last", "1", "--metrics-file", file.to_str().unwrap()]);
+        assert_eq!(s.metrics_file, Some(file));
     }
 }

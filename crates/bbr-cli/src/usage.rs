@@ -56,6 +56,40 @@ pub enum UsageError {
     /// More positional arguments than the subcommand takes.
     #[error("unexpected argument '{0}': only one {1} is accepted.")]
     ExtraOperand(String, &'static str),
+    /// A retention flag whose value is not a count or a duration.
+    #[error("--{flag}: {source}")]
+    Keep {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// What is wrong with its value (the message quotes it).
+        source: bbr_artifact::retention::RetentionError,
+    },
+    /// One flag given twice with different values.
+    #[error(
+        "--{flag} is given twice with different values ({first:?} and {second:?}): give it once."
+    )]
+    Contradictory {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// The first value.
+        first: String,
+        /// The other value.
+        second: String,
+    },
+    /// `--keep-incomplete-for` without any rule to go with it (backup).
+    #[error("--keep-incomplete-for {0:?} needs at least one other --keep-* flag.")]
+    KeepIncompleteAlone(String),
+    /// A policy without a keep rule (`bbr artifact prune`).
+    #[error("{0}")]
+    EmptyPolicy(bbr_artifact::retention::RetentionError),
+    /// `--metrics-file` whose directory cannot take the file.
+    #[error("--metrics-file {path:?}: {reason}")]
+    MetricsFile {
+        /// The value given.
+        path: String,
+        /// What is wrong with its directory.
+        reason: String,
+    },
     /// An artifact location bbr cannot use (a URL of another scheme, with credentials, ...).
     #[error(transparent)]
     Location(#[from] crate::artifact::LocationError),

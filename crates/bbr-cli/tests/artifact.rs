@@ -582,7 +582,7 @@ fn usage_errors_and_help() {
     let run = bbr(&["help"]);
     assert!(
         run.stdout
-            .contains("\n   artifact    Validate and list backup artifacts\n"),
+            .contains("\n   artifact    Validate, list and prune backup artifacts\n"),
         "{}",
         run.all()
     );
