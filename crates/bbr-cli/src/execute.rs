@@ -131,6 +131,8 @@ async fn run_deployment(inv: &DeploymentInvocation, deployment_name: &str) -> i3
         artifact,
         with_manifest: inv.with_manifest,
         unsafe_lock_free: inv.unsafe_lock_free,
+        keep: common.keep.clone(),
+        metrics_file: common.metrics_file.clone(),
     };
     execute(
         common.sub,
@@ -180,6 +182,8 @@ async fn run_director(inv: DirectorInvocation) -> i32 {
         artifact,
         with_manifest: false,
         unsafe_lock_free: false,
+        keep: common.keep.clone(),
+        metrics_file: common.metrics_file.clone(),
     };
     let code = execute(
         common.sub,
@@ -199,6 +203,10 @@ struct SubcommandOptions {
     artifact: ArtifactPath,
     with_manifest: bool,
     unsafe_lock_free: bool,
+    /// `--keep-*` of backup.
+    keep: Option<bbr_artifact::retention::Policy>,
+    /// `--metrics-file` of backup and restore.
+    metrics_file: Option<std::path::PathBuf>,
 }
 
 /// Runs one subcommand against `source`, prints its outcome and returns the exit code.
@@ -272,16 +280,61 @@ async fn run_subcommand(
                 unsafe_lock_free: options.unsafe_lock_free,
                 with_manifest: options.with_manifest,
             };
+            let started = std::time::Instant::now();
             let outcome = workflow::backup(source, run_options, &request, logger).await;
             let footer = outcome
                 .errors
                 .needs_cleanup_advice()
                 .then_some(BACKUP_CLEANUP_ADVICE);
-            finish(&outcome.errors, footer, "backup")
+            let mut code = finish(&outcome.errors, footer, "backup");
+            let name = source.deployment_name();
+            let mut gauges = vec![(
+                bbr_metrics::gauges::BYTES_DRAINED,
+                outcome.bytes_drained as f64,
+            )];
+            if let Some(held) = outcome.lock_held {
+                gauges.push((bbr_metrics::gauges::LOCK_HELD_SECONDS, held.as_secs_f64()));
+            }
+            if let Some(policy) = options.keep.as_ref().filter(|_| code == 0) {
+                let (pruned_code, kept, pruned) =
+                    prune_after_backup(&options.artifact, policy, name, logger).await;
+                gauges.push((bbr_metrics::gauges::ARTIFACTS_KEPT, kept as f64));
+                gauges.push((bbr_metrics::gauges::ARTIFACTS_PRUNED, pruned as f64));
+                code = pruned_code;
+            }
+            if let Some(path) = &options.metrics_file {
+                crate::metrics::record_async(
+                    path,
+                    bbr_metrics::Job::BbrBackup,
+                    name,
+                    started,
+                    code,
+                    gauges,
+                )
+                .await;
+            }
+            code
         }
         Subcommand::Restore => {
+            let started = std::time::Instant::now();
             let errors =
                 workflow::restore(source, run_options, &options.artifact.origin(), logger).await;
+            if let Some(path) = &options.metrics_file {
+                let code = if errors.is_empty() {
+                    0
+                } else {
+                    errors.exit_code()
+                };
+                crate::metrics::record_async(
+                    path,
+                    bbr_metrics::Job::BbrRestore,
+                    source.deployment_name(),
+                    started,
+                    code,
+                    Vec::new(),
+                )
+                .await;
+            }
             finish(&errors, None, "restore")
         }
         Subcommand::BackupCleanup => {
@@ -296,6 +349,62 @@ async fn run_subcommand(
         Subcommand::RestoreCleanup => {
             let errors = workflow::restore_cleanup(source, run_options, logger).await;
             finish(&errors, None, "restore-cleanup")
+        }
+    }
+}
+
+/// `backup --keep-*`: after a successful backup, prunes the backed-up deployment's
+/// artifacts in the same artifact path with `policy`, printing one line per artifact.
+/// Returns the exit code (1 when an artifact could not be removed or the path could not be
+/// listed; the backup itself succeeded and says so) and the counts kept and removed.
+async fn prune_after_backup(
+    artifact: &ArtifactPath,
+    policy: &bbr_artifact::retention::Policy,
+    deployment: &str,
+    logger: &Logger,
+) -> (i32, usize, usize) {
+    use crate::artifact::ArtifactLocation;
+    use crate::artifact::prune::{self, PruneSettings};
+    let location = match artifact {
+        ArtifactPath::Local(dir) => ArtifactLocation::Local(dir.clone()),
+        ArtifactPath::Stored(store) => match ArtifactLocation::parse(&store.location()) {
+            Ok(l) => l,
+            Err(e) => {
+                logger.error(format!("The backup succeeded, but pruning failed: {e}"));
+                return (1, 0, 0);
+            }
+        },
+    };
+    let mut policy = policy.clone();
+    policy.deployment = Some(deployment.to_string());
+    logger.info(format!("Pruning the artifacts of {deployment}: {policy}"));
+    let settings = PruneSettings {
+        policy,
+        dry_run: false,
+        metrics_file: None,
+    };
+    let handle = tokio::runtime::Handle::current();
+    let pruned = tokio::task::spawn_blocking(move || prune::prune(&location, &settings, &handle))
+        .await
+        .unwrap_or_else(|e| Err(format!("the prune task failed: {e}")));
+    match pruned {
+        Ok(report) => {
+            for line in prune::lines(&report, false) {
+                logger.info(line);
+            }
+            let failed = report.failed();
+            if failed > 0 {
+                logger.error(format!(
+                    "The backup succeeded, but {failed} old artifact(s) could not be removed"
+                ));
+                (1, report.kept(), report.removed())
+            } else {
+                (0, report.kept(), report.removed())
+            }
+        }
+        Err(e) => {
+            logger.error(format!("The backup succeeded, but pruning failed: {e}"));
+            (1, 0, 0)
         }
     }
 }

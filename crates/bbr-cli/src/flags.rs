@@ -69,10 +69,20 @@ pub enum FlagId {
 }
 
 /// The scopes of the retention flags: `bbr artifact prune`.
-const KEEP_SCOPES: &[Scope] = &[S(ART, A(ArtifactSubcommand::Prune))];
+const KEEP_SCOPES: &[Scope] = &[
+    S(ART, A(ArtifactSubcommand::Prune)),
+    S(DIR, W(Subcommand::Backup)),
+    S(DEP, W(Subcommand::Backup)),
+];
 
 /// The scopes of `--metrics-file`.
-const METRICS_SCOPES: &[Scope] = &[S(ART, A(ArtifactSubcommand::Prune))];
+const METRICS_SCOPES: &[Scope] = &[
+    S(ART, A(ArtifactSubcommand::Prune)),
+    S(DIR, W(Subcommand::Backup)),
+    S(DEP, W(Subcommand::Backup)),
+    S(DIR, W(Subcommand::Restore)),
+    S(DEP, W(Subcommand::Restore)),
+];
 
 /// The retention flags (`--keep-*`) in help order, with the spelling each is known by.
 pub const KEEP_FLAGS: &[(FlagId, &str)] = &[

@@ -191,11 +191,11 @@ mod tests {
         );
         assert_eq!(
             topic(&["director", "backup"]),
-            "NAME:\n   bbr director backup - Backup a BOSH Director\n\nUSAGE:\n   bbr director backup [options]\n\nOPTIONS:\n   --artifact-path value, -a value  Specify an optional path to save the backup artifacts to\n"
+            "NAME:\n   bbr director backup - Backup a BOSH Director\n\nUSAGE:\n   bbr director backup [options]\n\nOPTIONS:\n   --artifact-path value, -a value  Specify an optional path to save the backup artifacts to\n   --keep-last value                Keep the N newest complete artifacts of each deployment (-1 or unlimited: all)\n   --keep-hourly value              Keep the newest artifact of each of the last N UTC hours that have one\n   --keep-daily value               Keep the newest artifact of each of the last N UTC days that have one\n   --keep-weekly value              Keep the newest artifact of each of the last N ISO weeks that have one\n   --keep-monthly value             Keep the newest artifact of each of the last N UTC months that have one\n   --keep-yearly value              Keep the newest artifact of each of the last N UTC years that have one\n   --keep-within value              Keep every complete artifact within DURATION of the newest (2y5m7d3h: y years, m months, d days, h hours)\n   --keep-incomplete-for value      Keep an incomplete artifact (no metadata, perhaps a backup in progress) until it is older than DURATION (default: 24h)\n   --metrics-file value             Write the run's metrics to this Prometheus text file (node_exporter textfile collector)\n"
         );
         assert_eq!(
             topic(&["director", "r"]),
-            "NAME:\n   bbr director restore - Restore a deployment from backup\n\nUSAGE:\n   bbr director restore [options]\n\nOPTIONS:\n   --artifact-path value, -a value  Path to the artifact to restore\n"
+            "NAME:\n   bbr director restore - Restore a deployment from backup\n\nUSAGE:\n   bbr director restore [options]\n\nOPTIONS:\n   --artifact-path value, -a value  Path to the artifact to restore\n   --metrics-file value             Write the run's metrics to this Prometheus text file (node_exporter textfile collector)\n"
         );
         assert_eq!(
             topic(&["director", "c"]),
@@ -232,7 +232,7 @@ mod tests {
         );
         assert_eq!(
             topic(&["deployment", "b"]),
-            "NAME:\n   bbr deployment backup - Backup a deployment\n\nUSAGE:\n   bbr deployment backup [options]\n\nOPTIONS:\n   --with-manifest                  Download the deployment manifest\n   --artifact-path value, -a value  Specify an optional path to save the backup artifacts to\n   --unsafe-lock-free               Experimental feature to skip locking steps when backing up the BOSH deployment. Cannot be used in combination with the all-deployments flag\n"
+            "NAME:\n   bbr deployment backup - Backup a deployment\n\nUSAGE:\n   bbr deployment backup [options]\n\nOPTIONS:\n   --with-manifest                  Download the deployment manifest\n   --artifact-path value, -a value  Specify an optional path to save the backup artifacts to\n   --unsafe-lock-free               Experimental feature to skip locking steps when backing up the BOSH deployment. Cannot be used in combination with the all-deployments flag\n   --keep-last value                Keep the N newest complete artifacts of each deployment (-1 or unlimited: all)\n   --keep-hourly value              Keep the newest artifact of each of the last N UTC hours that have one\n   --keep-daily value               Keep the newest artifact of each of the last N UTC days that have one\n   --keep-weekly value              Keep the newest artifact of each of the last N ISO weeks that have one\n   --keep-monthly value             Keep the newest artifact of each of the last N UTC months that have one\n   --keep-yearly value              Keep the newest artifact of each of the last N UTC years that have one\n   --keep-within value              Keep every complete artifact within DURATION of the newest (2y5m7d3h: y years, m months, d days, h hours)\n   --keep-incomplete-for value      Keep an incomplete artifact (no metadata, perhaps a backup in progress) until it is older than DURATION (default: 24h)\n   --metrics-file value             Write the run's metrics to this Prometheus text file (node_exporter textfile collector)\n"
         );
         assert_eq!(
             topic(&["deployment", "restore-cleanup"]),

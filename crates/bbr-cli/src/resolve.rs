@@ -54,6 +54,11 @@ pub struct Common {
     pub script_timeouts: ScriptTimeouts,
     /// `--artifact-path` of backup and restore.
     pub artifact_path: Option<PathBuf>,
+    /// `--keep-*` of backup: the retention applied to the backed-up deployment's artifacts
+    /// after a successful backup.
+    pub keep: Option<Policy>,
+    /// `--metrics-file` of backup and restore.
+    pub metrics_file: Option<PathBuf>,
     /// One root process per VM (false with [`SUDO_EACH_COMMAND_ENV`]).
     pub root_runner: bool,
     /// `BOSH_ALL_PROXY`, if set and non-empty.
@@ -204,6 +209,8 @@ fn common(line: &CommandLine, sub: Subcommand, env: Env<'_>) -> Result<Common, R
         max_parallel,
         script_timeouts,
         artifact_path: line.sub_flags.get(FlagId::ArtifactPath).map(PathBuf::from),
+        keep: retention_policy(&line.sub_flags)?,
+        metrics_file: metrics_file(&line.sub_flags)?,
         root_runner: !sudo_each_command,
         proxy: env(ALL_PROXY_ENV).filter(|v| !v.is_empty()),
     })
@@ -253,6 +260,9 @@ fn deployment(
     let unsafe_lock_free = line.sub_flags.is_set(FlagId::UnsafeLockFree);
     if all && unsafe_lock_free {
         return Err(Rejection::alone(UsageError::UnsafeLockFreeWithAll).into());
+    }
+    if all && retention_policy(&line.sub_flags)?.is_some() {
+        return Err(Rejection::alone(UsageError::KeepWithAll).into());
     }
     if all
         && matches!(
@@ -674,6 +684,65 @@ mod tests {
     fn prune_refusal(args: &[&str]) -> String {
         let args = [&["artifact", "prune", "/a"], args].concat();
         usage(resolved(&args, &[])).to_string()
+    }
+
+    #[test]
+    fn backup_takes_keep_flags_and_a_metrics_file_restore_a_metrics_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = dir.path().join("bbr.prom");
+        let metrics = metrics.to_str().unwrap();
+        let args = [
+            DIRECTOR,
+            &[
+                "backup",
+                "--keep-last",
+                "2",
+                "--keep-daily",
+                "7",
+                "--metrics-file",
+                metrics,
+            ],
+        ]
+        .concat();
+        let Ok(Invocation::Director(d)) = resolved(&args, &[]) else {
+            panic!("not a director run")
+        };
+        let keep = d.common.keep.expect("a policy");
+        assert_eq!(keep.keep_last, Count::N(2));
+        assert_eq!(keep.keep_daily, Count::N(7));
+        assert_eq!(d.common.metrics_file, Some(PathBuf::from(metrics)));
+        let args = [
+            DIRECTOR,
+            &["restore", "-a", "/a", "--metrics-file", metrics],
+        ]
+        .concat();
+        let Ok(Invocation::Director(d)) = resolved(&args, &[]) else {
+            panic!("not a director run")
+        };
+        assert_eq!(d.common.keep, None);
+        assert_eq!(d.common.metrics_file, Some(PathBuf::from(metrics)));
+        // Bad values are refused before anything runs.
+        assert!(matches!(
+            usage(resolved(
+                &[DIRECTOR, &["backup", "--keep-last", "x"]].concat(),
+                &[]
+            )),
+            UsageError::Keep {
+                flag: "keep-last",
+                ..
+            }
+        ));
+        assert!(matches!(
+            usage(resolved(
+                &[
+                    DEPLOYMENT,
+                    &["--all-deployments", "backup", "--keep-last", "1"]
+                ]
+                .concat(),
+                &[]
+            )),
+            UsageError::KeepWithAll
+        ));
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub enum UsageError {
         "Cannot use the --unsafe-lock-free flag in conjunction with the --all-deployments flag"
     )]
     UnsafeLockFreeWithAll,
+    /// `--keep-*` with `--all-deployments` (prune each with `bbr artifact prune`).
+    #[error(
+        "Cannot use the --keep-* flags in conjunction with the --all-deployments flag: prune with bbr artifact prune"
+    )]
+    KeepWithAll,
     /// `--all-deployments` with `restore` or `restore-cleanup`.
     #[error("--all-deployments is only supported for pre-backup-check, backup and backup-cleanup.")]
     AllDeploymentsUnsupported,

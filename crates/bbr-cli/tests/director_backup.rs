@@ -390,3 +390,65 @@ fn restore_cleanup_removes_the_marker() {
     assert!(!h.remote_marker_exists());
     assert_eq!(h.events(), vec!["bosh post-restore-unlock"]);
 }
+
+#[test]
+fn keep_last_prunes_the_older_artifacts_after_a_good_backup_and_metrics_are_written() {
+    let h = Harness::new();
+    backup_job(&h);
+    let run = h.bbr(&["backup"]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    // Make that artifact an old one, so the next backup cannot share its second.
+    let first = h.artifact_in(h.work.path());
+    let old = h.work.path().join(format!("{}_20200101T000000Z", h.name()));
+    std::fs::rename(&first, &old).unwrap();
+    // An unrelated directory is left alone.
+    std::fs::create_dir(h.work.path().join("not-an-artifact")).unwrap();
+    let metrics = h.work.path().join("bbr.prom");
+    let run = h.bbr(&[
+        "backup",
+        "--keep-last",
+        "1",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    assert!(
+        !old.exists(),
+        "the older artifact was pruned: {}",
+        run.show()
+    );
+    let artifacts: Vec<_> = std::fs::read_dir(h.work.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{}_", h.name())))
+        })
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let newest = &artifacts[0];
+    assert!(newest.join("metadata").exists());
+    assert!(h.work.path().join("not-an-artifact").exists());
+    let out = run.stdout();
+    assert!(
+        out.contains(&format!("Pruning the artifacts of {}", h.name())),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let series = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains("command=\"backup\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let tar = std::fs::metadata(newest.join("bosh-0-bosh.tar"))
+        .unwrap()
+        .len();
+    assert_eq!(series("bbr_bytes_drained"), tar as f64, "{text}");
+    assert_eq!(series("bbr_artifacts_pruned"), 1.0, "{text}");
+    assert_eq!(series("bbr_artifacts_kept"), 1.0, "{text}");
+    assert_eq!(series("bbr_exit_code"), 0.0, "{text}");
+    assert!(series("bbr_lock_held_seconds") > 0.0, "{text}");
+    assert!(series("bbr_last_success_timestamp_seconds") > 0.0, "{text}");
+}
