@@ -211,9 +211,9 @@ fn systemd_service_backs_up_to_s3_and_cleans_up_after_a_failed_backup() {
     let etc = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let env_file = etc.path().join("nightly.env");
-    // BBR_KEEP and BBR_METRICS_FILE stay unset here: `backup --keep-*` and
-    // `backup --metrics-file` are being added; the wrapper's use of them is checked with a
-    // stand-in bbr (wrapper_passes_each_setting_to_bbr).
+    // Retention and metrics as an operator sets them; `--keep-last 1` must not prune after
+    // the failed backup below.
+    let metrics = state.path().join("bbr-nightly.prom");
     let env = format!(
         "# as /etc/bbr/nightly.env\nBBR_MODE=deployment\nBOSH_ENVIRONMENT={}\nBOSH_CLIENT={}\n\
          BOSH_CLIENT_SECRET={}\nBOSH_CA_CERT={}\nBBR_DEPLOYMENT={d}\n\
@@ -226,6 +226,9 @@ fn systemd_service_backs_up_to_s3_and_cleans_up_after_a_failed_backup() {
         weed.access_key_id(),
         weed.secret_access_key(),
         weed.endpoint(),
+    ) + &format!(
+        "BBR_KEEP=--keep-last 1\nBBR_METRICS_FILE={}\n",
+        metrics.display()
     );
     std::fs::write(&env_file, env).unwrap();
 
@@ -236,6 +239,14 @@ fn systemd_service_backs_up_to_s3_and_cleans_up_after_a_failed_backup() {
     let keys = s3_keys(&weed, bucket);
     let (dir, files) = single_artifact(&keys, d, d);
     assert_eq!(files, ["metadata", "redis-0-redis.tar"], "{dir}");
+    let text = read(&metrics);
+    assert!(text.contains(d), "the metrics name the deployment: {text}");
+    // An older complete artifact: a failed backup must not prune it.
+    for f in &files {
+        let data = s3_get(&weed, bucket, &format!("{d}/{dir}/{f}"));
+        weed.put_object(bucket, &format!("{d}/{d}_20200101T020000Z/{f}"), &data)
+            .unwrap();
+    }
     // ExecStopPost after a success: nothing runs.
     forget_events(&h, d);
     let post = Run(service_command("ExecStopPost", &env_file, state.path())
@@ -253,7 +264,11 @@ fn systemd_service_backs_up_to_s3_and_cleans_up_after_a_failed_backup() {
         .output()
         .unwrap());
     assert_ne!(run.code(), 0, "{}", run.show());
-    assert_eq!(metadata_keys(&s3_keys(&weed, bucket)), 1, "no new metadata");
+    assert_eq!(
+        metadata_keys(&s3_keys(&weed, bucket)),
+        2,
+        "no new metadata, nothing pruned"
+    );
     // bbr's error log lands in the service's working directory (its StateDirectory).
     assert!(
         std::fs::read_dir(state.path())
