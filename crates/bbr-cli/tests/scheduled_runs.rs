@@ -41,18 +41,6 @@ fn path_with_bbr() -> String {
     format!("{}:/usr/bin:/bin", dir.display())
 }
 
-/// Whether `bbr <command...> --help` lists `flag` (flags another change is adding).
-fn bbr_accepts(command: &[&str], flag: &str) -> bool {
-    let out = Command::new(env!("CARGO_BIN_EXE_bbr"))
-        .args(command)
-        .arg("--help")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bbr --help");
-    String::from_utf8_lossy(&out.stdout).contains(flag)
-        || String::from_utf8_lossy(&out.stderr).contains(flag)
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
@@ -467,10 +455,6 @@ fn concourse_tasks_back_up_to_s3_clean_up_after_a_failure_and_prune() {
     assert_eq!(h.events(d), ["redis/0 redis post-backup-unlock false"]);
 
     // Prune: two older complete copies of the artifact, `--keep-last 1` keeps the newest.
-    if !bbr_accepts(&["artifact", "prune"], "--keep-last") {
-        eprintln!("bbr artifact prune is not there yet: the bbr-prune task is not run");
-        return;
-    }
     let objects: Vec<(String, Vec<u8>)> = ["metadata", "redis-0-redis.tar"]
         .iter()
         .map(|f| {
@@ -493,19 +477,13 @@ fn concourse_tasks_back_up_to_s3_clean_up_after_a_failure_and_prune() {
         ("KEEP", "--keep-last 1".to_string()),
         ("METRICS_FILE", "metrics/prune.prom".to_string()),
     ]);
-    let with_metrics = bbr_accepts(&["artifact", "prune"], "--metrics-file");
-    if !with_metrics {
-        prune.retain(|(k, _)| *k != "METRICS_FILE");
-    }
     let run = build.run("bbr-prune", &prune);
     assert_eq!(run.code(), 0, "{}", run.show());
     let keys = s3_keys(&weed, bucket);
     let (left, _) = single_artifact(&keys, d, d);
     assert_eq!(left, dir, "the newest stays: {keys:?}");
-    if with_metrics {
-        let metrics = read(&build.dir.path().join("metrics/prune.prom"));
-        assert!(metrics.contains(d), "{metrics}");
-    }
+    let metrics = read(&build.dir.path().join("metrics/prune.prom"));
+    assert!(metrics.contains(d), "{metrics}");
 }
 
 // ----- pipeline and task YAML -----------------------------------------------------------------
