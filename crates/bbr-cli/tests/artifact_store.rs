@@ -300,6 +300,17 @@ fn s3_validate_and_list_with_objects_written_by_the_aws_cli() {
             (url(incomplete), false, fixture_size - 844),
         ]
     );
+
+    // An artifact whose every object was deleted is gone, even where the store (SeaweedFS)
+    // still shows its emptied "directory" in a delimited listing.
+    aws(
+        &weed,
+        &["s3", "rm", "--recursive", &format!("{}/", url(incomplete))],
+    );
+    let run = bbr(&["artifact", "list", &list_url], &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.stdout.contains(incomplete), "{}", run.all());
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.all());
 }
 
 #[test]

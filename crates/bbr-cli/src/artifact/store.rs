@@ -139,10 +139,22 @@ impl StoreTree {
 }
 
 impl ArtifactTree for StoreTree {
+    /// The "directories" that hold at least one object, from one listing of every object
+    /// below the prefix. A delimited listing is not used: some S3-compatible stores
+    /// (SeaweedFS) keep an emptied "directory" as a common prefix after its last object is
+    /// deleted, which would show a pruned artifact as an incomplete one forever.
     fn children(&self) -> io::Result<Vec<String>> {
-        self.handle
-            .block_on(self.store.list_dirs(""))
-            .map_err(io_error)
+        let objects = self
+            .handle
+            .block_on(self.store.list_objects(""))
+            .map_err(io_error)?;
+        let mut dirs: Vec<String> = objects
+            .iter()
+            .filter_map(|o| o.key.split_once('/').map(|(dir, _)| dir.to_string()))
+            .filter(|dir| !dir.is_empty())
+            .collect();
+        dirs.dedup();
+        Ok(dirs)
     }
 
     fn child(&self, name: &str) -> Box<dyn ArtifactFiles + '_> {
