@@ -5,9 +5,12 @@
 //! ones a day apart, an old incomplete one (no metadata) and a fresh incomplete one (a
 //! backup in progress). `--metrics-file` output is read by Python `prometheus_client`.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::metrics::metric;
 
 use bbr_testkit::stores::{FakeGcs, SeaweedFs};
 use chrono::{Duration, Utc};
@@ -110,37 +113,6 @@ fn local_dirs(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("BBR_STORAGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/bbr-storage-tools"))
-        .join("venv/bin/python")
-}
-
-/// prometheus_client's reading of `path`: the value of `name` for `labels`.
-fn metric(path: &Path, name: &str, labels: Value) -> Option<f64> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bbr-metrics/tests/prometheus_client_parse.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(path)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "prometheus_client refused {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let families: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
-    families
-        .iter()
-        .filter(|f| f["name"] == name)
-        .flat_map(|f| f["samples"].as_array().cloned().unwrap_or_default())
-        .find(|s| s["labels"] == labels)
-        .and_then(|s| s["value"].as_f64())
 }
 
 #[test]

@@ -452,3 +452,28 @@ fn keep_last_prunes_the_older_artifacts_after_a_good_backup_and_metrics_are_writ
     assert!(series("bbr_lock_held_seconds") > 0.0, "{text}");
     assert!(series("bbr_last_success_timestamp_seconds") > 0.0, "{text}");
 }
+
+#[test]
+fn a_failed_backup_keeps_the_last_success_in_the_metrics_file() {
+    let h = Harness::new();
+    backup_job(&h);
+    let metrics = h.work.path().join("bbr.prom");
+    let path = metrics.to_str().unwrap();
+    let labels = serde_json::json!({"deployment": h.name(), "command": "backup"});
+    let value = |name: &str| support::metrics::metric(&metrics, name, labels.clone());
+    let run = h.bbr(&["backup", "--metrics-file", path]);
+    assert_eq!(run.code(), 0, "{}", run.show());
+    let success = value("bbr_last_success_timestamp_seconds").expect("a last success");
+    assert!(success > 0.0);
+    assert_eq!(value("bbr_exit_code"), Some(0.0));
+    assert!(value("bbr_bytes_drained").is_some_and(|b| b > 0.0));
+
+    // The same job now fails: the run is recorded, the last success is not moved.
+    h.locked_backup_job("bosh", "echo 'ultra-bar' >&2\nexit 1");
+    let run = h.bbr(&["backup", "--metrics-file", path]);
+    assert_eq!(run.code(), 1, "{}", run.show());
+    assert_eq!(value("bbr_exit_code"), Some(1.0));
+    assert_eq!(value("bbr_last_success_timestamp_seconds"), Some(success));
+    assert!(value("bbr_last_run_timestamp_seconds").is_some_and(|t| t >= success));
+    assert_eq!(value("bbr_bytes_drained"), Some(0.0));
+}

@@ -5,6 +5,7 @@
 
 pub mod deployment;
 pub mod live;
+pub mod metrics;
 pub mod scenarios;
 pub mod stores;
 
