@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use support::metrics::metric;
 
-use bbr_testkit::stores::{FakeGcs, SeaweedFs};
+use bbr_testkit::stores::{Azurite, FakeGcs, SeaweedFs};
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
@@ -415,4 +415,48 @@ fn gcs_prune_smaller_case() {
             .is_some();
         assert_eq!(exists, i == 0, "{a}");
     }
+}
+
+#[test]
+fn azure_prune_smaller_case() {
+    let azurite = Azurite::start().expect("Azurite");
+    let container = "bbr-prune";
+    azurite.create_container(container).expect("container");
+    let fixture = fixture();
+    let names: Vec<String> = (1..=3).map(|d| name(Duration::days(d))).collect();
+    for a in &names {
+        for (n, b) in &fixture {
+            azurite
+                .put_blob(container, &format!("p/{a}/{n}"), b)
+                .expect("put");
+        }
+    }
+    let env = support::stores::azure_env(&azurite);
+    let run = bbr(
+        &[
+            "artifact",
+            "prune",
+            &format!("az://{container}/p"),
+            "--keep-last",
+            "1",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let doc: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(doc["removed"], 2, "{}", run.all());
+    // What is left, listed with azblob.py: the newest artifact, whole.
+    let left = azurite
+        .list_blobs(container)
+        .expect("list")
+        .unwrap_or_default();
+    let mut want: Vec<String> = fixture
+        .iter()
+        .map(|(n, _)| format!("p/{}/{n}", names[0]))
+        .collect();
+    want.sort();
+    let mut left: Vec<String> = left.into_iter().collect();
+    left.sort();
+    assert_eq!(left, want);
 }
