@@ -11,53 +11,11 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 use support::metrics::metric;
+use support::offline::{bbr, fixture};
 
 use bbr_testkit::stores::{Azurite, FakeGcs, SeaweedFs};
 use chrono::{Duration, Utc};
 use serde_json::Value;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
-    }
-}
-
-fn bbr(args: &[&str], env: &[(&str, String)]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bbr"))
-        .args(args)
-        .env_clear()
-        .env("TZ", "UTC")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("run bbr");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn fixture() -> Vec<(String, Vec<u8>)> {
-    let dir = bbr_testkit::gobbr::fixture("redis-backup");
-    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
-        .expect("fixture")
-        .map(|e| {
-            let e = e.expect("entry");
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).expect("read"),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 /// The artifacts: (name, complete). Complete ones are 1..=10 days old; `old_incomplete` is
 /// 5 days and 1 hour old, `fresh_incomplete` one hour old.

@@ -5,63 +5,14 @@
 //! `azblob.py`, plain HTTP), never through bbr-storage. Memory is the peak RSS of the `bbr`
 //! process as `/usr/bin/time` reports it.
 
+mod support;
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use support::offline::{Run, bbr, fixture};
 
 use bbr_testkit::stores::{Azurite, FakeGcs, SeaweedFs};
-use serde_json::Value;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.all()))
-    }
-}
-
-/// The built `bbr` with exactly `env` (plus `TZ=UTC`) as its environment.
-fn bbr(args: &[&str], env: &[(&str, String)]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bbr"))
-        .args(args)
-        .env_clear()
-        .env("TZ", "UTC")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("run bbr");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// The fixture's files: name and bytes.
-fn fixture() -> Vec<(String, Vec<u8>)> {
-    let dir = bbr_testkit::gobbr::fixture("redis-backup");
-    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
-        .expect("fixture")
-        .map(|e| {
-            let e = e.expect("entry");
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).expect("read fixture file"),
-            )
-        })
-        .collect();
-    files.sort();
-    assert!(files.iter().any(|(n, _)| n == "metadata"));
-    files
-}
 
 /// `redis-0-redis-server.tar` of the fixture with one byte of `./redis-server/appendonly.aof`
 /// (its content starts at 1536, after two directory headers and its own) changed.

@@ -6,6 +6,7 @@
 pub mod deployment;
 pub mod live;
 pub mod metrics;
+pub mod offline;
 pub mod scenarios;
 pub mod stores;
 
