@@ -644,10 +644,8 @@ async fn azure_round_trip_from_a_connection_string_verified_with_azblob() {
     round_trip("az", &AzBlob, &bucket_name("art-az")).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_round_trip_with_account_and_sas_token_from_azblob() {
-    let c = bucket_name("art-az-sas");
-    AzBlob.create(&c);
+/// Azurite's account with a SAS token from azblob.py (no shared key), and the token.
+fn sas_env() -> (CloudEnv, String) {
     let out = blocking(|| azurite().azblob().arg("sas").output().unwrap());
     assert!(
         out.status.success(),
@@ -661,9 +659,17 @@ async fn azure_round_trip_with_account_and_sas_token_from_azblob() {
         ("AZURE_STORAGE_SAS_TOKEN", sas.to_string()),
         ("AZURE_STORAGE_BLOB_ENDPOINT", azurite().blob_endpoint()),
     ]);
+    (env, sas.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_round_trip_with_account_and_sas_token_from_azblob() {
+    let c = bucket_name("art-az-sas");
+    AzBlob.create(&c);
+    let (env, sas) = sas_env();
     let s = store(&format!("azure://{c}/backups/prod"), &env);
     round_trip_with(&s, &AzBlob, &c).await;
-    assert!(!format!("{s:?}").contains(sas));
+    assert!(!format!("{s:?}").contains(&sas));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -959,19 +965,7 @@ async fn gcs_delete_many_removes_2500_objects() {
 async fn azure_delete_many_with_a_sas_token() {
     let c = bucket_name("art-az-del-sas");
     AzBlob.create(&c);
-    let out = blocking(|| azurite().azblob().arg("sas").output().unwrap());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sas_url = String::from_utf8(out.stdout).unwrap();
-    let (_, sas) = sas_url.trim().split_once('?').unwrap();
-    let env = CloudEnv::from_pairs([
-        ("AZURE_STORAGE_ACCOUNT", azurite().account().to_string()),
-        ("AZURE_STORAGE_SAS_TOKEN", sas.to_string()),
-        ("AZURE_STORAGE_BLOB_ENDPOINT", azurite().blob_endpoint()),
-    ]);
+    let (env, _) = sas_env();
     let s = store(&format!("az://{c}/p"), &env);
     let keys: Vec<String> = bulk_keys().into_iter().take(40).collect();
     put_many(&s, &keys).await;
