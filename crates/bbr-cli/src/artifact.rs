@@ -72,7 +72,7 @@ pub enum ArtifactPath {
     /// A directory on this machine.
     Local(PathBuf),
     /// A prefix in an object store.
-    Stored(std::sync::Arc<dyn bbr_core::artifact_location::StoredArtifacts>),
+    Stored(std::sync::Arc<stored::StoredPrefix>),
 }
 
 impl ArtifactPath {

@@ -363,18 +363,7 @@ async fn prune_after_backup(
     deployment: &str,
     logger: &Logger,
 ) -> (i32, usize, usize) {
-    use crate::artifact::ArtifactLocation;
     use crate::artifact::prune::{self, PruneSettings};
-    let location = match artifact {
-        ArtifactPath::Local(dir) => ArtifactLocation::Local(dir.clone()),
-        ArtifactPath::Stored(store) => match ArtifactLocation::parse(&store.location()) {
-            Ok(l) => l,
-            Err(e) => {
-                logger.error(format!("The backup succeeded, but pruning failed: {e}"));
-                return (1, 0, 0);
-            }
-        },
-    };
     let mut policy = policy.clone();
     policy.deployment = Some(deployment.to_string());
     logger.info(format!("Pruning the artifacts of {deployment}: {policy}"));
@@ -384,9 +373,18 @@ async fn prune_after_backup(
         metrics_file: None,
     };
     let handle = tokio::runtime::Handle::current();
-    let pruned = tokio::task::spawn_blocking(move || prune::prune(&location, &settings, &handle))
-        .await
-        .unwrap_or_else(|e| Err(format!("the prune task failed: {e}")));
+    let artifact = artifact.clone();
+    // The store's client the backup used, not a second one built from the environment.
+    let pruned = tokio::task::spawn_blocking(move || match &artifact {
+        ArtifactPath::Local(dir) => prune::prune(
+            &crate::artifact::ArtifactLocation::Local(dir.clone()),
+            &settings,
+            &handle,
+        ),
+        ArtifactPath::Stored(prefix) => prune::prune_store(prefix.store(), &settings, &handle),
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the prune task failed: {e}")));
     match pruned {
         Ok(report) => {
             for line in prune::lines(&report, false) {

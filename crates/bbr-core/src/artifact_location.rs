@@ -266,14 +266,18 @@ fn stored_error(e: io::Error) -> TargetError {
     TargetError::Stored(e.to_string())
 }
 
-/// `text` prefixed with `location` unless it already names it.
-fn naming(location: &str, e: io::Error) -> String {
-    let text = e.to_string();
+/// `text` prefixed with `location` (a path or URL) unless it already names it: the one
+/// rule for naming the artifact in a store's or file system's error.
+pub fn naming_location(location: &str, text: &str) -> String {
     if text.contains(location) {
-        text
+        text.to_string()
     } else {
         format!("{location}: {text}")
     }
+}
+
+fn naming(location: &str, e: io::Error) -> String {
+    naming_location(location, &e.to_string())
 }
 
 /// A tar written into a local artifact directory.

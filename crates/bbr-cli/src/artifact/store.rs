@@ -21,12 +21,7 @@ use tokio_util::io::SyncIoBridge;
 
 /// `text`, prefixed with `url` unless it already names it.
 pub(super) fn naming_url(url: &ArtifactUrl, text: &str) -> String {
-    let url = url.to_string();
-    if text.contains(&url) {
-        text.to_string()
-    } else {
-        format!("{url}: {text}")
-    }
+    bbr_core::artifact_location::naming_location(&url.to_string(), text)
 }
 
 /// A store error as an I/O error: `NotFound` stays "does not exist", the rest keeps its

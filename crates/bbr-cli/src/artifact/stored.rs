@@ -49,6 +49,11 @@ impl StoredPrefix {
         }
     }
 
+    /// The store's client (shared: listing and pruning reuse it).
+    pub fn store(&self) -> Arc<ArtifactStore> {
+        self.store.clone()
+    }
+
     fn relative(dir: &str, name: &str) -> String {
         if dir.is_empty() {
             name.to_string()
